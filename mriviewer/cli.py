@@ -1,0 +1,93 @@
+"""``mriviewer`` command line. No arguments (or a FILE / --demo) opens the desktop app;
+subcommands run the headless core. Each subcommand lives in ``mriviewer.commands.<name>`` and
+exposes ``register(subparsers)``, which adds its parser with ``func`` set to its handler.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from mriviewer import __version__
+from mriviewer.core.errors import MriViewerError
+
+SUBCOMMANDS = (
+    "info",
+    "convert",
+    "recon",
+    "eval",
+    "simulate",
+    "models",
+    "train",
+    "prune",
+    "bench",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full subcommand parser (the app launch is handled before it, in :func:`main`)."""
+    parser = argparse.ArgumentParser(
+        prog="mriviewer",
+        description="Accelerated MRI reconstruction explorer and training core.",
+    )
+    parser.add_argument("--version", action="version", version=f"mriviewer {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in SUBCOMMANDS:
+        try:
+            module = importlib.import_module(f"mriviewer.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"mriviewer.commands.{name}":
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def _is_app_launch(argv: Sequence[str]) -> bool:
+    if not argv:
+        return True
+    first = argv[0]
+    if first in SUBCOMMANDS or first in ("-h", "--help", "--version"):
+        return False
+    return True
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``mriviewer`` console script; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if _is_app_launch(argv):
+        return gui_main(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except MriViewerError as exc:
+        print(f"mriviewer: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("mriviewer: interrupted", file=sys.stderr)
+        return 130
+
+
+def gui_main(argv: Sequence[str] | None = None) -> int:
+    """Open the desktop app (needs the ``gui`` extra)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        from mriviewer.gui.app import run_app
+    except ImportError as exc:
+        print(
+            "mriviewer: the desktop app needs the 'gui' extra: pip install 'mriviewer[gui]' "
+            f"({exc})",
+            file=sys.stderr,
+        )
+        return 1
+    return run_app(argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Headless core of mriviewer. Never imports Qt."""

@@ -1,0 +1,241 @@
+"""fastMRI HDF5 reader and writer (``kspace``, ``reconstruction_rss|esc``, ``ismrmrd_header``)."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from mriviewer.core.errors import KSpaceReadError, KSpaceWriteError
+from mriviewer.core.io.atomic import atomic_write_path
+from mriviewer.core.io.base import KSpaceVolume
+
+REFERENCE_KEYS = ("reconstruction_rss", "reconstruction_esc")
+
+
+def _xml_text(root: ET.Element, path: list[str]) -> str | None:
+    node: ET.Element | None = root
+    for tag in path:
+        if node is None:
+            return None
+        node = next((c for c in node if c.tag.split("}")[-1] == tag), None)
+    return None if node is None else (node.text or "").strip()
+
+
+def parse_ismrmrd_header(xml: str | bytes) -> dict[str, Any]:
+    """Matrix sizes, field of view and sequence facts from an ISMRMRD XML header.
+
+    Returns keys ``encoded_matrix``, ``recon_matrix`` ((rows, cols) as fastMRI crops: (y, x)),
+    ``encoded_fov_mm``, ``field_strength_t``, ``system``, ``sequence`` where present.
+    """
+    if isinstance(xml, bytes):
+        xml = xml.decode("utf-8", errors="replace")
+    root = ET.fromstring(xml)
+    out: dict[str, Any] = {}
+    enc = [c for c in root if c.tag.split("}")[-1] == "encoding"]
+    if enc:
+        e = enc[0]
+        for space, key in (("encodedSpace", "encoded_matrix"), ("reconSpace", "recon_matrix")):
+            x = _xml_text(e, [space, "matrixSize", "x"])
+            y = _xml_text(e, [space, "matrixSize", "y"])
+            if x and y:
+                out[key] = [int(float(y)), int(float(x))]
+        fx = _xml_text(e, ["encodedSpace", "fieldOfView_mm", "x"])
+        fy = _xml_text(e, ["encodedSpace", "fieldOfView_mm", "y"])
+        if fx and fy:
+            out["encoded_fov_mm"] = [float(fy), float(fx)]
+    field_t = _xml_text(root, ["acquisitionSystemInformation", "systemFieldStrength_T"])
+    if field_t:
+        out["field_strength_t"] = float(field_t)
+    vendor = _xml_text(root, ["acquisitionSystemInformation", "systemVendor"])
+    if vendor:
+        out["system"] = vendor
+    seq = _xml_text(root, ["sequenceParameters", "sequence_type"])
+    if seq:
+        out["sequence"] = seq
+    return out
+
+
+def make_ismrmrd_header(
+    encoded_matrix: tuple[int, int],
+    recon_matrix: tuple[int, int],
+    fov_mm: tuple[float, float] = (220.0, 220.0),
+) -> str:
+    """A minimal ISMRMRD XML header with encoded/recon matrix sizes (rows, cols)."""
+    (ey, ex), (ry, rx) = encoded_matrix, recon_matrix
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>\n'
+        '<ismrmrdHeader xmlns="http://www.ismrm.org/ISMRMRD">'
+        "<encoding><trajectory>cartesian</trajectory>"
+        f"<encodedSpace><matrixSize><x>{ex}</x><y>{ey}</y><z>1</z></matrixSize>"
+        f"<fieldOfView_mm><x>{fov_mm[1]}</x><y>{fov_mm[0]}</y><z>5</z></fieldOfView_mm></encodedSpace>"
+        f"<reconSpace><matrixSize><x>{rx}</x><y>{ry}</y><z>1</z></matrixSize>"
+        f"<fieldOfView_mm><x>{fov_mm[1]}</x><y>{fov_mm[0]}</y><z>5</z></fieldOfView_mm></reconSpace>"
+        "</encoding></ismrmrdHeader>"
+    )
+
+
+def is_fastmri(h5: h5py.File) -> bool:
+    return "kspace" in h5
+
+
+def open_fastmri(path: Path) -> KSpaceVolume:
+    """Open a fastMRI-layout HDF5 file lazily (one slice read per request)."""
+    try:
+        with h5py.File(path, "r") as h5:
+            if "kspace" not in h5:
+                raise KSpaceReadError(
+                    "HDF5 file has no 'kspace' dataset (not fastMRI layout)", path
+                )
+            ds = h5["kspace"]
+            if not isinstance(ds, h5py.Dataset):
+                raise KSpaceReadError("'kspace' is a group, expected a dataset", path)
+            shape = ds.shape
+            dtype = ds.dtype
+            ref_key = next((k for k in REFERENCE_KEYS if k in h5), None)
+            ref_shape = h5[ref_key].shape if ref_key else None
+            attrs = {k: _attr(v) for k, v in h5.attrs.items()}
+            xml = h5["ismrmrd_header"][()] if "ismrmrd_header" in h5 else None
+    except KSpaceReadError:
+        raise
+    except (OSError, KeyError, ValueError, RuntimeError) as exc:
+        raise KSpaceReadError(f"unreadable HDF5 file ({exc})", path) from exc
+    if dtype.kind != "c":
+        raise KSpaceReadError(f"'kspace' dataset is not complex (dtype {dtype})", path)
+    if len(shape) == 3:
+        single_coil = True
+        num_slices, num_coils, h, w = shape[0], 1, shape[1], shape[2]
+    elif len(shape) == 4:
+        single_coil = False
+        num_slices, num_coils, h, w = shape
+    else:
+        raise KSpaceReadError(
+            f"'kspace' has rank {len(shape)} (shape {shape}); expected (slices, coils, H, W) "
+            "or (slices, H, W)",
+            path,
+        )
+    if 0 in shape:
+        raise KSpaceReadError(f"'kspace' is empty (shape {shape})", path)
+    header: dict[str, Any] = {"attrs": attrs, "single_coil": single_coil}
+    if xml is not None:
+        try:
+            header.update(parse_ismrmrd_header(xml if isinstance(xml, bytes | str) else bytes(xml)))
+        except ET.ParseError as exc:
+            raise KSpaceReadError(f"ismrmrd_header is not valid XML ({exc})", path) from exc
+    if "acquisition" in attrs:
+        header["acquisition"] = attrs["acquisition"]
+    if "simulation" in attrs:
+        try:
+            header["simulation"] = json.loads(attrs["simulation"])
+        except (TypeError, ValueError):
+            header["simulation"] = attrs["simulation"]
+    if ref_shape is not None:
+        if len(ref_shape) != 3 or ref_shape[0] != num_slices:
+            raise KSpaceReadError(
+                f"'{ref_key}' has shape {ref_shape}; expected ({num_slices}, h, w)", path
+            )
+        header.setdefault("recon_matrix", [int(ref_shape[1]), int(ref_shape[2])])
+        header["reference_key"] = ref_key
+
+    def read(k: int) -> np.ndarray:
+        try:
+            with h5py.File(path, "r") as h5:
+                data = h5["kspace"][k]
+        except (OSError, KeyError, ValueError, RuntimeError) as exc:
+            raise KSpaceReadError(f"cannot read slice {k} of 'kspace' ({exc})", path) from exc
+        return data[None] if single_coil else data
+
+    def read_ref(k: int) -> np.ndarray:
+        try:
+            with h5py.File(path, "r") as h5:
+                return h5[ref_key][k]
+        except (OSError, KeyError, ValueError, RuntimeError) as exc:
+            raise KSpaceReadError(f"cannot read slice {k} of '{ref_key}' ({exc})", path) from exc
+
+    return KSpaceVolume(
+        path=path,
+        format="fastmri-h5",
+        num_slices=int(num_slices),
+        num_coils=int(num_coils),
+        matrix=(int(h), int(w)),
+        reader=read,
+        reference_reader=read_ref if ref_key else None,
+        header=header,
+    )
+
+
+def _attr(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return value
+
+
+def write_fastmri(
+    path: str | Path,
+    kspace: np.ndarray,
+    reference: np.ndarray | None = None,
+    recon_matrix: tuple[int, int] | None = None,
+    attrs: dict[str, Any] | None = None,
+    header_xml: str | None = None,
+) -> Path:
+    """Write a fastMRI-layout HDF5 file atomically.
+
+    kspace: ``(S, C, H, W)`` complex (multi-coil). reference: ``(S, h, w)`` magnitude; if None it
+    is the RSS of the inverse FFT, centre-cropped to ``recon_matrix`` (default ``(H, W)``).
+    attrs: HDF5 file attributes (dicts and lists are stored as JSON strings). Returns the path.
+    """
+    from mriviewer.core.physics.fft import ifft2c_np, rss
+
+    path = Path(path)
+    kspace = np.asarray(kspace)
+    if kspace.ndim == 3:
+        kspace = kspace[None]
+    if kspace.ndim != 4 or not np.iscomplexobj(kspace) or kspace.size == 0:
+        raise KSpaceWriteError(
+            f"k-space to write must be non-empty complex (slices, coils, H, W), got {kspace.shape} "
+            f"{kspace.dtype}",
+            path,
+        )
+    s, _, h, w = kspace.shape
+    recon_matrix = tuple(recon_matrix) if recon_matrix else (h, w)
+    if reference is None:
+        reference = np.stack(
+            [center_crop(rss(ifft2c_np(kspace[i])), recon_matrix) for i in range(s)]
+        )
+    reference = np.asarray(reference, dtype=np.float32)
+    if reference.ndim == 2:
+        reference = reference[None]
+    attrs = dict(attrs or {})
+    attrs.setdefault("max", float(reference.max()))
+    attrs.setdefault("norm", float(np.linalg.norm(reference)))
+    attrs.setdefault("acquisition", "unknown")
+    xml = header_xml or make_ismrmrd_header((h, w), recon_matrix)
+    try:
+        with atomic_write_path(path) as tmp:
+            with h5py.File(tmp, "w") as h5:
+                h5.create_dataset(
+                    "kspace", data=kspace.astype(np.complex64), chunks=(1,) + kspace.shape[1:]
+                )
+                h5.create_dataset("reconstruction_rss", data=reference)
+                h5.create_dataset("ismrmrd_header", data=xml)
+                for key, value in attrs.items():
+                    h5.attrs[key] = json.dumps(value) if isinstance(value, dict | list) else value
+    except OSError as exc:
+        raise KSpaceWriteError(f"cannot write HDF5 file ({exc})", path) from exc
+    return path
+
+
+def center_crop(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Centre-crop the last two axes of ``image`` to ``shape`` (no-op where already smaller)."""
+    h, w = image.shape[-2:]
+    ch, cw = min(shape[0], h), min(shape[1], w)
+    top, left = (h - ch) // 2, (w - cw) // 2
+    return image[..., top : top + ch, left : left + cw]

@@ -1,0 +1,1 @@
+"""Registers the non-fastMRI readers (ISMRMRD, BART, NumPy, MATLAB, TWIX)."""

@@ -1,0 +1,64 @@
+"""Image-quality metrics exactly as fastMRI's evaluate.py computes them, on magnitude images.
+
+Per slice: inputs ``(h, w)``; per volume: ``(S, h, w)``. ``data_range`` is the reference's
+maximum (over the slice for per-slice figures, over the volume for per-volume figures).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+from mriviewer.core.errors import ReconError
+
+
+def _prepare(gt: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    gt = np.abs(np.asarray(gt)).astype(np.float64)
+    pred = np.abs(np.asarray(pred)).astype(np.float64)
+    if gt.shape != pred.shape:
+        raise ReconError(f"metric shapes differ: reference {gt.shape} vs prediction {pred.shape}")
+    if gt.size == 0:
+        raise ReconError("metric on an empty image")
+    return gt, pred
+
+
+def nmse(gt: np.ndarray, pred: np.ndarray) -> float:
+    """Normalised MSE ``||gt - pred||^2 / ||gt||^2``."""
+    gt, pred = _prepare(gt, pred)
+    return float(np.linalg.norm(gt - pred) ** 2 / np.linalg.norm(gt) ** 2)
+
+
+def nrmse(gt: np.ndarray, pred: np.ndarray) -> float:
+    """Normalised RMSE ``||gt - pred|| / ||gt||``."""
+    return float(np.sqrt(nmse(gt, pred)))
+
+
+def psnr(gt: np.ndarray, pred: np.ndarray, data_range: float | None = None) -> float:
+    """PSNR in dB with ``data_range = gt.max()`` unless given (skimage)."""
+    gt, pred = _prepare(gt, pred)
+    dr = float(gt.max()) if data_range is None else float(data_range)
+    return float(peak_signal_noise_ratio(gt, pred, data_range=dr))
+
+
+def ssim(gt: np.ndarray, pred: np.ndarray, data_range: float | None = None) -> float:
+    """SSIM (skimage, 7x7 window) with ``data_range = gt.max()``; mean over slices for volumes."""
+    gt, pred = _prepare(gt, pred)
+    dr = float(gt.max()) if data_range is None else float(data_range)
+    if gt.ndim == 2:
+        return float(structural_similarity(gt, pred, data_range=dr))
+    if gt.ndim != 3:
+        raise ReconError(f"SSIM expects (h, w) or (S, h, w), got {gt.shape}")
+    return float(np.mean([structural_similarity(g, p, data_range=dr) for g, p in zip(gt, pred)]))
+
+
+def all_metrics(gt: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    """``{"psnr", "ssim", "nmse", "nrmse", "data_range"}`` of ``pred`` against ``gt``."""
+    gt_m, pred_m = _prepare(gt, pred)
+    dr = float(gt_m.max())
+    return {
+        "psnr": psnr(gt_m, pred_m, dr),
+        "ssim": ssim(gt_m, pred_m, dr),
+        "nmse": nmse(gt_m, pred_m),
+        "nrmse": nrmse(gt_m, pred_m),
+        "data_range": dr,
+    }
