@@ -48,7 +48,9 @@ def ssim(gt: np.ndarray, pred: np.ndarray, data_range: float | None = None) -> f
         return float(structural_similarity(gt, pred, data_range=dr))
     if gt.ndim != 3:
         raise ReconError(f"SSIM expects (h, w) or (S, h, w), got {gt.shape}")
-    return float(np.mean([structural_similarity(g, p, data_range=dr) for g, p in zip(gt, pred)]))
+    return float(
+        np.mean([structural_similarity(g, p, data_range=dr) for g, p in zip(gt, pred, strict=True)])
+    )
 
 
 def all_metrics(gt: np.ndarray, pred: np.ndarray) -> dict[str, float]:
