@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.mriviewer-installed
 
-.PHONY: run test lint format install clean demo bench
+.PHONY: run test lint format install clean install-desktop uninstall-desktop
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,3 +37,10 @@ format: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache
+
+# Desktop entry + icons for the current user (freedesktop; XDG_DATA_HOME honoured).
+install-desktop:
+	packaging/install-desktop.sh
+
+uninstall-desktop:
+	packaging/install-desktop.sh --uninstall
