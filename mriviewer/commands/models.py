@@ -1,0 +1,49 @@
+"""``mriviewer models``: list the bundled trained models (the model zoo)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("models", help="list bundled trained models")
+    parser.add_argument("--json", action="store_true", help="print the list as JSON")
+    parser.set_defaults(func=run)
+
+
+def _fmt_validation(validation: dict) -> str:
+    parts = []
+    for key in ("psnr", "ssim"):
+        if isinstance(validation.get(key), int | float):
+            parts.append(f"{key.upper()} {validation[key]:.4g}")
+    return ", ".join(parts) or "-"
+
+
+def run(args: argparse.Namespace) -> int:
+    from mriviewer.core.checkpoints import list_models, zoo_dir
+
+    models = list_models()
+    if args.json:
+        print(json.dumps(models, indent=2))
+        return 0
+    if not models:
+        print(f"no bundled models in {zoo_dir()}")
+        return 0
+    header = f"{'NAME':<16} {'ARCH':<6} {'N':>3} {'STRATEGY':<10} {'ACCEL':<10} {'PARAMS':>9}  VALIDATION"
+    print(header)
+    for entry in models:
+        if "error" in entry:
+            print(f"{entry['name']:<16} unreadable: {entry['error']}")
+            continue
+        card = entry["card"]
+        accel = ",".join(f"{a:g}" for a in card.get("accelerations") or []) or "-"
+        strategy = card.get("strategy") or "-"
+        if strategy == "gleam" and card.get("modules"):
+            strategy = f"gleam/{card['modules']}"
+        print(
+            f"{entry['name']:<16} {card.get('architecture') or '-':<6} {card.get('unrolls') or 0:>3} "
+            f"{strategy:<10} {accel:<10} {card.get('parameters') or 0:>9}  "
+            f"{_fmt_validation(card.get('validation') or {})}"
+        )
+    return 0
