@@ -185,12 +185,15 @@ def write_fastmri(
     recon_matrix: tuple[int, int] | None = None,
     attrs: dict[str, Any] | None = None,
     header_xml: str | None = None,
+    with_reference: bool = True,
 ) -> Path:
     """Write a fastMRI-layout HDF5 file atomically.
 
     kspace: ``(S, C, H, W)`` complex (multi-coil). reference: ``(S, h, w)`` magnitude; if None it
     is the RSS of the inverse FFT, centre-cropped to ``recon_matrix`` (default ``(H, W)``).
-    attrs: HDF5 file attributes (dicts and lists are stored as JSON strings). Returns the path.
+    attrs: HDF5 file attributes (dicts and lists are stored as JSON strings).
+    with_reference=False writes no reference (e.g. undersampled data, where the RSS of the
+    zero-filled k-space would be no ground truth). Returns the path.
     """
     from mriviewer.core.physics.fft import ifft2c_np, rss
 
@@ -206,16 +209,19 @@ def write_fastmri(
         )
     s, _, h, w = kspace.shape
     recon_matrix = tuple(recon_matrix) if recon_matrix else (h, w)
-    if reference is None:
+    if not with_reference:
+        reference = None
+    elif reference is None:
         reference = np.stack(
             [center_crop(rss(ifft2c_np(kspace[i])), recon_matrix) for i in range(s)]
         )
-    reference = np.asarray(reference, dtype=np.float32)
-    if reference.ndim == 2:
-        reference = reference[None]
     attrs = dict(attrs or {})
-    attrs.setdefault("max", float(reference.max()))
-    attrs.setdefault("norm", float(np.linalg.norm(reference)))
+    if reference is not None:
+        reference = np.asarray(reference, dtype=np.float32)
+        if reference.ndim == 2:
+            reference = reference[None]
+        attrs.setdefault("max", float(reference.max()))
+        attrs.setdefault("norm", float(np.linalg.norm(reference)))
     attrs.setdefault("acquisition", "unknown")
     xml = header_xml or make_ismrmrd_header((h, w), recon_matrix)
     try:
@@ -224,7 +230,8 @@ def write_fastmri(
                 h5.create_dataset(
                     "kspace", data=kspace.astype(np.complex64), chunks=(1,) + kspace.shape[1:]
                 )
-                h5.create_dataset("reconstruction_rss", data=reference)
+                if reference is not None:
+                    h5.create_dataset("reconstruction_rss", data=reference)
                 h5.create_dataset("ismrmrd_header", data=xml)
                 for key, value in attrs.items():
                     h5.attrs[key] = json.dumps(value) if isinstance(value, dict | list) else value
