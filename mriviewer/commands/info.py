@@ -1,0 +1,126 @@
+"""``mriviewer info FILE [--json]``: what a k-space file (or a model) holds.
+
+FILE is any readable k-space file or ``demo``. A model target (``model:NAME``, a
+``.safetensors`` file or a folder holding a model card) is described by
+``mriviewer.core.checkpoints.describe_model`` instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from mriviewer.core.io import open_kspace
+
+MODEL_CARD_NAMES = ("model_card.json", "modelcard.json", "card.json")
+# Header facts worth a line in the human output, in this order, with their labels.
+HEADER_LINES = (
+    ("variable", "variable"),
+    ("sequence", "sequence"),
+    ("system", "system"),
+    ("field_strength_t", "field strength (T)"),
+    ("acceleration", "acceleration"),
+    ("axes", "array axes"),
+    ("bart_named_dims", "BART dims"),
+    ("twix_dims", "TWIX dims"),
+    ("skipped_acquisitions", "skipped acquisitions"),
+    ("calibration_lines", "calibration lines"),
+    ("single_coil", "single coil"),
+)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "info",
+        help="describe a k-space file (format, slices, coils, matrix) or a model",
+        description="Describe a k-space file (any supported format, or 'demo'): format, slices, "
+        "coils, matrix, recon matrix, acquisition, whether a reference is present. "
+        "model:NAME, a .safetensors file or a folder with a model card describes a model.",
+    )
+    parser.add_argument("file", metavar="FILE", help="k-space file, 'demo', or a model target")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    parser.add_argument(
+        "--variable", default=None, metavar="NAME", help="array to read from .npz/.mat files"
+    )
+    parser.add_argument(
+        "--axes",
+        default=None,
+        metavar="AXES",
+        help="layout of .npy/.npz/.mat arrays, letters S C H W (e.g. HWC); default by rank",
+    )
+    parser.set_defaults(func=run)
+
+
+def is_model_target(target: str) -> bool:
+    """``model:NAME``, a ``.safetensors`` file, or a folder holding a model card / weights."""
+    if target.startswith("model:") or target.endswith(".safetensors"):
+        return True
+    path = Path(target)
+    if not path.is_dir():
+        return False
+    return any((path / name).is_file() for name in MODEL_CARD_NAMES) or any(
+        path.glob("*.safetensors")
+    )
+
+
+def describe_file(target: str, variable: str | None = None, axes: str | None = None) -> dict:
+    """The JSON-ready summary of a k-space file (see ``KSpaceVolume.summary``)."""
+    options = {k: v for k, v in (("variable", variable), ("axes", axes)) if v is not None}
+    return open_kspace(target, **options).summary()
+
+
+def run(args: argparse.Namespace) -> int:
+    if is_model_target(args.file):
+        from mriviewer.core.checkpoints import describe_model
+
+        info = describe_model(args.file)
+        if args.json:
+            print(json.dumps(info, indent=2, default=str))
+        else:
+            print(format_lines([(str(k), _text(v)) for k, v in info.items()]))
+        return 0
+    info = describe_file(args.file, args.variable, args.axes)
+    if args.json:
+        print(json.dumps(info, indent=2, default=str))
+    else:
+        print(format_lines(human_lines(info)))
+    return 0
+
+
+def human_lines(info: dict[str, Any]) -> list[tuple[str, str]]:
+    """``(key, value)`` lines for the text output of a k-space summary."""
+    h, w = info["matrix"]
+    rh, rw = info["recon_matrix"]
+    lines = [
+        ("file", info["path"]),
+        ("format", info["format"]),
+        ("slices", str(info["slices"])),
+        ("coils", str(info["coils"])),
+        ("matrix", f"{h} x {w} (H x W, phase-encode along W)"),
+        ("recon matrix", f"{rh} x {rw}"),
+        ("acquisition", info.get("acquisition") or "unknown"),
+        ("reference", "yes" if info["reference"] else "no"),
+    ]
+    header = info.get("header", {})
+    for key, label in HEADER_LINES:
+        if key in header and header[key] not in (None, {}, []):
+            lines.append((label, _text(header[key])))
+    return lines
+
+
+def format_lines(lines: list[tuple[str, str]]) -> str:
+    """Aligned ``key: value`` lines."""
+    width = max((len(k) for k, _ in lines), default=0) + 1
+    return "\n".join(f"{k + ':':<{width}} {v}" for k, v in lines)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return ", ".join(_text(v) for v in value)
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
