@@ -1,0 +1,1 @@
+"""The desktop app (PyQt6 + pyqtgraph). Everything heavy runs in :mod:`mriviewer.core`."""

@@ -1,0 +1,1244 @@
+"""The main window: data, mask and methods panels around the comparison grid, the iteration
+slider, PSNR/SSIM curves and the metrics table. All heavy work runs in :mod:`workers`."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PyQt6.QtCore import QSettings, Qt, QTimer, pyqtSignal
+from PyQt6.QtGui import QAction, QKeySequence
+from PyQt6.QtWidgets import (
+    QDialog,
+    QDockWidget,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QSlider,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from mriviewer import __version__
+from mriviewer.core.errors import MriViewerError
+from mriviewer.gui.session import SessionState, load_session, mask_file_for, save_session
+from mriviewer.gui.widgets.grid import (
+    DISPLAY_MODES,
+    ERROR_CMAP,
+    IMAGE_CMAP,
+    ComparisonGrid,
+    default_levels,
+    display_array,
+    error_array,
+)
+from mriviewer.gui.widgets.kspace_view import log_magnitude
+from mriviewer.gui.widgets.panels import (
+    CurvesWidget,
+    DataPanel,
+    MaskPanel,
+    MethodsPanel,
+    MetricsTable,
+    method_color,
+)
+from mriviewer.gui.workers import IterationPayload, RunController, RunRequest
+
+REFERENCE = "reference"
+MAX_RECENT = 8
+REFRESH_MS = 60
+
+SHORTCUTS = [
+    ("Ctrl+O", "open a k-space file"),
+    ("Ctrl+R", "run the checked methods"),
+    ("Esc", "cancel the run"),
+    ("Ctrl+E", "export the figure (PNG/SVG/PDF + JSON sidecar)"),
+    ("Ctrl+S", "save the session"),
+    ("Left / Right", "previous / next iteration"),
+    ("Up / Down", "next / previous slice"),
+    ("m p r i l", "magnitude, phase, real, imaginary, log magnitude"),
+    ("[ ]", "brightness down / up"),
+    ("{ }", "contrast down / up"),
+    ("e", "toggle error maps"),
+    ("Ctrl+Shift+R", "reset window/level to the reference 1st-99th percentile"),
+]
+
+
+def settings_store() -> QSettings:
+    """App settings (recent files); ``MRIVIEWER_CONFIG_DIR`` redirects them (tests)."""
+    config_dir = os.environ.get("MRIVIEWER_CONFIG_DIR")
+    if config_dir:
+        Path(config_dir).mkdir(parents=True, exist_ok=True)
+        return QSettings(str(Path(config_dir) / "mriviewer.ini"), QSettings.Format.IniFormat)
+    return QSettings("mriviewer", "mriviewer")
+
+
+def available_devices() -> list[str]:
+    """``cpu`` and every visible CUDA device."""
+    devices = ["cpu"]
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            devices += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    except Exception:  # noqa: BLE001 - a broken CUDA setup still leaves the CPU
+        pass
+    return devices
+
+
+@dataclass
+class MethodTrace:
+    """Everything streamed for one method: images (original units) and metrics per iteration."""
+
+    key: str
+    label: str
+    color: str
+    iterations: list[int] = field(default_factory=list)
+    images: list[np.ndarray] = field(default_factory=list)
+    metrics: list[dict[str, float]] = field(default_factory=list)
+    elapsed: list[float] = field(default_factory=list)
+    peak_memory_mb: float = 0.0
+    complete: bool = False
+    error: str | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, payload: IterationPayload) -> None:
+        self.iterations.append(payload.iteration)
+        self.images.append(payload.image)
+        self.metrics.append(payload.metrics)
+        self.elapsed.append(payload.elapsed)
+        self.peak_memory_mb = max(self.peak_memory_mb, payload.peak_memory_mb)
+        self.complete = self.complete or payload.final
+
+    def index_at(self, iteration: int) -> int | None:
+        """Index of the latest stored iteration <= ``iteration`` (None before the first)."""
+        best = None
+        for i, it in enumerate(self.iterations):
+            if it <= iteration and (best is None or it >= self.iterations[best]):
+                best = i
+        return best
+
+
+def _card_text(card: Any) -> str:
+    if isinstance(card, str):
+        return card
+    try:
+        return json.dumps(card, indent=2, sort_keys=True, default=str)
+    except TypeError:
+        return str(card)
+
+
+def _card_hash(card: Any) -> str:
+    import hashlib
+
+    text = json.dumps(card, sort_keys=True, default=str) if not isinstance(card, str) else card
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class MainWindow(QMainWindow):
+    """The whole app. Public methods are what menus, shortcuts, scripts and tests call."""
+
+    runFinished = pyqtSignal(bool)  # cancelled?
+    errorShown = pyqtSignal(str)
+
+    def __init__(self, scripted: bool = False) -> None:
+        super().__init__()
+        self.scripted = scripted
+        self.setWindowTitle(f"mriviewer {__version__}")
+        self.setObjectName("mainWindow")
+        self.setAcceptDrops(True)
+        self.settings = settings_store()
+        self.controller = RunController(self)
+        self.volume = None
+        self.kspace: np.ndarray | None = None
+        self.reference: np.ndarray | None = None
+        self.mask = None  # SamplingMask
+        self.mask_file: str | None = None
+        self.traces: dict[str, MethodTrace] = {}
+        self.model_cards: dict[str, Any] = {}
+        self.model_files: list[str] = []
+        self.display_mode = "magnitude"
+        self.errors: list[str] = []
+        self.run_methods: list[str] = []
+        self._dirty = False
+        self._follow = True
+        self._building = False
+        self._build_ui()
+        self._build_menus()
+        self.populate_methods()
+        self.refresh_timer = QTimer(self)
+        self.refresh_timer.setSingleShot(True)
+        self.refresh_timer.setInterval(REFRESH_MS)
+        self.refresh_timer.timeout.connect(self.refresh)
+
+    # ===== UI construction ================================================================
+    def _build_ui(self) -> None:
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(2, 2, 2, 2)
+        self.grid = ComparisonGrid()
+        layout.addWidget(self.grid, 1)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Iteration"))
+        self.iter_slider = QSlider(Qt.Orientation.Horizontal)
+        self.iter_slider.setObjectName("iterationSlider")
+        self.iter_slider.setRange(0, 0)
+        self.iter_slider.valueChanged.connect(self._iteration_changed)
+        row.addWidget(self.iter_slider, 1)
+        self.iter_label = QLabel("0 / 0")
+        self.iter_label.setObjectName("iterationLabel")
+        self.iter_label.setMinimumWidth(70)
+        row.addWidget(self.iter_label)
+        layout.addLayout(row)
+        self.metrics_note = QLabel("")
+        self.metrics_note.setObjectName("metricsNote")
+        layout.addWidget(self.metrics_note)
+        self.setCentralWidget(central)
+
+        self.data_panel = DataPanel()
+        self.mask_panel = MaskPanel()
+        self.methods_panel = MethodsPanel()
+        self.curves = CurvesWidget()
+        self.table = MetricsTable()
+        self.kspace_view = self.data_panel.kspace_view
+        docks = {}
+        for name, title, widget, area in (
+            ("data", "Data", self.data_panel, Qt.DockWidgetArea.LeftDockWidgetArea),
+            ("mask", "Mask", self.mask_panel, Qt.DockWidgetArea.LeftDockWidgetArea),
+            ("methods", "Methods", self.methods_panel, Qt.DockWidgetArea.RightDockWidgetArea),
+            ("curves", "Curves", self.curves, Qt.DockWidgetArea.BottomDockWidgetArea),
+            ("metrics", "Metrics", self.table, Qt.DockWidgetArea.BottomDockWidgetArea),
+        ):
+            dock = QDockWidget(title, self)
+            dock.setObjectName(f"{name}Dock")
+            dock.setWidget(widget)
+            self.addDockWidget(area, dock)
+            docks[name] = dock
+        self.splitDockWidget(docks["curves"], docks["metrics"], Qt.Orientation.Horizontal)
+        self.resizeDocks([docks["curves"], docks["metrics"]], [3, 2], Qt.Orientation.Horizontal)
+        self.resizeDocks([docks["data"], docks["methods"]], [340, 260], Qt.Orientation.Horizontal)
+        self.docks = docks
+        self.error_label = QLabel("")
+        self.error_label.setObjectName("errorLabel")
+        self.error_label.setStyleSheet("color: #e05050;")
+        self.statusBar().addPermanentWidget(self.error_label)
+
+        self.data_panel.open_button.clicked.connect(self.open_file_dialog)
+        self.data_panel.sliceChanged.connect(self.load_slice)
+        self.data_panel.coilChanged.connect(self._update_kspace_view)
+        self.mask_panel.specChanged.connect(self.regenerate_mask)
+        self.mask_panel.edit_combo.currentIndexChanged.connect(
+            lambda _i: self.kspace_view.set_edit_mode(self.mask_panel.edit_combo.currentData())
+        )
+        self.mask_panel.save_button.clicked.connect(self.save_mask_dialog)
+        self.mask_panel.load_button.clicked.connect(self.load_mask_dialog)
+        self.kspace_view.sigEdit.connect(self.edit_mask)
+        self.methods_panel.run_button.clicked.connect(self.run)
+        self.methods_panel.cancel_button.clicked.connect(self.cancel)
+        self.methods_panel.open_model_button.clicked.connect(self.open_model_dialog)
+        for dev in available_devices():
+            self.methods_panel.device_combo.addItem(dev)
+        self.grid.levelsChanged.connect(lambda *_: self._update_note())
+        self.grid.roiChanged.connect(self._update_table)
+
+    def _action(
+        self,
+        menu,
+        text: str,
+        slot,
+        shortcut: str | QKeySequence | None = None,
+        checkable: bool = False,
+    ) -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+            action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        action.setCheckable(checkable)
+        action.triggered.connect(slot)
+        menu.addAction(action)
+        return action
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        m = bar.addMenu("&File")
+        self._action(m, "&Open k-space…", self.open_file_dialog, QKeySequence.StandardKey.Open)
+        self._action(m, "Open &demo case", lambda: self.open_file("demo"))
+        self.recent_menu = m.addMenu("Open &recent")
+        self._action(m, "Open &model…", self.open_model_dialog)
+        m.addSeparator()
+        self._action(m, "Load mask…", self.load_mask_dialog)
+        self._action(m, "Save mask…", self.save_mask_dialog)
+        m.addSeparator()
+        self._action(m, "Open session…", self.open_session_dialog)
+        self._action(m, "&Save session…", self.save_session_dialog, QKeySequence.StandardKey.Save)
+        m.addSeparator()
+        self._action(m, "&Export figure…", self.export_figure_dialog, "Ctrl+E")
+        self._action(m, "Export metrics (CSV/JSON)…", self.export_metrics_dialog)
+        self._action(m, "Export reconstructions (.npy/.h5)…", self.export_recons_dialog)
+        m.addSeparator()
+        self._action(m, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+        self._update_recent_menu()
+
+        r = bar.addMenu("&Run")
+        self._action(r, "&Run checked methods", self.run, "Ctrl+R")
+        self._action(r, "&Cancel", self.cancel, "Esc")
+
+        v = bar.addMenu("&View")
+        self.mode_actions = {}
+        for mode, key in zip(DISPLAY_MODES, "mpril", strict=True):
+            act = self._action(
+                v,
+                mode.capitalize() if mode != "log" else "Log magnitude",
+                lambda _c=False, m_=mode: self.set_display_mode(m_),
+                key,
+                True,
+            )
+            self.mode_actions[mode] = act
+        self.mode_actions["magnitude"].setChecked(True)
+        v.addSeparator()
+        self.error_action = self._action(
+            v, "Error maps", lambda c: self.set_error_maps(c), "e", True
+        )
+        self.roi_action = self._action(v, "ROI (mirrored)", lambda c: self.set_roi(c), None, True)
+        v.addSeparator()
+        self._action(v, "Brightness down", lambda: self.adjust_levels(brightness=-1), "[")
+        self._action(v, "Brightness up", lambda: self.adjust_levels(brightness=+1), "]")
+        self._action(v, "Contrast down", lambda: self.adjust_levels(contrast=-1), "{")
+        self._action(v, "Contrast up", lambda: self.adjust_levels(contrast=+1), "}")
+        self._action(v, "Reset window/level", self.reset_levels, "Ctrl+Shift+R")
+        v.addSeparator()
+        self._action(v, "Previous iteration", lambda: self.step_iteration(-1), "Left")
+        self._action(v, "Next iteration", lambda: self.step_iteration(+1), "Right")
+        self._action(v, "Next slice", lambda: self.step_slice(+1), "Up")
+        self._action(v, "Previous slice", lambda: self.step_slice(-1), "Down")
+        v.addSeparator()
+        for dock in self.docks.values():
+            v.addAction(dock.toggleViewAction())
+
+        h = bar.addMenu("&Help")
+        self._action(h, "Keyboard &shortcuts", self.show_shortcuts)
+        self._action(h, "&About", self.show_about)
+
+    # ===== messages =======================================================================
+    def show_error(self, title: str, text: str) -> None:
+        """Tell the user (status bar + non-blocking dialog); the app keeps running."""
+        self.errors.append(text)
+        self.error_label.setText(text if len(text) < 160 else text[:157] + "…")
+        self.statusBar().showMessage(f"{title}: {text}", 15000)
+        self.errorShown.emit(text)
+        if self.scripted:
+            print(f"mriviewer: {title}: {text}", file=sys.stderr)
+            return
+        box = QMessageBox(
+            QMessageBox.Icon.Warning, title, text, QMessageBox.StandardButton.Ok, self
+        )
+        box.setObjectName("errorDialog")
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()
+
+    def show_shortcuts(self) -> QDialog:
+        dialog = QDialog(self)
+        dialog.setObjectName("shortcutsDialog")
+        dialog.setWindowTitle("Keyboard shortcuts")
+        layout = QVBoxLayout(dialog)
+        table = QTableWidget(len(SHORTCUTS), 2)
+        table.setHorizontalHeaderLabels(["Keys", "Action"])
+        table.verticalHeader().setVisible(False)
+        for r, (keys, what) in enumerate(SHORTCUTS):
+            table.setItem(r, 0, QTableWidgetItem(keys))
+            table.setItem(r, 1, QTableWidgetItem(what))
+        table.resizeColumnsToContents()
+        layout.addWidget(table)
+        dialog.resize(460, 420)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+        return dialog
+
+    def show_about(self) -> None:
+        QMessageBox.about(
+            self,
+            "About mriviewer",
+            f"mriviewer {__version__}\nAccelerated MRI reconstruction explorer.",
+        )
+
+    # ===== files ==========================================================================
+    def open_file_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self,
+            "Open k-space",
+            str(Path.home()),
+            "k-space (*.h5 *.hdf5 *.cfl *.hdr *.npy *.npz *.mat *.dat);;All files (*)",
+        )
+        if path:
+            self.open_file(path)
+
+    def open_file(self, path: str | Path, slice_index: int | None = None) -> bool:
+        """Open a k-space file (or ``"demo"``); on failure the current case stays as it was."""
+        from mriviewer.core.io import open_kspace
+
+        try:
+            volume = open_kspace(path)
+            index = (
+                volume.num_slices // 2 if slice_index is None else volume.select_index(slice_index)
+            )
+            kspace, reference = self._read_slice(volume, index)
+        except MriViewerError as exc:
+            self.show_error("Cannot open file", str(exc))
+            return False
+        except Exception as exc:  # noqa: BLE001 - never crash on a user's file
+            self.show_error("Cannot open file", f"{path}: {type(exc).__name__}: {exc}")
+            return False
+        self.controller.stop()
+        self.volume = volume
+        volume.select(index)
+        self.data_panel.set_volume_info(
+            volume.summary(), volume.num_slices, volume.num_coils, index
+        )
+        self._set_slice_data(kspace, reference)
+        self.setWindowTitle(f"mriviewer {__version__} — {Path(volume.path).name}")
+        if str(path) != "demo":
+            self._add_recent(str(Path(path).resolve()))
+        self.statusBar().showMessage(f"opened {volume.path}", 5000)
+        self.error_label.setText("")
+        return True
+
+    def _read_slice(self, volume, index: int) -> tuple[np.ndarray, np.ndarray]:
+        from mriviewer.core.io import center_crop
+        from mriviewer.core.physics.fft import ifft2c_np, rss
+
+        kspace = volume.read_kspace(index)
+        reference = volume.read_reference(index)
+        if reference is None:
+            reference = center_crop(rss(ifft2c_np(kspace)), volume.recon_matrix).astype(np.float32)
+        return kspace, reference
+
+    def load_slice(self, index: int) -> bool:
+        if self.volume is None:
+            return False
+        if index == self.volume.slice_index and self.kspace is not None:
+            return True
+        try:
+            kspace, reference = self._read_slice(self.volume, index)
+        except MriViewerError as exc:
+            self.show_error("Cannot read slice", str(exc))
+            return False
+        self.controller.stop()
+        self.volume.select(index)
+        self.data_panel.set_slice(index)
+        self._set_slice_data(kspace, reference)
+        return True
+
+    def _set_slice_data(self, kspace: np.ndarray, reference: np.ndarray) -> None:
+        self.kspace = kspace
+        self.reference = reference
+        self.traces = {}
+        self.curves.clear_curves()
+        self.iter_slider.setRange(0, 0)
+        if self.mask is None or self.mask.shape != kspace.shape[-2:]:
+            if self.mask_panel.kind() == "array":
+                self.mask_panel.set_kind("random", emit=False)
+            self.mask_file = None
+            self.regenerate_mask()
+        self._update_kspace_view()
+        self.grid.set_panes([REFERENCE])
+        self.reset_levels()
+        self.refresh()
+
+    def step_slice(self, delta: int) -> None:
+        if self.volume is not None:
+            index = int(np.clip(self.volume.slice_index + delta, 0, self.volume.num_slices - 1))
+            self.data_panel.set_slice(index)
+
+    def _update_kspace_view(self) -> None:
+        if self.kspace is None:
+            return
+        self.kspace_view.set_kspace(log_magnitude(self.kspace, self.data_panel.coil()))
+        self.kspace_view.set_mask(None if self.mask is None else self.mask.array)
+
+    def _add_recent(self, path: str) -> None:
+        recent = [p for p in self.recent_files() if p != path]
+        self.settings.setValue("recent", [path, *recent][:MAX_RECENT])
+        self.settings.sync()
+        self._update_recent_menu()
+
+    def recent_files(self) -> list[str]:
+        value = self.settings.value("recent", [])
+        if isinstance(value, str):
+            value = [value]
+        return [str(v) for v in (value or [])]
+
+    def _update_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        for path in self.recent_files():
+            act = QAction(path, self)
+            act.triggered.connect(lambda _c=False, p=path: self.open_file(p))
+            self.recent_menu.addAction(act)
+        self.recent_menu.setEnabled(bool(self.recent_files()))
+
+    def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt API
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:  # noqa: N802 - Qt API
+        urls = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        if not urls:
+            return
+        event.acceptProposedAction()
+        self.open_dropped(urls[0])
+
+    def open_dropped(self, path: str) -> bool:
+        """A dropped ``.json`` is a session, a ``.safetensors`` a model, anything else k-space."""
+        suffix = Path(path).suffix.lower()
+        if suffix == ".json":
+            return self.restore_session(path)
+        if suffix == ".safetensors":
+            return self.open_model(path)
+        return self.open_file(path)
+
+    # ===== mask ===========================================================================
+    def mask_spec(self):
+        from mriviewer.core.physics.masks import MaskSpec
+
+        p = self.mask_panel
+        return MaskSpec(
+            kind=p.kind(),
+            acceleration=p.accel_spin.value(),
+            center_fraction=p.cf_spin.value(),
+            calib=p.calib_spin.value(),
+            seed=p.seed_spin.value(),
+        )
+
+    def regenerate_mask(self) -> None:
+        """Draw the mask from the panel's settings (user-drawn masks are kept as they are)."""
+        from mriviewer.core.physics.masks import make_mask
+
+        if self.kspace is None or self.mask_panel.kind() == "array":
+            self._mask_changed()
+            return
+        try:
+            self.mask = make_mask(self.mask_spec(), self.kspace.shape[-2:])
+        except MriViewerError as exc:
+            self.show_error("Cannot draw mask", str(exc))
+            return
+        self.mask_file = None
+        self._mask_changed()
+
+    def _mask_changed(self) -> None:
+        if self.mask is None:
+            return
+        arr = self.mask.array
+        self.mask_panel.set_achieved(self.mask.achieved_acceleration, int(arr.sum()), arr.size)
+        self.kspace_view.set_mask(arr)
+
+    def set_mask_array(self, array: np.ndarray, source_file: str | None = None) -> None:
+        """Use a drawn or loaded ``(H, W)`` mask (type becomes user-drawn)."""
+        from mriviewer.core.physics.masks import MaskSpec, SamplingMask
+
+        self.mask = SamplingMask(
+            np.asarray(array, dtype=bool), MaskSpec(kind="array", acceleration=1.0, seed=None)
+        )
+        self.mask_file = source_file
+        self.mask_panel.set_kind("array", emit=False)
+        self._mask_changed()
+
+    def edit_mask(self, row: int, col: int, finished: bool = True) -> None:
+        """Add or remove a line (1-D masks) or a point (2-D masks) at (row, col)."""
+        if self.mask is None:
+            return
+        mode = self.kspace_view.view.edit_mode
+        if mode == "off":
+            return
+        arr = self.mask.array.copy()
+        one_d = bool(np.all(arr == arr[:1]))
+        value = mode == "add"
+        if one_d:
+            arr[:, col] = value
+        else:
+            arr[row, col] = value
+        if not arr.any():
+            self.statusBar().showMessage("a mask must keep at least one sample", 4000)
+            return
+        if not np.array_equal(arr, self.mask.array):
+            self.set_mask_array(arr)
+
+    def save_mask_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save mask", "mask.npy", "NumPy (*.npy)")
+        if path:
+            self.save_mask(path)
+
+    def save_mask(self, path: str | Path) -> bool:
+        from mriviewer.core.physics.masks import save_mask
+
+        if self.mask is None:
+            self.show_error("Cannot save mask", "no mask yet: open a file first")
+            return False
+        try:
+            save_mask(self.mask, path)
+        except (OSError, MriViewerError) as exc:
+            self.show_error("Cannot save mask", f"{path}: {exc}")
+            return False
+        return True
+
+    def load_mask_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Load mask", "", "NumPy (*.npy)")
+        if path:
+            self.load_mask(path)
+
+    def load_mask(self, path: str | Path) -> bool:
+        from mriviewer.core.physics.masks import load_mask
+
+        shape = None if self.kspace is None else self.kspace.shape[-2:]
+        try:
+            mask = load_mask(path, shape)
+        except MriViewerError as exc:
+            self.show_error("Cannot load mask", str(exc))
+            return False
+        self.set_mask_array(mask.array, str(Path(path).resolve()))
+        return True
+
+    # ===== methods ========================================================================
+    def populate_methods(self) -> None:
+        """Classical methods from the core registry, then every model of the zoo."""
+        from mriviewer.core import compare
+
+        for i, name in enumerate(compare.classical_methods()):
+            try:
+                method = compare.get_method(name)
+                settings = method.settings()
+                doc = (type(method).__doc__ or "").strip().splitlines()
+                text = (doc[0] if doc else name) + "\n\nsettings:\n" + _card_text(settings)
+            except Exception as exc:  # noqa: BLE001 - show the problem in the card
+                text = f"cannot build {name}: {exc}"
+            self.methods_panel.add_method(name, name, text, checked=i == 0)
+        if self.methods_panel.list.count():
+            self.methods_panel.list.setCurrentRow(0)
+        try:
+            from mriviewer.core import checkpoints
+        except ModuleNotFoundError as exc:
+            if exc.name != "mriviewer.core.checkpoints":
+                raise
+            return
+        try:
+            models = checkpoints.list_models()
+        except Exception as exc:  # noqa: BLE001 - a broken zoo must not stop the app
+            self.show_error("Model zoo", f"cannot list models: {exc}")
+            return
+        for entry in models:
+            key = f"model:{entry.get('path') or entry['name']}"
+            card = entry.get("card", {})
+            self.model_cards[key] = card
+            self.methods_panel.add_method(
+                key, f"model: {entry['name']}", _card_text(card), tooltip=str(entry.get("path", ""))
+            )
+
+    def open_model_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Open model", "", "Model weights (*.safetensors);;All files (*)"
+        )
+        if path:
+            self.open_model(path)
+
+    def open_model(self, path: str | Path) -> bool:
+        """Load a model file; it joins the method list (checked) with its card shown."""
+        path = str(Path(path).resolve())
+        try:
+            from mriviewer.core.checkpoints import load_model_method
+
+            method = load_model_method(path)
+        except ModuleNotFoundError as exc:
+            self.show_error("Cannot open model", f"{path}: model support is not installed ({exc})")
+            return False
+        except MriViewerError as exc:
+            self.show_error("Cannot open model", str(exc))
+            return False
+        except Exception as exc:  # noqa: BLE001 - incompatible files must not crash the app
+            self.show_error(
+                "Cannot open model", f"{path}: incompatible model ({type(exc).__name__}: {exc})"
+            )
+            return False
+        card = getattr(method, "card", None) or method.settings()
+        key = f"model:{path}"
+        self.model_cards[key] = card
+        if path not in self.model_files:
+            self.model_files.append(path)
+        item = self.methods_panel.add_method(
+            key, f"model: {Path(path).stem}", _card_text(card), checked=True, tooltip=path
+        )
+        item.setCheckState(Qt.CheckState.Checked)
+        self.methods_panel.select(key)
+        return True
+
+    # ===== runs ===========================================================================
+    def run(self, methods: list[str] | None = None) -> bool:
+        """Run the checked methods (or ``methods``) on the current slice in the worker."""
+        if self.controller.running:
+            self.statusBar().showMessage("a run is in progress (Esc cancels it)", 4000)
+            return False
+        if self.kspace is None or self.mask is None:
+            self.show_error("Nothing to run", "open a k-space file first")
+            return False
+        methods = list(methods) if methods else self.methods_panel.checked()
+        if not methods:
+            self.show_error("Nothing to run", "check at least one method in the Methods panel")
+            return False
+        self.run_methods = methods
+        for i, key in enumerate(methods):
+            self.traces[key] = MethodTrace(key, self.methods_panel.label(key), method_color(i))
+        for key in list(self.traces):
+            if key not in methods:
+                del self.traces[key]
+        self.curves.clear_curves()
+        self._building = True
+        self.grid.set_panes([REFERENCE, *methods])
+        self._building = False
+        self._follow = True
+        self.iter_slider.setRange(0, 0)
+        request = RunRequest(
+            kspace=self.kspace,
+            mask=self.mask.array.copy(),
+            reference=self.reference,
+            recon_matrix=tuple(self.reference.shape),
+            methods=methods,
+            device=self.methods_panel.device_combo.currentText() or "cpu",
+            source=f"{self.volume.path}#slice{self.volume.slice_index}" if self.volume else "",
+        )
+        worker = self.controller.start(request)
+        worker.status.connect(self.methods_panel.progress.setText)
+        worker.iteration.connect(self._on_iteration)
+        worker.method_finished.connect(self._on_method_finished)
+        worker.method_failed.connect(self._on_method_failed)
+        worker.failed.connect(lambda text: self.show_error("Run failed", text))
+        worker.finished.connect(self._on_run_finished)
+        self.methods_panel.set_running(True)
+        self.refresh()
+        return True
+
+    def cancel(self) -> None:
+        if self.controller.running:
+            self.controller.cancel()
+            self.methods_panel.progress.setText("cancelling…")
+
+    def _on_iteration(self, payload: IterationPayload) -> None:
+        trace = self.traces.get(payload.method)
+        if trace is None:
+            return
+        trace.add(payload)
+        self._dirty = True
+        if not self.refresh_timer.isActive():
+            self.refresh_timer.start()
+
+    def _on_method_finished(self, name: str, summary: dict) -> None:
+        trace = self.traces.get(name)
+        if trace is not None:
+            trace.settings = summary.get("settings", {})
+            trace.peak_memory_mb = max(trace.peak_memory_mb, summary.get("peak_memory_mb", 0.0))
+
+    def _on_method_failed(self, name: str, reason: str) -> None:
+        trace = self.traces.get(name)
+        if trace is not None:
+            trace.error = reason
+        where = name[len("model:") :] if name.startswith("model:") else name
+        self.show_error("Method failed", f"{where}: {reason}")
+
+    def _on_run_finished(self, cancelled: bool) -> None:
+        self.methods_panel.set_running(False)
+        done = [t.label for t in self.traces.values() if t.complete]
+        self.methods_panel.progress.setText(
+            ("cancelled" if cancelled else "finished")
+            + f" ({len(done)}/{len(self.traces)} complete)"
+        )
+        if cancelled:
+            self.statusBar().showMessage("run cancelled; results so far are kept", 6000)
+        self.refresh_timer.stop()
+        self.refresh()
+        self.runFinished.emit(cancelled)
+
+    # ===== display ========================================================================
+    def max_iteration(self) -> int:
+        its = [max(t.iterations) for t in self.traces.values() if t.iterations]
+        return max(its) if its else 0
+
+    def refresh(self) -> None:
+        """Apply streamed results (throttled): slider range, panes, curves, table."""
+        self._dirty = False
+        top = self.max_iteration()
+        follow = self._follow or self.iter_slider.value() >= self.iter_slider.maximum()
+        self.iter_slider.blockSignals(True)
+        self.iter_slider.setRange(0, top)
+        if follow:
+            self.iter_slider.setValue(top)
+        self.iter_slider.blockSignals(False)
+        for trace in self.traces.values():
+            if trace.iterations:
+                self.curves.set_curve(
+                    trace.key,
+                    trace.label,
+                    trace.color,
+                    trace.iterations,
+                    {m: [d.get(m, np.nan) for d in trace.metrics] for m in ("psnr", "ssim")},
+                )
+        self.curves.set_iteration_span(top)
+        self.show_iteration(self.iter_slider.value())
+
+    def _iteration_changed(self, value: int) -> None:
+        self._follow = value >= self.iter_slider.maximum()
+        self.show_iteration(value)
+
+    def step_iteration(self, delta: int) -> None:
+        self.iter_slider.setValue(self.iter_slider.value() + delta)
+
+    def show_iteration(self, iteration: int) -> None:
+        """Each pane shows its latest iteration <= ``iteration``."""
+        self.iter_label.setText(f"{iteration} / {self.iter_slider.maximum()}")
+        self.curves.set_marker(iteration)
+        if self.reference is None:
+            return
+        mode = self.display_mode
+        ref_disp = display_array(self.reference, mode)
+        if REFERENCE in self.grid.panes:
+            self.grid.set_image(REFERENCE, ref_disp, title="reference (fully sampled)<br>&nbsp;")
+        for key, trace in self.traces.items():
+            if key not in self.grid.panes:
+                continue
+            idx = trace.index_at(iteration)
+            if idx is None:
+                status = trace.error or ("waiting…" if not trace.iterations else "")
+                self.grid.panes[key].set_title(f"{trace.label}<br>{status}")
+                continue
+            image = trace.images[idx]
+            met = trace.metrics[idx]
+            title = (
+                f"<span style='color:{trace.color}'>{trace.label}</span><br>"
+                f"PSNR {met.get('psnr', np.nan):.2f} dB · SSIM {met.get('ssim', np.nan):.3f}"
+                f" · it {trace.iterations[idx]}"
+            )
+            err = error_array(image, self.reference, mode) if self.grid.error_visible else None
+            self.grid.set_image(key, display_array(image, mode), title=title, error=err)
+        self._update_table()
+        self._update_note()
+
+    def _update_table(self) -> None:
+        it = self.iter_slider.value()
+        roi = self.grid.roi_stats()
+        rows = []
+        if REFERENCE in roi:
+            rows.append(
+                {"method": REFERENCE, "ROI mean": roi[REFERENCE][0], "ROI std": roi[REFERENCE][1]}
+            )
+        for key, trace in self.traces.items():
+            idx = trace.index_at(it)
+            row = {
+                "method": trace.label,
+                "color": trace.color,
+                "peak mem (MB)": trace.peak_memory_mb,
+            }
+            if idx is not None:
+                met = trace.metrics[idx]
+                row.update(
+                    {
+                        "iteration": trace.iterations[idx],
+                        "PSNR (dB)": met.get("psnr"),
+                        "SSIM": met.get("ssim"),
+                        "NMSE": met.get("nmse"),
+                        "time (s)": trace.elapsed[idx],
+                    }
+                )
+            elif trace.error:
+                row["iteration"] = "failed"
+            if key in roi:
+                row["ROI mean"], row["ROI std"] = roi[key]
+            rows.append(row)
+        self.table.set_rows(rows)
+
+    def _update_note(self) -> None:
+        if self.reference is None:
+            return
+        lo, hi = self.grid.levels()
+        self.metrics_note.setText(
+            f"PSNR/SSIM/NMSE: |image| vs reference (fastMRI definitions), data_range = max(reference)"
+            f" = {float(self.reference.max()):.4g}   ·   display: {self.display_mode}, "
+            f"window [{lo:.4g}, {hi:.4g}] (same for all panes)"
+        )
+
+    def set_display_mode(self, mode: str) -> None:
+        if mode not in DISPLAY_MODES:
+            raise ValueError(mode)
+        self.display_mode = mode
+        for m, act in self.mode_actions.items():
+            act.setChecked(m == mode)
+        self.reset_levels()
+        self.show_iteration(self.iter_slider.value())
+
+    def reset_levels(self) -> None:
+        """Window/level = reference 1st-99th percentile (fixed range for phase)."""
+        if self.reference is None:
+            return
+        lo, hi = default_levels(self.reference, self.display_mode)
+        self.grid.set_levels(lo, hi)
+        span = (hi - lo) if self.display_mode != "phase" else np.pi
+        self.grid.set_error_levels(0.0, 0.25 * span)
+
+    def adjust_levels(self, brightness: int = 0, contrast: int = 0) -> None:
+        """``[``/``]`` shift the window by 5 %; ``{``/``}`` narrow or widen it by 10 %."""
+        lo, hi = self.grid.levels()
+        width = hi - lo
+        centre = (lo + hi) / 2 - brightness * 0.05 * width
+        width *= 1.1 if contrast < 0 else (1 / 1.1 if contrast > 0 else 1.0)
+        self.grid.set_levels(centre - width / 2, centre + width / 2)
+
+    def set_error_maps(self, visible: bool) -> None:
+        self.error_action.setChecked(visible)
+        self.grid.set_error_visible(visible)
+        self.show_iteration(self.iter_slider.value())
+
+    def set_roi(self, visible: bool) -> None:
+        self.roi_action.setChecked(visible)
+        self.grid.set_roi_visible(visible)
+        self._update_table()
+
+    # ===== export =========================================================================
+    def _ask_save(self, title: str, default: str, filters: str) -> str:
+        path, _ = QFileDialog.getSaveFileName(self, title, default, filters)
+        return path
+
+    def export_figure_dialog(self) -> None:
+        path = self._ask_save(
+            "Export figure", "figure.pdf", "PDF (*.pdf);;PNG (*.png);;SVG (*.svg)"
+        )
+        if path:
+            self.export_figure(path)
+
+    def figure_spec(self):
+        """The figure as shown: the panes' arrays, levels, colour maps, curves and iteration."""
+        from mriviewer.core.figures import FigureCurve, FigurePane, FigureSpec
+
+        panes = []
+        for key, pane in self.grid.panes.items():
+            if pane.data is None:
+                continue
+            title = "reference" if key == REFERENCE else self.traces[key].label
+            if key != REFERENCE:
+                idx = self.traces[key].index_at(self.iter_slider.value())
+                if idx is not None:
+                    met = self.traces[key].metrics[idx]
+                    title += f"\nPSNR {met.get('psnr', np.nan):.2f} dB, SSIM {met.get('ssim', np.nan):.3f}"
+            panes.append(
+                FigurePane(title, pane.data, pane.error if self.grid.error_visible else None)
+            )
+        curves = [
+            FigureCurve(
+                t.label,
+                list(t.iterations),
+                {m: [d.get(m, np.nan) for d in t.metrics] for m in ("psnr", "ssim")},
+                color=t.color,
+            )
+            for t in self.traces.values()
+            if t.iterations
+        ]
+        data_range = float(self.reference.max()) if self.reference is not None else float("nan")
+        return FigureSpec(
+            panes=panes,
+            levels=self.grid.levels(),
+            cmap=IMAGE_CMAP,
+            error_levels=self.grid.error_levels(),
+            error_cmap=ERROR_CMAP,
+            curves=curves,
+            current_iteration=self.iter_slider.value(),
+            colorbar_label=self.display_mode,
+            note=f"metrics on |image| vs reference, data_range = {data_range:.4g}; "
+            f"{self.mask_description()}",
+        )
+
+    def mask_description(self) -> str:
+        if self.mask is None:
+            return "no mask"
+        spec = self.mask.spec
+        achieved = self.mask.achieved_acceleration
+        if spec.kind == "array":
+            return f"user mask, achieved R = {achieved:.2f}"
+        return f"{spec.kind} mask R = {spec.acceleration:g} (achieved {achieved:.2f}), seed {spec.seed}"
+
+    def provenance(self, out_path: Path | None = None) -> dict[str, Any]:
+        """Everything needed to redo the comparison (file + hash, slice, mask, methods, levels)."""
+        from mriviewer.core.figures import sha256_file
+        from mriviewer.core.physics.masks import save_mask
+
+        info: dict[str, Any] = {"mriviewer": __version__}
+        if self.volume is not None:
+            info["file"] = {
+                "path": str(self.volume.path),
+                "sha256": sha256_file(self.volume.path),
+                "format": self.volume.format,
+            }
+            info["slice"] = self.volume.slice_index
+        if self.mask is not None:
+            mask_info: dict[str, Any] = {
+                "achieved_acceleration": self.mask.achieved_acceleration,
+                "shape": list(self.mask.shape),
+            }
+            if self.mask.spec.kind == "array":
+                if out_path is not None:
+                    mpath = out_path.with_name(out_path.name + ".mask.npy")
+                    save_mask(self.mask, mpath)
+                    mask_info["file"] = mpath.name
+                    mask_info["sha256"] = sha256_file(mpath)
+                elif self.mask_file:
+                    mask_info["file"] = self.mask_file
+            else:
+                mask_info["spec"] = self.mask.spec.to_dict()
+            info["mask"] = mask_info
+        methods = []
+        for key, trace in self.traces.items():
+            entry: dict[str, Any] = {
+                "name": key,
+                "label": trace.label,
+                "settings": trace.settings,
+                "complete": trace.complete,
+            }
+            if key in self.model_cards:
+                entry["model_card_sha256"] = _card_hash(self.model_cards[key])
+                path = Path(key[len("model:") :])
+                if path.is_file():
+                    entry["weights_sha256"] = sha256_file(path)
+            idx = trace.index_at(self.iter_slider.value())
+            if idx is not None:
+                entry["iteration"] = trace.iterations[idx]
+                entry["metrics"] = trace.metrics[idx]
+            methods.append(entry)
+        info["methods"] = methods
+        info["device"] = self.methods_panel.device_combo.currentText()
+        info["display"] = self.display_mode
+        info["levels"] = list(self.grid.levels())
+        info["error_levels"] = list(self.grid.error_levels()) if self.grid.error_visible else None
+        info["iteration"] = self.iter_slider.value()
+        return info
+
+    def export_figure(self, path: str | Path) -> bool:
+        from mriviewer.core.figures import save_figure
+
+        path = Path(path)
+        try:
+            save_figure(self.figure_spec(), path, sidecar=self.provenance(path))
+        except MriViewerError as exc:
+            self.show_error("Cannot export figure", str(exc))
+            return False
+        except (OSError, ValueError) as exc:
+            self.show_error("Cannot export figure", f"{path}: {exc}")
+            return False
+        self.statusBar().showMessage(f"figure written to {path}", 6000)
+        return True
+
+    def export_metrics_dialog(self) -> None:
+        path = self._ask_save("Export metrics", "metrics.csv", "CSV (*.csv);;JSON (*.json)")
+        if path:
+            self.export_metrics(path)
+
+    def metric_rows(self) -> list[dict[str, Any]]:
+        rows = []
+        for trace in self.traces.values():
+            for i, it in enumerate(trace.iterations):
+                met = trace.metrics[i]
+                rows.append(
+                    {
+                        "method": trace.key,
+                        "iteration": it,
+                        "psnr": met.get("psnr"),
+                        "ssim": met.get("ssim"),
+                        "nmse": met.get("nmse"),
+                        "seconds": trace.elapsed[i],
+                        "peak_memory_mb": trace.peak_memory_mb,
+                        "final": i == len(trace.iterations) - 1 and trace.complete,
+                    }
+                )
+        return rows
+
+    def export_metrics(self, path: str | Path) -> bool:
+        from mriviewer.core.io.atomic import atomic_write_text
+
+        path = Path(path)
+        rows = self.metric_rows()
+        try:
+            if path.suffix.lower() == ".json":
+                text = json.dumps({"provenance": self.provenance(), "rows": rows}, indent=2)
+            elif path.suffix.lower() == ".csv":
+                buf = io.StringIO()
+                writer = csv.DictWriter(
+                    buf,
+                    fieldnames=[
+                        "method",
+                        "iteration",
+                        "psnr",
+                        "ssim",
+                        "nmse",
+                        "seconds",
+                        "peak_memory_mb",
+                        "final",
+                    ],
+                )
+                writer.writeheader()
+                writer.writerows(rows)
+                text = buf.getvalue()
+            else:
+                raise MriViewerError("metrics export needs a .csv or .json file name", path)
+            atomic_write_text(path, text)
+        except (MriViewerError, OSError) as exc:
+            self.show_error("Cannot export metrics", f"{exc}")
+            return False
+        return True
+
+    def export_recons_dialog(self) -> None:
+        path = self._ask_save("Export reconstructions", "recons.h5", "HDF5 (*.h5);;NumPy (*.npy)")
+        if path:
+            self.export_recons(path)
+
+    def export_recons(self, path: str | Path) -> bool:
+        """Final images (original units, complex64): ``.npy`` stack ``(M, h, w)`` in method order
+        (names in ``<file>.json``), or ``.h5`` with one group per method holding every iteration."""
+        from mriviewer.core.io.atomic import atomic_write_path, atomic_write_text
+
+        path = Path(path)
+        traces = [t for t in self.traces.values() if t.images]
+        try:
+            if not traces:
+                raise MriViewerError("no reconstructions yet: run a method first", path)
+            if path.suffix.lower() == ".npy":
+                stack = np.stack([t.images[-1] for t in traces]).astype(np.complex64)
+                with atomic_write_path(path) as tmp, open(tmp, "wb") as fh:
+                    np.save(fh, stack, allow_pickle=False)
+                atomic_write_text(
+                    path.with_name(path.name + ".json"),
+                    json.dumps(
+                        {"methods": [t.key for t in traces], "provenance": self.provenance()},
+                        indent=2,
+                    ),
+                )
+            elif path.suffix.lower() in (".h5", ".hdf5"):
+                import h5py
+
+                with atomic_write_path(path) as tmp, h5py.File(tmp, "w") as h5:
+                    h5.attrs["provenance"] = json.dumps(self.provenance())
+                    h5.create_dataset("reference", data=self.reference)
+                    for t in traces:
+                        g = h5.create_group(t.key.replace("/", "|"))
+                        g.create_dataset("final", data=t.images[-1])
+                        g.create_dataset("iterations", data=np.stack(t.images))
+                        g.create_dataset("iteration_numbers", data=np.asarray(t.iterations))
+                        g.attrs["metrics"] = json.dumps(t.metrics[-1])
+            else:
+                raise MriViewerError("reconstructions export needs a .npy or .h5 file name", path)
+        except (MriViewerError, OSError) as exc:
+            self.show_error("Cannot export reconstructions", str(exc))
+            return False
+        return True
+
+    # ===== session ========================================================================
+    def session_state(self, session_path: Path | None = None) -> SessionState:
+        from mriviewer.core.physics.masks import save_mask
+
+        mask_file = None
+        if self.mask is not None and self.mask.spec.kind == "array":
+            if session_path is not None:
+                mpath = mask_file_for(session_path)
+                save_mask(self.mask, mpath)
+                mask_file = mpath.name
+            else:
+                mask_file = self.mask_file
+        return SessionState(
+            file=str(self.volume.path) if self.volume is not None else None,
+            slice=self.volume.slice_index if self.volume is not None else 0,
+            coil=str(self.data_panel.coil_combo.currentData() or "rss"),
+            mask_spec=self.mask_spec().to_dict(),
+            mask_file=mask_file,
+            methods=self.methods_panel.checked(),
+            models=list(self.model_files),
+            device=self.methods_panel.device_combo.currentText(),
+            levels=list(self.grid.levels()),
+            error_levels=list(self.grid.error_levels()),
+            display=self.display_mode,
+            error_maps=self.grid.error_visible,
+            view_range=self.grid.view_range(),
+            iteration=self.iter_slider.value(),
+            roi=self.grid.roi_state(),
+        )
+
+    def save_session_dialog(self) -> None:
+        path = self._ask_save("Save session", "session.json", "Session (*.json)")
+        if path:
+            self.save_session(path)
+
+    def save_session(self, path: str | Path) -> bool:
+        path = Path(path)
+        try:
+            save_session(self.session_state(path), path)
+        except (MriViewerError, OSError) as exc:
+            self.show_error("Cannot save session", f"{path}: {exc}")
+            return False
+        self.statusBar().showMessage(f"session saved to {path}", 5000)
+        return True
+
+    def open_session_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open session", "", "Session (*.json)")
+        if path:
+            self.restore_session(path)
+
+    def restore_session(self, path: str | Path) -> bool:
+        """Reopen a saved session (file, slice, mask, methods, levels, view). Results are not
+        stored in sessions: press Run to recompute them."""
+        path = Path(path)
+        try:
+            state = load_session(path)
+        except MriViewerError as exc:
+            self.show_error("Cannot open session", str(exc))
+            return False
+        if state.file and not self.open_file(state.file, state.slice):
+            return False
+        self.data_panel.set_coil(state.coil)
+        if state.mask_file:
+            mfile = Path(state.mask_file)
+            if not mfile.is_absolute():
+                mfile = path.parent / mfile
+            if not self.load_mask(mfile):
+                return False
+            self.mask_panel.set_spec_values({**state.mask_spec, "kind": "array"})
+        elif state.mask_spec:
+            self.mask_panel.set_spec_values(state.mask_spec)
+            self.regenerate_mask()
+        for model in state.models:
+            if f"model:{model}" not in self.methods_panel.keys():
+                self.open_model(model)
+        self.methods_panel.set_checked(state.methods)
+        idx = self.methods_panel.device_combo.findText(state.device)
+        if idx >= 0:
+            self.methods_panel.device_combo.setCurrentIndex(idx)
+        if state.display in DISPLAY_MODES:
+            self.set_display_mode(state.display)
+        self.set_error_maps(state.error_maps)
+        if state.levels:
+            self.grid.set_levels(*state.levels)
+        if state.error_levels:
+            self.grid.set_error_levels(*state.error_levels)
+        if state.roi:
+            self.grid.set_roi_state(state.roi)
+            self.roi_action.setChecked(True)
+        if state.view_range:
+            self.grid.set_view_range(state.view_range)
+        self.statusBar().showMessage(f"session restored from {path}", 5000)
+        return True
+
+    # ===== lifetime =======================================================================
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt API
+        """Stop the worker (cancel + wait) before the window goes."""
+        self.refresh_timer.stop()
+        if not self.controller.stop(wait_ms=60000):
+            event.ignore()
+            return
+        event.accept()

@@ -1,0 +1,1 @@
+"""Panels of the main window: data, mask, methods, comparison grid, curves, metrics table."""

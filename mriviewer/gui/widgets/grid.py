@@ -1,0 +1,332 @@
+"""Comparison grid: the reference plus one pane per method, linked zoom/pan, one shared
+window/level with a colour bar, optional error maps with their own colour bar, and a mirrored ROI.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyqtgraph as pg
+from PyQt6.QtCore import pyqtSignal
+
+DISPLAY_MODES = ("magnitude", "phase", "real", "imag", "log")
+IMAGE_CMAP = "gray"  # matplotlib name; CET-L1 is the same linear grey in pyqtgraph
+ERROR_CMAP = "inferno"
+_PG_CMAPS = {"gray": "CET-L1", "inferno": "inferno"}
+
+
+def display_array(image: np.ndarray, mode: str) -> np.ndarray:
+    """Real ``(h, w)`` float32 view of a complex (or magnitude) image for ``mode``."""
+    img = np.asarray(image)
+    if mode == "magnitude":
+        out = np.abs(img)
+    elif mode == "phase":
+        out = np.angle(img) if np.iscomplexobj(img) else np.zeros(img.shape)
+    elif mode == "real":
+        out = img.real
+    elif mode == "imag":
+        out = img.imag if np.iscomplexobj(img) else np.zeros(img.shape)
+    elif mode == "log":
+        out = np.log10(np.abs(img) + 1e-6 * (float(np.abs(img).max()) or 1.0))
+    else:
+        raise ValueError(f"unknown display mode {mode!r}; choose one of {DISPLAY_MODES}")
+    return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def default_levels(reference: np.ndarray, mode: str) -> tuple[float, float]:
+    """Window/level from the reference: 1st-99th percentile (symmetric for real/imag)."""
+    if mode == "phase":
+        return (-math.pi, math.pi)
+    ref = display_array(reference, "magnitude" if mode in ("real", "imag") else mode)
+    lo, hi = (float(v) for v in np.percentile(ref, [1, 99]))
+    if mode in ("real", "imag"):
+        lo, hi = -hi, hi
+    if not hi > lo:
+        hi = lo + 1.0
+    return (lo, hi)
+
+
+def error_array(pred: np.ndarray, ref: np.ndarray, mode: str) -> np.ndarray:
+    """``|display(pred) - display(ref)|`` (phase difference wrapped to [-pi, pi])."""
+    diff = display_array(pred, mode) - display_array(ref, mode)
+    if mode == "phase":
+        diff = np.angle(np.exp(1j * diff))
+    return np.abs(diff).astype(np.float32)
+
+
+class Pane:
+    """One titled image (and optional error map) in the grid."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.plot = pg.PlotItem()
+        self.plot.hideAxis("left")
+        self.plot.hideAxis("bottom")
+        self.plot.setMenuEnabled(False)
+        self.view: pg.ViewBox = self.plot.getViewBox()
+        self.view.setAspectLocked(True)
+        self.view.invertY(True)
+        self.image = pg.ImageItem(axisOrder="row-major")
+        self.plot.addItem(self.image)
+        self.error_plot = pg.PlotItem()
+        self.error_plot.hideAxis("left")
+        self.error_plot.hideAxis("bottom")
+        self.error_plot.setMenuEnabled(False)
+        self.error_view: pg.ViewBox = self.error_plot.getViewBox()
+        self.error_view.setAspectLocked(True)
+        self.error_view.invertY(True)
+        self.error_image = pg.ImageItem(axisOrder="row-major")
+        self.error_plot.addItem(self.error_image)
+        self.data: np.ndarray | None = None
+        self.error: np.ndarray | None = None
+        self.title = name
+        self.roi: pg.RectROI | None = None
+
+    def set_title(self, text: str) -> None:
+        self.title = text
+        self.plot.setTitle(text, size="9pt")
+
+
+class ComparisonGrid(pg.GraphicsLayoutWidget):
+    """Reference + method panes sharing zoom/pan, levels and an ROI."""
+
+    levelsChanged = pyqtSignal(float, float)
+    roiChanged = pyqtSignal()
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.setObjectName("comparisonGrid")
+        self.panes: dict[str, Pane] = {}
+        self._levels = (0.0, 1.0)
+        self._error_levels = (0.0, 0.1)
+        self.error_visible = False
+        self.roi_visible = False
+        self._roi_state: dict | None = None
+        self._roi_guard = False
+        self.colorbar = pg.ColorBarItem(
+            values=self._levels,
+            colorMap=pg.colormap.get(_PG_CMAPS[IMAGE_CMAP]),
+            width=14,
+            interactive=True,
+            rounding=1e-6,
+            colorMapMenu=False,
+        )
+        self.colorbar.sigLevelsChanged.connect(self._on_bar_levels)
+        self.error_bar = pg.ColorBarItem(
+            values=self._error_levels,
+            colorMap=pg.colormap.get(_PG_CMAPS[ERROR_CMAP]),
+            width=14,
+            interactive=True,
+            rounding=1e-6,
+            colorMapMenu=False,
+        )
+        self.error_bar.sigLevelsChanged.connect(self._on_error_bar_levels)
+
+    # ----- layout -------------------------------------------------------------------------
+    def set_panes(self, names: list[str]) -> None:
+        """Rebuild the grid with these pane names (first is the reference), keeping the view."""
+        view_range = self.view_range() if self.panes else None
+        self.clear()
+        old = self.panes
+        self.panes = {}
+        for name in names:
+            pane = Pane(name)
+            if name in old and old[name].data is not None:
+                pane.data = old[name].data
+                pane.error = old[name].error
+                pane.image.setImage(pane.data, autoLevels=False, levels=self._levels)
+                if pane.error is not None:
+                    pane.error_image.setImage(
+                        pane.error, autoLevels=False, levels=self._error_levels
+                    )
+                pane.set_title(old[name].title)
+            else:
+                pane.set_title(name)
+            self.panes[name] = pane
+        self._relayout()
+        first = next(iter(self.panes.values()), None)
+        for pane in self.panes.values():
+            if pane is not first and first is not None:
+                pane.view.setXLink(first.view)
+                pane.view.setYLink(first.view)
+                pane.error_view.setXLink(first.view)
+                pane.error_view.setYLink(first.view)
+            elif first is not None:
+                pane.error_view.setXLink(first.view)
+                pane.error_view.setYLink(first.view)
+        self.colorbar.setImageItem([p.image for p in self.panes.values()])
+        self.error_bar.setImageItem([p.error_image for p in self.panes.values()])
+        self.set_levels(*self._levels)
+        self.set_error_levels(*self._error_levels)
+        if self.roi_visible:
+            self._install_rois()
+        if view_range is not None:
+            self.set_view_range(view_range)
+
+    def _relayout(self) -> None:
+        n = len(self.panes)
+        if n == 0:
+            return
+        ncols = min(n, 4 if n > 4 else n)
+        if n > 4:
+            ncols = math.ceil(n / math.ceil(n / 4))
+        rows_per = 2 if self.error_visible else 1
+        for i, pane in enumerate(self.panes.values()):
+            r, c = divmod(i, ncols)
+            self.addItem(pane.plot, row=r * rows_per, col=c)
+            if self.error_visible:
+                self.addItem(pane.error_plot, row=r * rows_per + 1, col=c)
+        nrows = math.ceil(n / ncols) * rows_per
+        self.addItem(self.colorbar, row=0, col=ncols, rowspan=1 if self.error_visible else nrows)
+        if self.error_visible:
+            self.addItem(self.error_bar, row=1, col=ncols, rowspan=1)
+
+    def set_error_visible(self, visible: bool) -> None:
+        """Show or hide the error maps (|pred - ref|) under each pane."""
+        if visible == self.error_visible:
+            return
+        self.error_visible = visible
+        self.set_panes(list(self.panes))
+
+    # ----- images and levels --------------------------------------------------------------
+    def set_image(
+        self, name: str, data: np.ndarray, title: str | None = None, error: np.ndarray | None = None
+    ) -> None:
+        pane = self.panes[name]
+        first = pane.data is None
+        pane.data = data
+        pane.image.setImage(data, autoLevels=False, levels=self._levels)
+        pane.error = error
+        if error is not None:
+            pane.error_image.setImage(error, autoLevels=False, levels=self._error_levels)
+        else:
+            pane.error_image.clear()
+        if title is not None:
+            pane.set_title(title)
+        if first and name == next(iter(self.panes)):
+            pane.view.autoRange(padding=0.0)
+
+    def levels(self) -> tuple[float, float]:
+        return self._levels
+
+    def set_levels(self, lo: float, hi: float) -> None:
+        """One window/level for every pane (and the colour bar)."""
+        if not hi > lo:
+            hi = lo + 1e-6
+        self._levels = (float(lo), float(hi))
+        self.colorbar.setLevels(self._levels)
+        for pane in self.panes.values():
+            pane.image.setLevels(self._levels)
+        self.levelsChanged.emit(*self._levels)
+
+    def error_levels(self) -> tuple[float, float]:
+        return self._error_levels
+
+    def set_error_levels(self, lo: float, hi: float) -> None:
+        if not hi > lo:
+            hi = lo + 1e-6
+        self._error_levels = (float(lo), float(hi))
+        self.error_bar.setLevels(self._error_levels)
+        for pane in self.panes.values():
+            pane.error_image.setLevels(self._error_levels)
+
+    def _on_bar_levels(self, bar) -> None:
+        lo, hi = bar.levels()
+        if (lo, hi) != self._levels:
+            self._levels = (float(lo), float(hi))
+            self.levelsChanged.emit(*self._levels)
+
+    def _on_error_bar_levels(self, bar) -> None:
+        self._error_levels = tuple(float(v) for v in bar.levels())
+
+    # ----- view state ---------------------------------------------------------------------
+    def view_range(self) -> list[list[float]] | None:
+        first = next(iter(self.panes.values()), None)
+        if first is None:
+            return None
+        return [list(map(float, r)) for r in first.view.viewRange()]
+
+    def set_view_range(self, rng: list[list[float]]) -> None:
+        first = next(iter(self.panes.values()), None)
+        if first is not None and rng:
+            first.view.setRange(xRange=rng[0], yRange=rng[1], padding=0.0)
+
+    # ----- ROI ----------------------------------------------------------------------------
+    def set_roi_visible(self, visible: bool) -> None:
+        self.roi_visible = visible
+        if visible:
+            self._install_rois()
+        else:
+            for pane in self.panes.values():
+                if pane.roi is not None:
+                    pane.view.removeItem(pane.roi)
+                    pane.roi = None
+        self.roiChanged.emit()
+
+    def roi_state(self) -> dict | None:
+        return self._roi_state if self.roi_visible else None
+
+    def set_roi_state(self, state: dict) -> None:
+        """Place the ROI (``{"pos": [x, y], "size": [w, h]}``) in every pane."""
+        self._roi_state = {"pos": list(state["pos"]), "size": list(state["size"])}
+        if not self.roi_visible:
+            self.set_roi_visible(True)
+        else:
+            self._apply_roi_state(None)
+            self.roiChanged.emit()
+
+    def _install_rois(self) -> None:
+        ref = next(iter(self.panes.values()), None)
+        if ref is None:
+            return
+        if self._roi_state is None:
+            h, w = ref.data.shape if ref.data is not None else (64, 64)
+            self._roi_state = {"pos": [w * 0.375, h * 0.375], "size": [w / 4, h / 4]}
+        for pane in self.panes.values():
+            if pane.roi is None:
+                roi = pg.RectROI(
+                    self._roi_state["pos"], self._roi_state["size"], pen=pg.mkPen("y", width=2)
+                )
+                roi.sigRegionChanged.connect(self._on_roi_moved)
+                pane.view.addItem(roi)
+                pane.roi = roi
+        self._apply_roi_state(None)
+
+    def _on_roi_moved(self, roi) -> None:
+        if self._roi_guard:
+            return
+        self._roi_state = {
+            "pos": [float(roi.pos().x()), float(roi.pos().y())],
+            "size": [float(roi.size().x()), float(roi.size().y())],
+        }
+        self._apply_roi_state(roi)
+        self.roiChanged.emit()
+
+    def _apply_roi_state(self, source) -> None:
+        self._roi_guard = True
+        try:
+            for pane in self.panes.values():
+                if pane.roi is not None and pane.roi is not source:
+                    pane.roi.setPos(self._roi_state["pos"], update=False)
+                    pane.roi.setSize(self._roi_state["size"])
+        finally:
+            self._roi_guard = False
+
+    def roi_stats(self) -> dict[str, tuple[float, float]]:
+        """Mean and standard deviation of the displayed values inside the ROI, per pane."""
+        if not self.roi_visible or self._roi_state is None:
+            return {}
+        x, y = self._roi_state["pos"]
+        w, h = self._roi_state["size"]
+        out = {}
+        for name, pane in self.panes.items():
+            if pane.data is None:
+                continue
+            rows, cols = pane.data.shape
+            r0, r1 = max(0, int(round(y))), min(rows, int(round(y + h)))
+            c0, c1 = max(0, int(round(x))), min(cols, int(round(x + w)))
+            region = pane.data[r0:r1, c0:c1]
+            if region.size:
+                out[name] = (float(region.mean()), float(region.std()))
+        return out

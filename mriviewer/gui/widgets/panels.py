@@ -1,0 +1,509 @@
+"""Side panels: data (header, slice, coil, k-space), mask, methods, metrics table, curves."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PyQt6.QtCore import Qt, pyqtSignal
+from PyQt6.QtGui import QColor, QFont
+from PyQt6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPlainTextEdit,
+    QPushButton,
+    QSlider,
+    QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
+    QTextBrowser,
+    QVBoxLayout,
+    QWidget,
+)
+
+from mriviewer.gui.widgets.kspace_view import KSpaceView
+
+MASK_TYPES = {
+    "1-D random": "random",
+    "1-D equispaced": "equispaced",
+    "2-D Poisson disc": "poisson",
+    "2-D variable density": "gaussian",
+    "user-drawn": "array",
+}
+METHOD_COLORS = [
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+]
+
+
+def method_color(index: int) -> str:
+    return METHOD_COLORS[index % len(METHOD_COLORS)]
+
+
+class DataPanel(QWidget):
+    """Header summary, slice and coil browsers, and the k-space view (mask drawn over it)."""
+
+    sliceChanged = pyqtSignal(int)
+    coilChanged = pyqtSignal()
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        self.open_button = QPushButton("Open k-space file…")
+        self.open_button.setObjectName("openButton")
+        layout.addWidget(self.open_button)
+        self.summary = QPlainTextEdit()
+        self.summary.setObjectName("headerSummary")
+        self.summary.setReadOnly(True)
+        self.summary.setMaximumHeight(110)
+        font = QFont("monospace")
+        font.setStyleHint(QFont.StyleHint.Monospace)
+        font.setPointSize(8)
+        self.summary.setFont(font)
+        layout.addWidget(self.summary)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Slice"))
+        self.slice_slider = QSlider(Qt.Orientation.Horizontal)
+        self.slice_slider.setObjectName("sliceSlider")
+        self.slice_spin = QSpinBox()
+        self.slice_spin.setObjectName("sliceSpin")
+        row.addWidget(self.slice_slider, 1)
+        row.addWidget(self.slice_spin)
+        layout.addLayout(row)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("k-space"))
+        self.coil_combo = QComboBox()
+        self.coil_combo.setObjectName("coilCombo")
+        row.addWidget(self.coil_combo, 1)
+        layout.addLayout(row)
+        self.kspace_view = KSpaceView()
+        self.kspace_view.setMinimumHeight(200)
+        layout.addWidget(self.kspace_view, 1)
+        self.slice_slider.valueChanged.connect(self._slider_moved)
+        self.slice_spin.valueChanged.connect(self._spin_changed)
+        self.coil_combo.currentIndexChanged.connect(lambda _i: self.coilChanged.emit())
+        self._guard = False
+
+    def set_volume_info(
+        self, summary: dict[str, Any], num_slices: int, num_coils: int, current: int
+    ) -> None:
+        lines = [
+            f"file     {summary.get('path')}",
+            f"format   {summary.get('format')}",
+            f"slices   {summary.get('slices')}   coils {summary.get('coils')}",
+            f"matrix   {tuple(summary.get('matrix', ()))}  recon {tuple(summary.get('recon_matrix', ()))}",
+            f"reference {'yes' if summary.get('reference') else 'no (RSS of the data)'}",
+        ]
+        acq = summary.get("acquisition")
+        if acq:
+            lines.append(f"acq      {json.dumps(acq) if not isinstance(acq, str) else acq}"[:200])
+        self.summary.setPlainText("\n".join(lines))
+        self._guard = True
+        try:
+            for w in (self.slice_slider, self.slice_spin):
+                w.setRange(0, max(0, num_slices - 1))
+                w.setValue(current)
+            self.coil_combo.blockSignals(True)
+            self.coil_combo.clear()
+            self.coil_combo.addItem("RSS of all coils", "rss")
+            for c in range(num_coils):
+                self.coil_combo.addItem(f"coil {c}", str(c))
+            self.coil_combo.blockSignals(False)
+        finally:
+            self._guard = False
+
+    def coil(self) -> int | None:
+        data = self.coil_combo.currentData()
+        return None if data in (None, "rss") else int(data)
+
+    def set_coil(self, coil: str) -> None:
+        idx = self.coil_combo.findData(coil)
+        if idx >= 0:
+            self.coil_combo.setCurrentIndex(idx)
+
+    def set_slice(self, index: int) -> None:
+        self.slice_spin.setValue(index)
+
+    def _slider_moved(self, value: int) -> None:
+        if not self._guard:
+            self.slice_spin.setValue(value)
+
+    def _spin_changed(self, value: int) -> None:
+        if self._guard:
+            return
+        self._guard = True
+        self.slice_slider.setValue(value)
+        self._guard = False
+        self.sliceChanged.emit(value)
+
+
+class MaskPanel(QWidget):
+    """Mask type, acceleration, centre fraction, calibration size, seed, edit tool, save/load."""
+
+    specChanged = pyqtSignal()
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        form = QFormLayout(self)
+        form.setContentsMargins(4, 4, 4, 4)
+        self.kind_combo = QComboBox()
+        self.kind_combo.setObjectName("maskKind")
+        for label, kind in MASK_TYPES.items():
+            self.kind_combo.addItem(label, kind)
+        form.addRow("Type", self.kind_combo)
+        self.accel_spin = QDoubleSpinBox()
+        self.accel_spin.setObjectName("maskAccel")
+        self.accel_spin.setRange(1.0, 32.0)
+        self.accel_spin.setSingleStep(0.5)
+        self.accel_spin.setValue(4.0)
+        form.addRow("Acceleration R", self.accel_spin)
+        self.cf_spin = QDoubleSpinBox()
+        self.cf_spin.setObjectName("maskCenterFraction")
+        self.cf_spin.setRange(0.0, 1.0)
+        self.cf_spin.setDecimals(3)
+        self.cf_spin.setSingleStep(0.01)
+        self.cf_spin.setValue(0.08)
+        form.addRow("Centre fraction (1-D)", self.cf_spin)
+        self.calib_spin = QSpinBox()
+        self.calib_spin.setObjectName("maskCalib")
+        self.calib_spin.setRange(0, 512)
+        self.calib_spin.setValue(20)
+        form.addRow("Calibration (2-D, px)", self.calib_spin)
+        seed_row = QHBoxLayout()
+        self.seed_spin = QSpinBox()
+        self.seed_spin.setObjectName("maskSeed")
+        self.seed_spin.setRange(0, 2**31 - 1)
+        self.new_seed_button = QPushButton("New")
+        self.new_seed_button.setToolTip("draw a new random seed")
+        seed_row.addWidget(self.seed_spin, 1)
+        seed_row.addWidget(self.new_seed_button)
+        form.addRow("Seed", seed_row)
+        self.edit_combo = QComboBox()
+        self.edit_combo.setObjectName("maskEditMode")
+        self.edit_combo.addItem("pan / zoom", "off")
+        self.edit_combo.addItem("draw: add lines / points", "add")
+        self.edit_combo.addItem("draw: remove lines / points", "remove")
+        form.addRow("Mouse on k-space", self.edit_combo)
+        self.achieved_label = QLabel("achieved R: –")
+        self.achieved_label.setObjectName("achievedR")
+        font = self.achieved_label.font()
+        font.setBold(True)
+        self.achieved_label.setFont(font)
+        form.addRow(self.achieved_label)
+        row = QHBoxLayout()
+        self.save_button = QPushButton("Save mask…")
+        self.load_button = QPushButton("Load mask…")
+        row.addWidget(self.save_button)
+        row.addWidget(self.load_button)
+        form.addRow(row)
+        for w in (self.accel_spin, self.cf_spin):
+            w.valueChanged.connect(lambda _v: self.specChanged.emit())
+        for w in (self.calib_spin, self.seed_spin):
+            w.valueChanged.connect(lambda _v: self.specChanged.emit())
+        self.kind_combo.currentIndexChanged.connect(lambda _i: self._kind_changed())
+        self.new_seed_button.clicked.connect(self._new_seed)
+        self._kind_changed(emit=False)
+
+    def kind(self) -> str:
+        return self.kind_combo.currentData()
+
+    def set_kind(self, kind: str, emit: bool = True) -> None:
+        idx = self.kind_combo.findData(kind)
+        if idx < 0:
+            return
+        self.kind_combo.blockSignals(True)
+        self.kind_combo.setCurrentIndex(idx)
+        self.kind_combo.blockSignals(False)
+        self._kind_changed(emit=emit)
+
+    def _kind_changed(self, emit: bool = True) -> None:
+        kind = self.kind()
+        self.cf_spin.setEnabled(kind in ("random", "equispaced"))
+        self.calib_spin.setEnabled(kind in ("poisson", "gaussian"))
+        for w in (self.accel_spin, self.seed_spin, self.new_seed_button):
+            w.setEnabled(kind != "array")
+        if emit:
+            self.specChanged.emit()
+
+    def _new_seed(self) -> None:
+        self.seed_spin.setValue(int(np.random.default_rng().integers(0, 2**31 - 1)))
+
+    def set_spec_values(self, spec: dict[str, Any]) -> None:
+        widgets = (self.accel_spin, self.cf_spin, self.calib_spin, self.seed_spin)
+        for w in widgets:
+            w.blockSignals(True)
+        try:
+            self.accel_spin.setValue(float(spec.get("acceleration", 4.0)))
+            self.cf_spin.setValue(float(spec.get("center_fraction", 0.08)))
+            self.calib_spin.setValue(int(spec.get("calib", 20)))
+            self.seed_spin.setValue(int(spec.get("seed") or 0))
+        finally:
+            for w in widgets:
+                w.blockSignals(False)
+        self.set_kind(spec.get("kind", "random"), emit=False)
+
+    def set_achieved(self, achieved: float, sampled: int, total: int) -> None:
+        self.achieved_label.setText(f"achieved R: {achieved:.2f}  ({sampled}/{total} samples)")
+
+
+class MethodsPanel(QWidget):
+    """Checkable list of methods (classical + models), model card, device, Run and Cancel."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        self.list = QListWidget()
+        self.list.setObjectName("methodList")
+        self.list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        layout.addWidget(self.list, 2)
+        self.open_model_button = QPushButton("Open model…")
+        layout.addWidget(self.open_model_button)
+        layout.addWidget(QLabel("Model card / settings"))
+        self.card = QTextBrowser()
+        self.card.setObjectName("modelCard")
+        layout.addWidget(self.card, 1)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Device"))
+        self.device_combo = QComboBox()
+        self.device_combo.setObjectName("deviceCombo")
+        row.addWidget(self.device_combo, 1)
+        layout.addLayout(row)
+        row = QHBoxLayout()
+        self.run_button = QPushButton("Run")
+        self.run_button.setObjectName("runButton")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setObjectName("cancelButton")
+        self.cancel_button.setEnabled(False)
+        row.addWidget(self.run_button)
+        row.addWidget(self.cancel_button)
+        layout.addLayout(row)
+        self.progress = QLabel("idle")
+        self.progress.setObjectName("runProgress")
+        self.progress.setWordWrap(True)
+        layout.addWidget(self.progress)
+        self.cards: dict[str, str] = {}
+        self.list.currentItemChanged.connect(self._show_card)
+
+    def add_method(
+        self, key: str, label: str, card_text: str, checked: bool = False, tooltip: str = ""
+    ) -> QListWidgetItem:
+        """Add (or update) a method; ``key`` is what compare.get_method receives."""
+        for i in range(self.list.count()):
+            item = self.list.item(i)
+            if item.data(Qt.ItemDataRole.UserRole) == key:
+                self.cards[key] = card_text
+                return item
+        item = QListWidgetItem(label)
+        item.setData(Qt.ItemDataRole.UserRole, key)
+        item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+        item.setCheckState(Qt.CheckState.Checked if checked else Qt.CheckState.Unchecked)
+        if tooltip:
+            item.setToolTip(tooltip)
+        self.list.addItem(item)
+        self.cards[key] = card_text
+        return item
+
+    def keys(self) -> list[str]:
+        return [self.list.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.list.count())]
+
+    def label(self, key: str) -> str:
+        for i in range(self.list.count()):
+            item = self.list.item(i)
+            if item.data(Qt.ItemDataRole.UserRole) == key:
+                return item.text()
+        return key
+
+    def checked(self) -> list[str]:
+        out = []
+        for i in range(self.list.count()):
+            item = self.list.item(i)
+            if item.checkState() == Qt.CheckState.Checked:
+                out.append(item.data(Qt.ItemDataRole.UserRole))
+        return out
+
+    def set_checked(self, keys: list[str]) -> None:
+        for i in range(self.list.count()):
+            item = self.list.item(i)
+            on = item.data(Qt.ItemDataRole.UserRole) in keys
+            item.setCheckState(Qt.CheckState.Checked if on else Qt.CheckState.Unchecked)
+
+    def select(self, key: str) -> None:
+        for i in range(self.list.count()):
+            if self.list.item(i).data(Qt.ItemDataRole.UserRole) == key:
+                self.list.setCurrentRow(i)
+
+    def _show_card(self, item, _prev=None) -> None:
+        if item is None:
+            self.card.clear()
+            return
+        self.card.setPlainText(self.cards.get(item.data(Qt.ItemDataRole.UserRole), ""))
+
+    def set_running(self, running: bool) -> None:
+        self.run_button.setEnabled(not running)
+        self.cancel_button.setEnabled(running)
+
+
+METRIC_COLUMNS = (
+    "method",
+    "iteration",
+    "PSNR (dB)",
+    "SSIM",
+    "NMSE",
+    "time (s)",
+    "peak mem (MB)",
+    "ROI mean",
+    "ROI std",
+)
+_HEADERS = ("method", "it", "PSNR dB", "SSIM", "NMSE", "time s", "mem MB", "ROI mean", "ROI std")
+_TOOLTIPS = (
+    "method",
+    "iteration shown (latest <= slider)",
+    "PSNR in dB of |image| vs reference",
+    "SSIM (7x7 window) of |image| vs reference",
+    "normalised MSE",
+    "seconds from the start of the method to this iteration",
+    "peak memory: CUDA max allocated, or process RSS growth on CPU",
+    "mean of the displayed values in the ROI",
+    "standard deviation in the ROI",
+)
+
+
+class MetricsTable(QTableWidget):
+    """Final (or shown-iteration) metrics per method, plus ROI statistics."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(0, len(METRIC_COLUMNS), parent)
+        self.setObjectName("metricsTable")
+        self.setHorizontalHeaderLabels(_HEADERS)
+        for c, tip in enumerate(_TOOLTIPS):
+            self.horizontalHeaderItem(c).setToolTip(tip)
+        self.verticalHeader().setVisible(False)
+        self.verticalHeader().setDefaultSectionSize(22)
+        self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        header = self.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+
+    def set_rows(self, rows: list[dict[str, Any]]) -> None:
+        self.setRowCount(len(rows))
+        for r, row in enumerate(rows):
+            for c, col in enumerate(METRIC_COLUMNS):
+                value = row.get(col)
+                if value is None or (isinstance(value, float) and not np.isfinite(value)):
+                    text = "–"
+                elif isinstance(value, float):
+                    text = f"{value:.4g}" if col != "PSNR (dB)" else f"{value:.2f}"
+                else:
+                    text = str(value)
+                item = QTableWidgetItem(text)
+                if c == 0 and row.get("color"):
+                    item.setForeground(QColor(row["color"]))
+                self.setItem(r, c, item)
+
+    def cell_text(self, row: int, column: str) -> str:
+        item = self.item(row, METRIC_COLUMNS.index(column))
+        return "" if item is None else item.text()
+
+
+class CurvesWidget(pg.GraphicsLayoutWidget):
+    """PSNR and SSIM versus iteration, one curve per method, a marker at the shown iteration."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.setObjectName("curves")
+        self.plots: dict[str, pg.PlotItem] = {}
+        self.markers: dict[str, pg.InfiniteLine] = {}
+        self.curves: dict[tuple[str, str], pg.PlotDataItem] = {}
+        self.readout = pg.LabelItem(justify="right", size="8pt")
+        self.addItem(self.readout, row=0, col=0, colspan=2)
+        for col, (metric, label) in enumerate((("psnr", "PSNR (dB)"), ("ssim", "SSIM"))):
+            plot = self.addPlot(row=1, col=col)
+            plot.setLabel("bottom", "iteration")
+            plot.setLabel("left", label)
+            plot.showGrid(x=True, y=True, alpha=0.3)
+            plot.getAxis("left").enableAutoSIPrefix(False)
+            plot.getAxis("bottom").enableAutoSIPrefix(False)
+            plot.addLegend(offset=(-5, 5) if col == 0 else None, labelTextSize="8pt")
+            marker = pg.InfiniteLine(
+                pos=0,
+                angle=90,
+                movable=False,
+                pen=pg.mkPen("#dddd55", width=1.5, style=Qt.PenStyle.DashLine),
+            )
+            plot.addItem(marker, ignoreBounds=True)
+            self.plots[metric] = plot
+            self.markers[metric] = marker
+        self.plots["ssim"].setXLink(self.plots["psnr"])
+        self.scene().sigMouseMoved.connect(self._mouse_moved)
+
+    def clear_curves(self) -> None:
+        for (metric, _name), item in list(self.curves.items()):
+            self.plots[metric].removeItem(item)
+            legend = self.plots[metric].legend
+            if legend is not None:
+                legend.removeItem(item)
+        self.curves.clear()
+
+    def set_curve(
+        self,
+        name: str,
+        label: str,
+        color: str,
+        iterations: list[int],
+        values: dict[str, list[float]],
+    ) -> None:
+        for metric, plot in self.plots.items():
+            vals = values.get(metric)
+            if not vals:
+                continue
+            key = (metric, name)
+            item = self.curves.get(key)
+            if item is None:
+                item = plot.plot(
+                    [],
+                    [],
+                    pen=pg.mkPen(color, width=2),
+                    symbol="o",
+                    symbolSize=5,
+                    symbolBrush=color,
+                    symbolPen=None,
+                    name=label if metric == "psnr" else None,
+                )
+                self.curves[key] = item
+            item.setData(np.asarray(iterations, float), np.asarray(vals, float))
+
+    def set_iteration_span(self, top: int) -> None:
+        """Show iterations 0..top (at least 0..1) on the shared x axis."""
+        self.plots["psnr"].setXRange(0, max(1, top), padding=0.04)
+
+    def set_marker(self, iteration: int) -> None:
+        for marker in self.markers.values():
+            marker.setValue(iteration)
+
+    def marker_value(self) -> float:
+        return float(self.markers["psnr"].value())
+
+    def _mouse_moved(self, pos) -> None:
+        for metric, plot in self.plots.items():
+            if plot.sceneBoundingRect().contains(pos):
+                p = plot.getViewBox().mapSceneToView(pos)
+                self.readout.setText(f"{metric.upper()}  iteration {p.x():.1f}, value {p.y():.4g}")
