@@ -8,6 +8,7 @@ option names the axes explicitly (letters S, C, H, W; e.g. ``axes="HWC"`` for MA
 
 from __future__ import annotations
 
+import math
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -167,17 +168,25 @@ def open_npy(
         raise KSpaceReadError(
             f"a .npy file holds a single array; variable={variable!r} applies to .npz/.mat", path
         )
+    shape, dtype, offset = _npy_header(path)
+    if dtype.hasobject:
+        raise KSpaceReadError(
+            "array holds Python objects; refusing to unpickle (save plain complex arrays)", path
+        )
+    check_complex(dtype, path, "array")
+    if 0 in shape:
+        raise KSpaceReadError(f"array is empty (shape {shape})", path)
+    needed = offset + math.prod(shape) * dtype.itemsize
+    size = path.stat().st_size
+    if size < needed:
+        raise KSpaceReadError(
+            f"truncated .npy file: {size} bytes, its header ({shape} {dtype}) needs {needed}",
+            path,
+        )
     try:
         array = np.load(path, mmap_mode="r", allow_pickle=False)
-    except ValueError as exc:
-        if "pickle" in str(exc).lower() or "object" in str(exc).lower():
-            raise KSpaceReadError(
-                "array holds Python objects; refusing to unpickle (save plain complex arrays)",
-                path,
-            ) from exc
+    except (ValueError, OSError, EOFError) as exc:
         raise KSpaceReadError(f"not a readable .npy array ({exc})", path) from exc
-    except (OSError, EOFError) as exc:
-        raise KSpaceReadError(f"truncated or unreadable .npy file ({exc})", path) from exc
     check_complex(array.dtype, path, "array")
     return array_volume(path, "npy", array, axes, "array")
 
@@ -206,6 +215,22 @@ def open_npz(
         raise KSpaceReadError(f"truncated or corrupt .npz archive ({exc})", path) from exc
     check_complex(array.dtype, path, f"array {name!r}")
     return array_volume(path, "npz", array, axes, f"array {name!r}", {"variable": name})
+
+
+def _npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype, int]:
+    """``(shape, dtype, data offset)`` from a .npy header; KSpaceReadError if it is corrupt."""
+    from numpy.lib import format as npformat
+
+    try:
+        with open(path, "rb") as fh:
+            version = npformat.read_magic(fh)
+            if version == (1, 0):
+                shape, _, dtype = npformat.read_array_header_1_0(fh)
+            else:
+                shape, _, dtype = npformat.read_array_header_2_0(fh)
+            return tuple(shape), np.dtype(dtype), fh.tell()
+    except (ValueError, OSError, EOFError, SyntaxError, TypeError) as exc:
+        raise KSpaceReadError(f"corrupt .npy header ({exc})", path) from exc
 
 
 def _npz_dtype(npz: Any, name: str) -> np.dtype | None:
