@@ -168,11 +168,10 @@ class ScriptRunner:
 def run_app(argv: Sequence[str] | None = None) -> int:
     """Open the main window (``argv`` excludes the program name); returns the exit status."""
     args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    import pyqtgraph as pg
     from PyQt6.QtCore import QTimer
     from PyQt6.QtGui import QGuiApplication
     from PyQt6.QtWidgets import QApplication
-
-    import pyqtgraph as pg
 
     pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
     app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "mriviewer"])

@@ -69,6 +69,7 @@ SHORTCUTS = [
     ("[ ]", "brightness down / up"),
     ("{ }", "contrast down / up"),
     ("e", "toggle error maps"),
+    ("Ctrl+0", "fit the images (reset zoom)"),
     ("Ctrl+Shift+R", "reset window/level to the reference 1st-99th percentile"),
 ]
 
@@ -315,6 +316,7 @@ class MainWindow(QMainWindow):
         self._action(v, "Contrast down", lambda: self.adjust_levels(contrast=-1), "{")
         self._action(v, "Contrast up", lambda: self.adjust_levels(contrast=+1), "}")
         self._action(v, "Reset window/level", self.reset_levels, "Ctrl+Shift+R")
+        self._action(v, "Fit images (reset zoom)", self.grid.reset_view, "Ctrl+0")
         v.addSeparator()
         self._action(v, "Previous iteration", lambda: self.step_iteration(-1), "Left")
         self._action(v, "Next iteration", lambda: self.step_iteration(+1), "Right")
@@ -450,6 +452,7 @@ class MainWindow(QMainWindow):
             self.regenerate_mask()
         self._update_kspace_view()
         self.grid.set_panes([REFERENCE])
+        self.grid.reset_view()
         self.reset_levels()
         self.refresh()
 
@@ -1235,6 +1238,15 @@ class MainWindow(QMainWindow):
         return True
 
     # ===== lifetime =======================================================================
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt API
+        super().showEvent(event)
+        if not getattr(self, "_docks_sized", False):
+            self._docks_sized = True
+            height = max(200, int(self.height() * 0.27))
+            self.resizeDocks([self.docks["curves"]], [height], Qt.Orientation.Vertical)
+            QTimer.singleShot(0, self.grid.reset_view)
+
+    # ===== close ==========================================================================
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt API
         """Stop the worker (cancel + wait) before the window goes."""
         self.refresh_timer.stop()

@@ -104,6 +104,8 @@ class ComparisonGrid(pg.GraphicsLayoutWidget):
         self.roi_visible = False
         self._roi_state: dict | None = None
         self._roi_guard = False
+        self._sync_guard = False
+        self._user_zoomed = False
         self.colorbar = pg.ColorBarItem(
             values=self._levels,
             colorMap=pg.colormap.get(_PG_CMAPS[IMAGE_CMAP]),
@@ -126,7 +128,7 @@ class ComparisonGrid(pg.GraphicsLayoutWidget):
     # ----- layout -------------------------------------------------------------------------
     def set_panes(self, names: list[str]) -> None:
         """Rebuild the grid with these pane names (first is the reference), keeping the view."""
-        view_range = self.view_range() if self.panes else None
+        view_range = self.view_range() if self.panes and self._user_zoomed else None
         self.clear()
         old = self.panes
         self.panes = {}
@@ -145,16 +147,8 @@ class ComparisonGrid(pg.GraphicsLayoutWidget):
                 pane.set_title(name)
             self.panes[name] = pane
         self._relayout()
-        first = next(iter(self.panes.values()), None)
-        for pane in self.panes.values():
-            if pane is not first and first is not None:
-                pane.view.setXLink(first.view)
-                pane.view.setYLink(first.view)
-                pane.error_view.setXLink(first.view)
-                pane.error_view.setYLink(first.view)
-            elif first is not None:
-                pane.error_view.setXLink(first.view)
-                pane.error_view.setYLink(first.view)
+        for view in self.views():
+            view.sigRangeChangedManually.connect(lambda *_a, v=view: self.sync_views(v))
         self.colorbar.setImageItem([p.image for p in self.panes.values()])
         self.error_bar.setImageItem([p.error_image for p in self.panes.values()])
         self.set_levels(*self._levels)
@@ -178,6 +172,11 @@ class ComparisonGrid(pg.GraphicsLayoutWidget):
             if self.error_visible:
                 self.addItem(pane.error_plot, row=r * rows_per + 1, col=c)
         nrows = math.ceil(n / ncols) * rows_per
+        layout = self.ci.layout
+        for c in range(ncols):
+            layout.setColumnStretchFactor(c, 10)
+            layout.setColumnPreferredWidth(c, 100)
+        layout.setColumnStretchFactor(ncols, 0)
         self.addItem(self.colorbar, row=0, col=ncols, rowspan=1 if self.error_visible else nrows)
         if self.error_visible:
             self.addItem(self.error_bar, row=1, col=ncols, rowspan=1)
@@ -204,8 +203,9 @@ class ComparisonGrid(pg.GraphicsLayoutWidget):
             pane.error_image.clear()
         if title is not None:
             pane.set_title(title)
-        if first and name == next(iter(self.panes)):
-            pane.view.autoRange(padding=0.0)
+        if first and not self._user_zoomed:
+            pane.view.enableAutoRange(pg.ViewBox.XYAxes, True)
+            pane.error_view.enableAutoRange(pg.ViewBox.XYAxes, True)
 
     def levels(self) -> tuple[float, float]:
         return self._levels
@@ -241,6 +241,36 @@ class ComparisonGrid(pg.GraphicsLayoutWidget):
         self._error_levels = tuple(float(v) for v in bar.levels())
 
     # ----- view state ---------------------------------------------------------------------
+    def views(self) -> list[pg.ViewBox]:
+        """Every image ViewBox (panes, then error maps)."""
+        return [p.view for p in self.panes.values()] + [p.error_view for p in self.panes.values()]
+
+    def sync_views(self, source: pg.ViewBox) -> None:
+        """Linked zoom/pan: give every view the source's centre and scale (units per pixel).
+
+        (Linking aspect-locked views axis by axis feeds back when the panes differ in size,
+        so the views are linked by centre and scale instead.)"""
+        if self._sync_guard:
+            return
+        self._user_zoomed = True
+        (x0, x1), (y0, y1) = source.viewRange()
+        width = max(source.width(), 1.0)
+        upp = (x1 - x0) / width
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        self._sync_guard = True
+        try:
+            for view in self.views():
+                if view is source:
+                    continue
+                w, h = max(view.width(), 1.0), max(view.height(), 1.0)
+                view.setRange(
+                    xRange=(cx - upp * w / 2, cx + upp * w / 2),
+                    yRange=(cy - upp * h / 2, cy + upp * h / 2),
+                    padding=0.0,
+                )
+        finally:
+            self._sync_guard = False
+
     def view_range(self) -> list[list[float]] | None:
         first = next(iter(self.panes.values()), None)
         if first is None:
@@ -248,9 +278,18 @@ class ComparisonGrid(pg.GraphicsLayoutWidget):
         return [list(map(float, r)) for r in first.view.viewRange()]
 
     def set_view_range(self, rng: list[list[float]]) -> None:
+        """Show this ``[[x0, x1], [y0, y1]]`` region in the first pane and the same in the others."""
         first = next(iter(self.panes.values()), None)
         if first is not None and rng:
             first.view.setRange(xRange=rng[0], yRange=rng[1], padding=0.0)
+            self.sync_views(first.view)
+
+    def reset_view(self) -> None:
+        """Fit the image in every pane again (auto range until the user zooms or pans)."""
+        self._user_zoomed = False
+        for view in self.views():
+            view.enableAutoRange(pg.ViewBox.XYAxes, True)
+            view.autoRange(padding=0.0)
 
     # ----- ROI ----------------------------------------------------------------------------
     def set_roi_visible(self, visible: bool) -> None:
