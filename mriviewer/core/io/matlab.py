@@ -8,6 +8,11 @@ by rank as ``(H, W)``, ``(C, H, W)`` or ``(S, C, H, W)`` unless ``axes=`` says o
 
 from __future__ import annotations
 
+import math
+import mmap
+import struct
+import zlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,14 +52,43 @@ def sniff_mat4(path: Path, head: bytes) -> bool:
 def open_mat5(
     path: Path, variable: str | None = None, axes: str | None = None, **options: Any
 ) -> KSpaceVolume:
-    """Open a v4/v5/v7 MAT file with scipy (the chosen variable is read into memory)."""
+    """Open a v4/v5/v7 MAT file with scipy (the chosen variable is read into memory).
+
+    v5/v7 files are first checked element by element (:func:`scan_mat5`): scipy's compiled
+    reader can crash the interpreter on some corrupt files, so it only ever sees a variable
+    whose structure is sound.
+    """
     import scipy.io
 
     _no_options(options, path)
+    version = 5 if _read_head(path).startswith(MAT5_MAGIC) else 4
+    if version == 5:
+        variables = scan_mat5(path)
+        numeric = {v.name: v.is_complex for v in variables if v.numeric}
+        others = {v.name: v.kind for v in variables if not v.numeric}
+        names = sorted(numeric) + sorted(others)
+        if variable is not None and variable in others:
+            raise KSpaceReadError(
+                f"variable {variable!r} is a MATLAB {others[variable]}, expected a complex "
+                "numeric array",
+                path,
+            )
+        if not numeric and others:
+            held = ", ".join(f"{n} ({k})" for n, k in sorted(others.items()))
+            raise KSpaceReadError(f"MATLAB file holds no numeric array (variables: {held})", path)
+        wanted = pick_variable(
+            {**numeric, **{n: False for n in others}}, bool, variable, path, "MATLAB file"
+        )
+        if wanted in others:
+            raise KSpaceReadError(
+                f"variable {wanted!r} is a MATLAB {others[wanted]}, expected a complex "
+                "numeric array",
+                path,
+            )
     try:
-        listing = scipy.io.whosmat(str(path))
-        names = [name for name, _, _ in listing]
-        wanted = _preferred(names, variable)
+        if version == 4:
+            names = [name for name, _, _ in scipy.io.whosmat(str(path))]
+            wanted = _preferred(names, variable)
         data = scipy.io.loadmat(
             str(path), variable_names=[wanted] if wanted else None, mat_dtype=False
         )
@@ -65,9 +99,10 @@ def open_mat5(
             f"truncated or corrupt MATLAB file ({type(exc).__name__}: {exc})", path
         ) from exc
     arrays = {k: v for k, v in data.items() if not k.startswith("__") and isinstance(v, np.ndarray)}
-    if not arrays and names:
+    if not arrays:
         raise KSpaceReadError(
-            f"MATLAB file variables ({', '.join(names)}) could not be read as arrays", path
+            f"MATLAB file variables ({', '.join(names) or 'none'}) could not be read as arrays",
+            path,
         )
     name = pick_variable(arrays, lambda a: np.iscomplexobj(a), variable, path, "MATLAB file")
     array = arrays[name]
@@ -78,8 +113,126 @@ def open_mat5(
         )
     check_complex(array.dtype, path, f"variable {name!r}")
     return array_volume(
-        path, "matlab", array, axes, f"variable {name!r}", {"variable": name, "mat_version": 5}
+        path,
+        "matlab",
+        array,
+        axes,
+        f"variable {name!r}",
+        {"variable": name, "mat_version": version},
     )
+
+
+# --- MAT v5 structure check ----------------------------------------------------------------
+
+MI_SIZES = {1: 1, 2: 1, 3: 2, 4: 2, 5: 4, 6: 4, 7: 4, 9: 8, 12: 8, 13: 8}
+MI_MATRIX, MI_COMPRESSED = 14, 15
+NUMERIC_CLASSES = set(range(6, 16))
+CLASS_NAMES = {1: "cell array", 2: "struct", 3: "object", 4: "char array", 5: "sparse matrix"}
+
+
+@dataclass
+class MatVariable:
+    """One top-level MAT v5 variable as found by :func:`scan_mat5`."""
+
+    name: str
+    kind: str
+    numeric: bool
+    is_complex: bool
+    dims: tuple[int, ...]
+
+
+def _read_head(path: Path, size: int = 128) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read(size)
+
+
+def scan_mat5(path: Path, max_inflated: int = 1 << 34) -> list[MatVariable]:
+    """Walk a v5/v7 MAT file's data elements; raise KSpaceReadError on any structural fault.
+
+    Checks every tag's type and size against its container, and for numeric arrays that the
+    real/imaginary parts hold exactly ``prod(dims)`` values of a valid type. The file is
+    memory-mapped; only compressed variables are inflated (up to ``max_inflated`` bytes).
+    """
+    if path.stat().st_size < 128:
+        raise KSpaceReadError("truncated MATLAB file (shorter than its 128-byte header)", path)
+    with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as raw:
+        endian = {b"IM": "<", b"MI": ">"}.get(raw[126:128])
+        if endian is None:
+            raise KSpaceReadError("corrupt MATLAB header (bad endian indicator)", path)
+        out: list[MatVariable] = []
+        pos, end = 128, len(raw)
+        while pos < end:
+            mtype, nbytes, at, pos = _tag(raw, pos, end, endian, path, "top-level element")
+            if mtype == MI_COMPRESSED:
+                try:
+                    inner = zlib.decompressobj().decompress(raw[at : at + nbytes], max_inflated)
+                except zlib.error as exc:
+                    raise KSpaceReadError(
+                        f"corrupt compressed variable in MATLAB file ({exc})", path
+                    ) from exc
+                itype, inbytes, iat, _ = _tag(
+                    inner, 0, len(inner), endian, path, "compressed element"
+                )
+                if itype == MI_MATRIX:  # scipy skips other element types too
+                    out.append(_scan_matrix(inner, iat, iat + inbytes, endian, path))
+            elif mtype == MI_MATRIX:
+                out.append(_scan_matrix(raw, at, at + nbytes, endian, path))
+    return out
+
+
+def _tag(
+    buf: Any, pos: int, end: int, endian: str, path: Path, what: str
+) -> tuple[int, int, int, int]:
+    """Parse the data-element tag at ``pos`` (inside ``buf[:end]``):
+    (type, nbytes, data offset, next element offset)."""
+    if pos + 8 > end:
+        raise KSpaceReadError(f"truncated MATLAB file ({what} tag cut off)", path)
+    first, second = struct.unpack_from(endian + "II", buf, pos)
+    if first >> 16:  # small data element: type and size packed in 4 bytes, data in the next 4
+        mtype, nbytes = first & 0xFFFF, first >> 16
+        if nbytes > 4:
+            raise KSpaceReadError(f"corrupt MATLAB file ({what} has a bad small tag)", path)
+        return mtype, nbytes, pos + 4, pos + 8
+    mtype, nbytes = first, second
+    if pos + 8 + nbytes > end:
+        raise KSpaceReadError(
+            f"truncated MATLAB file ({what} needs {nbytes} bytes, {end - pos - 8} left)", path
+        )
+    padded = pos + 8 + (nbytes if mtype == MI_COMPRESSED else ((nbytes + 7) // 8) * 8)
+    return mtype, nbytes, pos + 8, padded
+
+
+def _scan_matrix(buf: Any, start: int, end: int, endian: str, path: Path) -> MatVariable:
+    """Check one miMATRIX element's sub-elements (``buf[start:end]``)."""
+    mtype, nbytes, at, pos = _tag(buf, start, end, endian, path, "array flags")
+    if mtype != 6 or nbytes != 8:
+        raise KSpaceReadError("corrupt MATLAB file (bad array flags element)", path)
+    flags = struct.unpack_from(endian + "I", buf, at)[0]
+    cls, is_complex = flags & 0xFF, bool(flags & 0x800)
+    mtype, nbytes, at, pos = _tag(buf, pos, end, endian, path, "dimensions")
+    if mtype != 5 or nbytes % 4 or nbytes < 8:
+        raise KSpaceReadError("corrupt MATLAB file (bad dimensions element)", path)
+    dims = struct.unpack_from(f"{endian}{nbytes // 4}i", buf, at)
+    if any(d < 0 for d in dims):
+        raise KSpaceReadError(f"corrupt MATLAB file (negative dimensions {dims})", path)
+    mtype, nbytes, at, pos = _tag(buf, pos, end, endian, path, "array name")
+    if mtype not in (1, 2):
+        raise KSpaceReadError("corrupt MATLAB file (bad array name element)", path)
+    name = bytes(buf[at : at + nbytes]).decode("latin-1")
+    if cls not in NUMERIC_CLASSES:
+        kind = CLASS_NAMES.get(cls, f"class {cls}")
+        return MatVariable(name, kind, False, False, tuple(dims))
+    count = math.prod(dims)
+    for part in ("real", "imaginary")[: 1 + is_complex]:
+        mtype, nbytes, at, pos = _tag(buf, pos, end, endian, path, f"{part} part of {name!r}")
+        size = MI_SIZES.get(mtype)
+        if size is None or nbytes != count * size:
+            raise KSpaceReadError(
+                f"corrupt MATLAB file: {part} part of {name!r} holds {nbytes} bytes of type "
+                f"{mtype}, dims {list(dims)} need {count} values",
+                path,
+            )
+    return MatVariable(name, "numeric array", True, is_complex, tuple(dims))
 
 
 def open_mat73(
@@ -129,8 +282,10 @@ class _ReversedH5Array:
                 block = h5[self.name][tuple(reversed(index))]
         except (OSError, KeyError, ValueError, RuntimeError) as exc:
             raise KSpaceReadError(f"cannot read variable {self.name!r} ({exc})", self.path) from exc
-        if _is_complex_compound(block.dtype):
-            block = block["real"] + 1j * block["imag"]
+        if _is_complex_compound(block.dtype) and block.dtype.kind != "c":
+            out = np.empty(block.shape, np.complex64)
+            out.real, out.imag = block["real"], block["imag"]
+            block = out
         return np.asarray(block).transpose().astype(np.complex64, copy=False)
 
 

@@ -211,8 +211,10 @@ def open_npz(
                 ) from exc
     except KSpaceReadError:
         raise
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError, KeyError) as exc:
-        raise KSpaceReadError(f"truncated or corrupt .npz archive ({exc})", path) from exc
+    except Exception as exc:  # noqa: BLE001 - zipfile/zlib/numpy raise many types
+        raise KSpaceReadError(
+            f"truncated or corrupt .npz archive ({type(exc).__name__}: {exc})", path
+        ) from exc
     check_complex(array.dtype, path, f"array {name!r}")
     return array_volume(path, "npz", array, axes, f"array {name!r}", {"variable": name})
 
@@ -229,8 +231,8 @@ def _npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype, int]:
             else:
                 shape, _, dtype = npformat.read_array_header_2_0(fh)
             return tuple(shape), np.dtype(dtype), fh.tell()
-    except (ValueError, OSError, EOFError, SyntaxError, TypeError) as exc:
-        raise KSpaceReadError(f"corrupt .npy header ({exc})", path) from exc
+    except Exception as exc:  # noqa: BLE001 - numpy's header parser raises many types
+        raise KSpaceReadError(f"corrupt .npy header ({type(exc).__name__}: {exc})", path) from exc
 
 
 def _npz_dtype(npz: Any, name: str) -> np.dtype | None:
@@ -245,7 +247,7 @@ def _npz_dtype(npz: Any, name: str) -> np.dtype | None:
             else:
                 _, _, dtype = npformat.read_array_header_2_0(fh)
         return dtype
-    except (ValueError, OSError, KeyError, zipfile.BadZipFile, EOFError):
+    except Exception:  # noqa: BLE001 - a damaged member is reported when it is read
         return None
 
 
