@@ -450,3 +450,16 @@ def test_twix_without_twixtools_says_which_extra(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "twixtools", None)
     with pytest.raises(KSpaceReadError, match=r"meas\.dat: .*mriviewer\[twix\]"):
         open_kspace(path)
+
+
+@pytest.mark.parametrize("xml_layout", ["scalar", "absent"])
+def test_ismrmrd_xml_variants(tmp_path, xml_layout):
+    kspace = random_kspace((1, 2, 8, 6))
+    path = write_ismrmrd(tmp_path / "mrd.h5", kspace)
+    with h5py.File(path, "a") as h5:
+        del h5["dataset/xml"]
+        if xml_layout == "scalar":
+            h5["dataset"].create_dataset("xml", data=mrd_xml(8, 6, 4, 6))
+    volume = open_kspace(path)
+    assert volume.recon_matrix == ((4, 6) if xml_layout == "scalar" else (8, 6))
+    np.testing.assert_array_equal(volume.kspace, kspace[0])

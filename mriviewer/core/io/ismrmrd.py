@@ -165,7 +165,10 @@ def open_ismrmrd(path: Path, group: str | None = None, **options: Any) -> KSpace
                     f"/{name}/data is not an ISMRMRD acquisition table (needs head and data)", path
                 )
             heads = ds.fields("head")[:]
-            xml = grp["xml"][0] if "xml" in grp and grp["xml"].shape != (0,) else None
+            xml_ds = grp.get("xml")
+            xml = None
+            if isinstance(xml_ds, h5py.Dataset) and xml_ds.size:
+                xml = xml_ds[()] if xml_ds.shape == () else xml_ds[0]
     except KSpaceReadError:
         raise
     except (OSError, KeyError, ValueError, RuntimeError, TypeError, IndexError) as exc:
