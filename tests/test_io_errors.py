@@ -21,6 +21,7 @@ from mriviewer.core.errors import KSpaceReadError, MriViewerError
 from mriviewer.core.io import open_kspace
 
 sys.path.insert(0, str(Path(__file__).parent))
+from conftest import SHARED_DATA  # noqa: E402
 from test_io_readers import (  # noqa: E402
     ACQUISITION,
     FLAG_NOISE,
@@ -141,6 +142,7 @@ def bart_missing_cfl(tmp: Path) -> Path:
 
 
 def twix_garbage(tmp: Path) -> Path:
+    pytest.importorskip("twixtools")
     path = tmp / "meas.dat"
     head = np.array([0, 1, 7, 1], "<u4").tobytes() + np.array([1024, 4096], "<u8").tobytes()
     rng = np.random.default_rng(0)
@@ -149,7 +151,8 @@ def twix_garbage(tmp: Path) -> Path:
 
 
 def twix_truncated(tmp: Path) -> Path:
-    source = Path(__file__).resolve().parents[2] / "shared/data/siemens_twix_phantom/gre.dat"
+    pytest.importorskip("twixtools")
+    source = SHARED_DATA / "siemens_twix_phantom" / "gre.dat"
     if not source.is_file():
         pytest.skip(f"{source} is absent (shared MRI data only exists beside the repo)")
     path = tmp / "gre.dat"
