@@ -202,6 +202,8 @@ class MainWindow(QMainWindow):
         layout.addLayout(row)
         self.metrics_note = QLabel("")
         self.metrics_note.setObjectName("metricsNote")
+        self.metrics_note.setWordWrap(True)
+        self.metrics_note.setMinimumWidth(100)
         layout.addWidget(self.metrics_note)
         self.setCentralWidget(central)
 
@@ -661,7 +663,8 @@ class MainWindow(QMainWindow):
             self.show_error("Cannot open model", f"{path}: model support is not installed ({exc})")
             return False
         except MriViewerError as exc:
-            self.show_error("Cannot open model", str(exc))
+            text = str(exc) if path in str(exc) else f"{path}: {exc}"
+            self.show_error("Cannot open model", text)
             return False
         except Exception as exc:  # noqa: BLE001 - incompatible files must not crash the app
             self.show_error(

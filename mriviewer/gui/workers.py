@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from PyQt6.QtCore import QObject, QThread, pyqtSignal, pyqtSlot
+from PyQt6.QtCore import QObject, Qt, QThread, pyqtSignal, pyqtSlot
 
 from mriviewer.core.errors import MriViewerError
 
@@ -223,7 +223,8 @@ class RunController(QObject):
         worker = ReconWorker(request)
         worker.moveToThread(thread)
         thread.started.connect(worker.run)
-        worker.finished.connect(thread.quit)
+        # direct: quit() is thread-safe, and a queued call would wait on the (blocked) UI loop
+        worker.finished.connect(thread.quit, Qt.ConnectionType.DirectConnection)
         self.thread, self.worker = thread, worker
         thread.start()
         return worker

@@ -95,7 +95,7 @@ class DataPanel(QWidget):
         row.addWidget(self.coil_combo, 1)
         layout.addLayout(row)
         self.kspace_view = KSpaceView()
-        self.kspace_view.setMinimumHeight(200)
+        self.kspace_view.setMinimumHeight(120)
         layout.addWidget(self.kspace_view, 1)
         self.slice_slider.valueChanged.connect(self._slider_moved)
         self.slice_spin.valueChanged.connect(self._spin_changed)
