@@ -126,25 +126,40 @@ ACQUISITION = np.dtype(
 FLAG_NOISE, FLAG_CALIBRATION, FLAG_NAVIGATION = 19, 20, 23
 
 
-def mrd_xml(nx: int, ny: int, rx: int, ry: int, trajectory: str = "cartesian") -> str:
-    """A small MRD XML header: encoded (nx readout, ny lines), recon (rx, ry), ky centre ny/2."""
+def mrd_xml(
+    nx: int,
+    ny: int,
+    rx: int,
+    ry: int,
+    trajectory: str = "cartesian",
+    center: int | None = None,
+    nz: int = 1,
+) -> str:
+    """A small MRD XML header: encoded (nx readout, ny lines, nz partitions), recon (rx, ry),
+    ky centre ``center`` (default ny/2)."""
+    center = ny // 2 if center is None else center
     return (
         '<?xml version="1.0"?><ismrmrdHeader xmlns="http://www.ismrm.org/ISMRMRD">'
         "<measurementInformation><protocolName>test_gre</protocolName></measurementInformation>"
         "<acquisitionSystemInformation><systemVendor>TestVendor</systemVendor>"
         "<systemFieldStrength_T>3.0</systemFieldStrength_T></acquisitionSystemInformation>"
-        f"<encoding><encodedSpace><matrixSize><x>{nx}</x><y>{ny}</y><z>1</z></matrixSize>"
+        f"<encoding><encodedSpace><matrixSize><x>{nx}</x><y>{ny}</y><z>{nz}</z></matrixSize>"
         "<fieldOfView_mm><x>200</x><y>200</y><z>5</z></fieldOfView_mm></encodedSpace>"
         f"<reconSpace><matrixSize><x>{rx}</x><y>{ry}</y><z>1</z></matrixSize>"
         "<fieldOfView_mm><x>200</x><y>200</y><z>5</z></fieldOfView_mm></reconSpace>"
         f"<encodingLimits><kspace_encoding_step_1><minimum>0</minimum><maximum>{ny - 1}"
-        f"</maximum><center>{ny // 2}</center></kspace_encoding_step_1></encodingLimits>"
+        f"</maximum><center>{center}</center></kspace_encoding_step_1></encodingLimits>"
         f"<trajectory>{trajectory}</trajectory></encoding></ismrmrdHeader>"
     )
 
 
 def acquisition(
-    data: np.ndarray, ky: int = 0, slice_: int = 0, flags: int = 0, average: int = 0
+    data: np.ndarray,
+    ky: int = 0,
+    slice_: int = 0,
+    flags: int = 0,
+    average: int = 0,
+    kz: int = 0,
 ) -> np.ndarray:
     """One acquisition row (a length-1 table); ``data`` is (coils, samples) complex."""
     coils, samples = data.shape
@@ -157,6 +172,7 @@ def acquisition(
     head["active_channels"] = coils
     head["center_sample"] = samples // 2
     head["idx"]["kspace_encode_step_1"] = ky
+    head["idx"]["kspace_encode_step_2"] = kz
     head["idx"]["slice"] = slice_
     head["idx"]["average"] = average
     row[0]["head"] = head
@@ -463,3 +479,40 @@ def test_ismrmrd_xml_variants(tmp_path, xml_layout):
     volume = open_kspace(path)
     assert volume.recon_matrix == ((4, 6) if xml_layout == "scalar" else (8, 6))
     np.testing.assert_array_equal(volume.kspace, kspace[0])
+
+
+def test_ismrmrd_partial_fourier_lines_are_centred(tmp_path):
+    """Encoding limits centre 2 of 8 lines: step-1 index 2 is k-space centre (matrix line 4)."""
+    kspace = random_kspace((1, 2, 8, 8))
+    rows = [acquisition(kspace[0, :, :, ky + 2], ky) for ky in range(6)]
+    path = write_ismrmrd(
+        tmp_path / "pf.h5",
+        kspace[:, :, :, :0],
+        lines=[],
+        extra_rows=rows,
+        xml=mrd_xml(8, 8, 8, 8, center=2),
+    )
+    volume = open_kspace(path)
+    assert volume.matrix == (8, 8)
+    expected = kspace[0].copy()
+    expected[:, :, :2] = 0
+    np.testing.assert_allclose(volume.kspace, expected, atol=1e-6)
+
+
+def test_ismrmrd_3d_partitions_become_slices(tmp_path):
+    volume3d = random_kspace((2, 8, 6, 4))  # (coils, kx, ky, kz)
+    rows = [acquisition(volume3d[:, :, ky, kz], ky, kz=kz) for kz in range(4) for ky in range(6)]
+    path = write_ismrmrd(
+        tmp_path / "3d.h5",
+        volume3d[None, :, :, :0, 0],
+        lines=[],
+        extra_rows=rows,
+        xml=mrd_xml(8, 6, 8, 6, nz=4),
+    )
+    volume = open_kspace(path)
+    assert volume.num_slices == 4 and volume.header["partitions"] == 4
+    hybrid = np.fft.fftshift(
+        np.fft.ifft(np.fft.ifftshift(volume3d, axes=3), axis=3, norm="ortho"), axes=3
+    )
+    for z in range(4):
+        np.testing.assert_allclose(volume.read_kspace(z), hybrid[..., z], atol=1e-5)
