@@ -41,6 +41,10 @@ class ResidualCNN(nn.Module):
             if i < depth - 1:
                 layers.append(nn.ReLU())
         self.net = nn.Sequential(*layers)
+        last = layers[-1]
+        with torch.no_grad():  # start close to the identity (x + small f(x))
+            last.weight.mul_(0.1)
+            last.bias.zero_()
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         x = complex_to_channels(image)
@@ -78,6 +82,9 @@ class ResBlockDenoiser(nn.Module):
         self.head = nn.Conv2d(2, features, 3, padding=1)
         self.blocks = nn.Sequential(*[ResBlock(features) for _ in range(blocks)])
         self.tail = nn.Conv2d(features, 2, 3, padding=1)
+        with torch.no_grad():  # start close to the identity: PGD then begins as a gradient step
+            self.tail.weight.mul_(0.1)
+            self.tail.bias.zero_()
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         x = complex_to_channels(image)

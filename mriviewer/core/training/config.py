@@ -1,0 +1,179 @@
+"""Training configuration: a dataclass read from TOML, with command-line overrides.
+
+Example ``train.toml`` (relative folders are relative to the TOML file)::
+
+    strategy = "gleam"          # e2e | checkpoint | gleam
+    modules = 4                 # GLEAM modules M (N % M == 0); default M = N
+    train_dir = "data/train"
+    val_dir = "data/val"
+    accelerations = [4.0]
+    steps = 2000                # or epochs = 10
+    lr = 1e-3
+    batch_size = 1
+    device = "auto"             # auto | cpu | cuda | cuda:1
+    seed = 0
+    output = "runs/modl-gleam"
+    loss = "l1"                 # complex l1 (default) or l2
+
+    [model]                     # build_model settings: name modl | pgd, then its arguments
+    name = "modl"
+    num_unrolls = 8
+    features = 64
+    shared = false
+
+    [mask]                      # mask spec template (acceleration comes from accelerations)
+    kind = "random"
+    center_fraction = 0.08
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mriviewer.core.errors import ConfigError, MriViewerError
+from mriviewer.core.physics.masks import MaskSpec
+from mriviewer.core.training.strategies import LOSSES, STRATEGIES
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs (see the module docstring for the TOML layout)."""
+
+    model: dict[str, Any] = field(
+        default_factory=lambda: {"name": "modl", "num_unrolls": 4, "features": 32, "shared": False}
+    )
+    strategy: str = "e2e"
+    modules: int | None = None
+    train_dir: str = ""
+    val_dir: str | None = None
+    mask: dict[str, Any] = field(
+        default_factory=lambda: {"kind": "random", "center_fraction": 0.08, "calib": 20}
+    )
+    accelerations: list[float] = field(default_factory=lambda: [4.0])
+    steps: int | None = None
+    epochs: int | None = None
+    lr: float = 1e-3
+    batch_size: int = 1
+    device: str = "auto"
+    seed: int = 0
+    output: str = "runs/train"
+    loss: str = "l1"
+    val_every: int = 100
+    checkpoint_every: int = 100
+    max_val_slices: int | None = None
+    coil_method: str = "espirit"
+    calib: int | None = None
+    progress: bool = True
+
+    def mask_spec(self) -> MaskSpec:
+        """The mask template (its acceleration is replaced per sample)."""
+        try:
+            return MaskSpec(**{**self.mask, "acceleration": float(self.accelerations[0])})
+        except TypeError as exc:
+            raise ConfigError(f"bad [mask] settings ({exc})") from exc
+
+    def validate(self) -> TrainConfig:
+        """Check values; raises ConfigError naming the bad setting. Returns self."""
+        if not self.train_dir:
+            raise ConfigError("no training data folder (train_dir / --train)")
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(
+                f"unknown strategy {self.strategy!r}; use one of {', '.join(STRATEGIES)}"
+            )
+        if self.loss not in LOSSES:
+            raise ConfigError(f"unknown loss {self.loss!r}; use one of {', '.join(LOSSES)}")
+        if not isinstance(self.model, dict) or "name" not in self.model:
+            raise ConfigError("[model] needs a name (modl or pgd)")
+        if (self.steps is None) == (self.epochs is None):
+            raise ConfigError("give exactly one of steps and epochs")
+        for name in ("steps", "epochs"):
+            value = getattr(self, name)
+            if value is not None and int(value) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {value}")
+        for name in ("batch_size", "val_every", "checkpoint_every"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ConfigError(f"lr must be > 0, got {self.lr}")
+        if not self.accelerations:
+            raise ConfigError("at least one acceleration is needed")
+        try:
+            self.mask_spec()
+        except MriViewerError as exc:
+            raise ConfigError(f"bad mask settings: {exc.problem}") from exc
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dictionary."""
+        return dataclasses.asdict(self)
+
+
+FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
+PATH_FIELDS = ("train_dir", "val_dir", "output")
+
+
+def load_config(
+    path: str | Path | None = None, overrides: dict[str, Any] | None = None
+) -> TrainConfig:
+    """Read a TOML file (optional) and apply ``overrides``; returns a validated config.
+
+    overrides: ``{field: value}`` with ``model.KEY`` / ``mask.KEY`` for table entries; None
+    values are ignored. Unknown keys raise ConfigError naming the file.
+    """
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        try:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+        except FileNotFoundError as exc:
+            raise ConfigError("config file not found", path) from exc
+        except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read TOML ({exc})", path) from exc
+        unknown = sorted(set(data) - FIELDS)
+        if unknown:
+            raise ConfigError(
+                f"unknown settings {unknown}; known: {', '.join(sorted(FIELDS))}", path
+            )
+        for key in PATH_FIELDS:
+            if isinstance(data.get(key), str) and not Path(data[key]).is_absolute():
+                data[key] = str(path.parent / data[key])
+    defaults = TrainConfig()
+    for table in ("model", "mask"):
+        if table in data and not isinstance(data[table], dict):
+            raise ConfigError(f"[{table}] must be a table", path)
+        data[table] = {**getattr(defaults, table), **data.get(table, {})}
+    for key, value in (overrides or {}).items():
+        if value is None:
+            continue
+        if "." in key:
+            table, sub = key.split(".", 1)
+            if table not in ("model", "mask"):
+                raise ConfigError(f"unknown setting {key!r}")
+            data.setdefault(table, {})[sub] = value
+        elif key in FIELDS:
+            data[key] = value
+        else:
+            raise ConfigError(f"unknown setting {key!r}")
+    if data.get("steps") is not None and data.get("epochs") is not None:
+        # A command-line override of one replaces the other from the file.
+        if overrides and overrides.get("steps") is not None:
+            data["epochs"] = None
+        elif overrides and overrides.get("epochs") is not None:
+            data["steps"] = None
+    if isinstance(data.get("accelerations"), int | float):
+        data["accelerations"] = [float(data["accelerations"])]
+    try:
+        config = TrainConfig(**data)
+    except TypeError as exc:
+        raise ConfigError(f"bad settings ({exc})", path) from exc
+    return config.validate()

@@ -1,0 +1,356 @@
+"""The training loop: data, strategy, validation, logging, best/last checkpoints and resume.
+
+Output folder layout::
+
+    config.json        the resolved TrainConfig
+    log.jsonl          one JSON record per step: loss, module losses, lr, seconds, peak memory,
+                       and on validation steps val_psnr / val_ssim / val_nmse / zero_filled_psnr
+    best.safetensors   best-on-validation weights + best.json model card (save_model)
+    model.safetensors  final weights + model.json card
+    last.pt            resume state: weights, every optimiser's state (all M for GLEAM), step,
+                       best metric, RNG state; tensors and plain containers only, written
+                       atomically, read back with torch.load(weights_only=True)
+
+Batches and masks depend only on ``(seed, step)``, so an interrupted run resumed with
+``resume=True`` reaches the same parameters as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import resource
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from mriviewer.core.checkpoints import ModelCard, best_device, save_model
+from mriviewer.core.errors import ConfigError
+from mriviewer.core.io.atomic import atomic_write_path, atomic_write_text
+from mriviewer.core.io.fastmri import center_crop
+from mriviewer.core.metrics import nmse, psnr, ssim
+from mriviewer.core.models import UnrolledNet, build_model
+from mriviewer.core.physics.masks import stable_seed
+from mriviewer.core.training.config import TrainConfig
+from mriviewer.core.training.data import Sample, SliceDataset, collate
+from mriviewer.core.training.strategies import check_strategy, make_optimisers, train_step
+
+STATE_FORMAT = "mriviewer-train-state/1"
+
+
+@dataclass
+class TrainResult:
+    """What a finished (or stopped) run produced."""
+
+    output: Path
+    steps: int
+    last_loss: float | None
+    best: dict[str, Any] = field(default_factory=dict)
+    validation: dict[str, Any] = field(default_factory=dict)
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> best available; anything else is checked by torch."""
+    if device in ("auto", "", None):
+        return best_device()
+    try:
+        torch.device(device)
+    except RuntimeError as exc:
+        raise ConfigError(f"bad device {device!r} ({exc})") from exc
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} requested but CUDA is not available")
+    return device
+
+
+def peak_memory(device: str) -> tuple[int, str]:
+    """``(bytes, method)``: CUDA max allocated on a GPU, else this process's peak RSS."""
+    if device.startswith("cuda"):
+        return int(torch.cuda.max_memory_allocated(device)), "cuda.max_memory_allocated"
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(rss * (1 if sys.platform == "darwin" else 1024)), "process peak RSS"
+
+
+def validate_model(model: UnrolledNet, samples: list[Sample], device: str) -> dict[str, float]:
+    """Mean PSNR / SSIM / NMSE of the model and of zero-filled ``A^H y`` on ``samples``.
+
+    Magnitudes in original units, centre-cropped to each reference (fastMRI metrics).
+    """
+    model.eval()
+    rows = []
+    with torch.inference_mode():
+        for sample in samples:
+            batch = collate([sample]).to(device)
+            meas = model.measurement(batch.kspace, batch.maps, batch.mask)
+            out = model(batch.kspace, batch.maps, batch.mask)
+            ref = sample.reference
+            row = {}
+            for key, image in (("", out), ("zero_filled_", meas.aty)):
+                pred = center_crop(np.abs(image[0].cpu().numpy()) * sample.scale, ref.shape)
+                row[f"{key}psnr"] = psnr(ref, pred)
+                row[f"{key}ssim"] = ssim(ref, pred)
+                row[f"{key}nmse"] = nmse(ref, pred)
+            rows.append(row)
+    model.train()
+    return {key: float(np.mean([r[key] for r in rows])) for key in rows[0]}
+
+
+class Trainer:
+    """One training run of :class:`TrainConfig` (``run()`` trains; ``resume`` continues)."""
+
+    def __init__(self, config: TrainConfig, resume: bool = False) -> None:
+        self.config = config.validate()
+        self.device = resolve_device(config.device)
+        self.output = Path(config.output)
+        self.resume = resume
+        torch.manual_seed(config.seed)
+        self.model = build_model(dict(config.model)).to(self.device)
+        self.modules = check_strategy(self.model, config.strategy, config.modules)
+        self.optimisers = make_optimisers(self.model, config.strategy, self.modules, config.lr)
+        spec = config.mask_spec()
+        self.train_data = SliceDataset(
+            config.train_dir, spec, config.accelerations, config.coil_method, config.calib
+        )
+        self.val_data = (
+            SliceDataset(
+                config.val_dir,
+                spec,
+                config.accelerations,
+                config.coil_method,
+                config.calib,
+                max_slices=config.max_val_slices,
+            )
+            if config.val_dir
+            else None
+        )
+        self.steps_per_epoch = self.train_data.steps_per_epoch(config.batch_size)
+        self.total_steps = (
+            int(config.steps)
+            if config.steps is not None
+            else int(config.epochs) * self.steps_per_epoch
+        )
+        self.step = 0
+        self.best: dict[str, Any] = {}
+        self.last_validation: dict[str, Any] = {}
+        self._val_samples: list[Sample] | None = None
+
+    # -- state ---------------------------------------------------------------------------
+    @property
+    def last_path(self) -> Path:
+        return self.output / "last.pt"
+
+    def save_state(self) -> Path:
+        """Write ``last.pt`` atomically (weights, all optimisers, step, best, RNG state)."""
+        state = {
+            "format": STATE_FORMAT,
+            "step": self.step,
+            "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            "optimisers": [opt.state_dict() for opt in self.optimisers],
+            "best": json.dumps(self.best),
+            "config": json.dumps(self._state_config()),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        }
+        with atomic_write_path(self.last_path) as tmp:
+            torch.save(state, tmp)
+        return self.last_path
+
+    def _state_config(self) -> dict[str, Any]:
+        """The settings a resumed run must share with the original one."""
+        c = self.config
+        return {
+            "model": self.model.config(),
+            "strategy": c.strategy,
+            "modules": self.modules,
+            "seed": c.seed,
+            "batch_size": c.batch_size,
+            "loss": c.loss,
+            "lr": c.lr,
+        }
+
+    def load_state(self) -> None:
+        """Restore ``last.pt``; refuses a state from a different model/strategy/seed."""
+        path = self.last_path
+        if not path.is_file():
+            raise ConfigError("nothing to resume: no last.pt in the output folder", self.output)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - any unreadable file is a clean error
+            raise ConfigError(f"cannot read training state ({exc})", path) from exc
+        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+            raise ConfigError("not a mriviewer training state", path)
+        saved = json.loads(state["config"])
+        current = self._state_config()
+        if saved != current:
+            diff = sorted(k for k in current if saved.get(k) != current.get(k))
+            raise ConfigError(f"cannot resume: settings differ from the saved run ({diff})", path)
+        self.model.load_state_dict(state["model"])
+        if len(state["optimisers"]) != len(self.optimisers):
+            raise ConfigError("cannot resume: optimiser count differs", path)
+        for opt, opt_state in zip(self.optimisers, state["optimisers"], strict=True):
+            opt.load_state_dict(opt_state)
+        self.step = int(state["step"])
+        self.best = json.loads(state["best"])
+        torch.set_rng_state(state["torch_rng"])
+        if state["cuda_rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+
+    # -- pieces --------------------------------------------------------------------------
+    def batch_indices(self, step: int) -> list[int]:
+        """Dataset indices of the batch at ``step`` (deterministic in seed and step)."""
+        epoch, position = divmod(step, self.steps_per_epoch)
+        return self.train_data.epoch_batches(epoch, self.config.batch_size, self.config.seed)[
+            position
+        ]
+
+    def validation_samples(self) -> list[Sample]:
+        if self._val_samples is None:
+            assert self.val_data is not None
+            self._val_samples = [
+                self.val_data.validation_sample(i, acc)
+                for acc in self.val_data.accelerations
+                for i in range(len(self.val_data))
+            ]
+        return self._val_samples
+
+    def card(self, validation: dict[str, Any]) -> ModelCard:
+        c = self.config
+        return ModelCard(
+            strategy={
+                "name": c.strategy,
+                "unrolls": self.model.num_unrolls,
+                "modules": self.modules,
+            },
+            training_data={
+                "train": self.train_data.describe(),
+                "val": self.val_data.describe() if self.val_data else None,
+            },
+            mask=c.mask_spec().to_dict() | {"seed": "per sample and step"},
+            accelerations=list(c.accelerations),
+            loss=c.loss,
+            steps=self.step,
+            validation=validation,
+            extra={"lr": c.lr, "batch_size": c.batch_size, "seed": c.seed, "optimiser": "Adam"},
+        )
+
+    def _log(self, record: dict[str, Any]) -> None:
+        with open(self.output / "log.jsonl", "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record) + "\n")
+
+    def _trim_log(self) -> None:
+        """On resume, drop log records of steps after the restored one (they will be redone)."""
+        path = self.output / "log.jsonl"
+        if not path.is_file():
+            return
+        kept = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                if json.loads(line).get("step", 0) <= self.step:
+                    kept.append(line)
+            except json.JSONDecodeError:
+                continue
+        atomic_write_text(path, "".join(line + "\n" for line in kept))
+
+    # -- loop ----------------------------------------------------------------------------
+    def run(self, on_step: Callable[[int, dict[str, Any]], None] | None = None) -> TrainResult:
+        """Train to ``total_steps``; on KeyboardInterrupt save ``last.pt`` and re-raise."""
+        from tqdm import tqdm
+
+        self.output.mkdir(parents=True, exist_ok=True)
+        if self.resume:
+            self.load_state()
+            self._trim_log()
+        elif self.last_path.exists():
+            raise ConfigError(
+                "output folder already holds a training run; use --resume or another --output",
+                self.output,
+            )
+        atomic_write_text(
+            self.output / "config.json", json.dumps(self.config.to_dict(), indent=2) + "\n"
+        )
+        if self.device.startswith("cuda"):
+            torch.cuda.reset_peak_memory_stats(self.device)
+        c = self.config
+        last_loss = None
+        bar = tqdm(
+            total=self.total_steps,
+            initial=self.step,
+            disable=not c.progress,
+            desc=f"train {c.model['name']} {c.strategy}",
+            unit="step",
+        )
+        try:
+            while self.step < self.total_steps:
+                started = time.perf_counter()
+                indices = self.batch_indices(self.step)
+                samples = [
+                    self.train_data.sample(i, stable_seed("mask", c.seed, self.step, j))
+                    for j, i in enumerate(indices)
+                ]
+                batch = collate(samples).to(self.device)
+                result = train_step(self.model, batch, self.optimisers, c.strategy, c.loss)
+                if self.device.startswith("cuda"):
+                    torch.cuda.synchronize(self.device)
+                self.step += 1
+                last_loss = result.loss
+                if not math.isfinite(result.loss):
+                    raise ConfigError(
+                        f"training diverged at step {self.step} (loss {result.loss}); lower lr"
+                    )
+                memory, memory_method = peak_memory(self.device)
+                record: dict[str, Any] = {
+                    "step": self.step,
+                    "loss": result.loss,
+                    "module_losses": result.module_losses,
+                    "lr": self.optimisers[0].param_groups[0]["lr"],
+                    "seconds": time.perf_counter() - started,
+                    "peak_memory_bytes": memory,
+                    "memory_method": memory_method,
+                }
+                done = self.step == self.total_steps
+                if self.val_data is not None and (self.step % c.val_every == 0 or done):
+                    metrics = validate_model(self.model, self.validation_samples(), self.device)
+                    self.last_validation = metrics | {"step": self.step}
+                    record.update({f"val_{k}": v for k, v in metrics.items()})
+                    if not self.best or metrics["psnr"] > self.best["psnr"]:
+                        self.best = metrics | {"step": self.step}
+                        save_model(
+                            self.output / "best.safetensors", self.model, self.card(self.best)
+                        )
+                self._log(record)
+                bar.update(1)
+                bar.set_postfix(loss=f"{result.loss:.4g}")
+                if on_step is not None:
+                    on_step(self.step, record)
+                if self.step % c.checkpoint_every == 0 or done:
+                    self.save_state()
+        except KeyboardInterrupt:
+            self.save_state()
+            raise
+        finally:
+            bar.close()
+        save_model(self.output / "model.safetensors", self.model, self.card(self.last_validation))
+        return TrainResult(
+            output=self.output,
+            steps=self.step,
+            last_loss=last_loss,
+            best=self.best,
+            validation=self.last_validation,
+        )
+
+
+def train(
+    config: TrainConfig,
+    resume: bool = False,
+    on_step: Callable[[int, dict[str, Any]], None] | None = None,
+) -> TrainResult:
+    """Run (or with ``resume`` continue) the training described by ``config``."""
+    return Trainer(config, resume=resume).run(on_step=on_step)
+
+
+__all__ = ["TrainResult", "Trainer", "train", "validate_model"]
