@@ -29,7 +29,8 @@ def _xml_text(root: ET.Element, path: list[str]) -> str | None:
 def parse_ismrmrd_header(xml: str | bytes) -> dict[str, Any]:
     """Matrix sizes, field of view and sequence facts from an ISMRMRD XML header.
 
-    Returns keys ``encoded_matrix``, ``recon_matrix`` ((rows, cols) as fastMRI crops: (y, x)),
+    Returns keys ``encoded_matrix``, ``recon_matrix`` as ``(rows, cols)`` of the image = ``(x, y)`` of the header, exactly as
+    fastMRI crops (matrixSize x runs along the readout, which is the image's first axis H),
     ``encoded_fov_mm``, ``field_strength_t``, ``system``, ``sequence`` where present.
     """
     if isinstance(xml, bytes):
@@ -43,11 +44,11 @@ def parse_ismrmrd_header(xml: str | bytes) -> dict[str, Any]:
             x = _xml_text(e, [space, "matrixSize", "x"])
             y = _xml_text(e, [space, "matrixSize", "y"])
             if x and y:
-                out[key] = [int(float(y)), int(float(x))]
+                out[key] = [int(float(x)), int(float(y))]
         fx = _xml_text(e, ["encodedSpace", "fieldOfView_mm", "x"])
         fy = _xml_text(e, ["encodedSpace", "fieldOfView_mm", "y"])
         if fx and fy:
-            out["encoded_fov_mm"] = [float(fy), float(fx)]
+            out["encoded_fov_mm"] = [float(fx), float(fy)]
     field_t = _xml_text(root, ["acquisitionSystemInformation", "systemFieldStrength_T"])
     if field_t:
         out["field_strength_t"] = float(field_t)
@@ -66,15 +67,16 @@ def make_ismrmrd_header(
     fov_mm: tuple[float, float] = (220.0, 220.0),
 ) -> str:
     """A minimal ISMRMRD XML header with encoded/recon matrix sizes (rows, cols)."""
-    (ey, ex), (ry, rx) = encoded_matrix, recon_matrix
+    # fastMRI convention: matrixSize x is the image's first axis (rows, readout), y the second.
+    (ex, ey), (rx, ry) = encoded_matrix, recon_matrix
     return (
         '<?xml version="1.0" encoding="utf-8"?>\n'
         '<ismrmrdHeader xmlns="http://www.ismrm.org/ISMRMRD">'
         "<encoding><trajectory>cartesian</trajectory>"
         f"<encodedSpace><matrixSize><x>{ex}</x><y>{ey}</y><z>1</z></matrixSize>"
-        f"<fieldOfView_mm><x>{fov_mm[1]}</x><y>{fov_mm[0]}</y><z>5</z></fieldOfView_mm></encodedSpace>"
+        f"<fieldOfView_mm><x>{fov_mm[0]}</x><y>{fov_mm[1]}</y><z>5</z></fieldOfView_mm></encodedSpace>"
         f"<reconSpace><matrixSize><x>{rx}</x><y>{ry}</y><z>1</z></matrixSize>"
-        f"<fieldOfView_mm><x>{fov_mm[1]}</x><y>{fov_mm[0]}</y><z>5</z></fieldOfView_mm></reconSpace>"
+        f"<fieldOfView_mm><x>{fov_mm[0]}</x><y>{fov_mm[1]}</y><z>5</z></fieldOfView_mm></reconSpace>"
         "</encoding></ismrmrdHeader>"
     )
 
