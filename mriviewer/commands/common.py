@@ -1,0 +1,202 @@
+"""Command-line pieces shared by ``recon``, ``eval`` and other subcommands.
+
+- :func:`add_mask_arguments` / :func:`mask_from_args`: ``--mask random|equispaced|poisson|
+  gaussian|data|FILE.npy``, ``--accel``, ``--center-fraction``, ``--calib``, ``--seed``.
+  Without ``--seed`` the seed is ``stable_seed(file name, slice)``, so evaluation masks are
+  reproducible per case.
+- :func:`add_device_argument` / :func:`resolve_device`: ``--device auto|cpu|cuda|cuda:N``.
+- :func:`add_method_option_argument` / :func:`method_options`: ``--method-option KEY=VALUE``
+  (or ``METHOD.KEY=VALUE`` to target one method), values parsed as int, float, bool or text.
+- :func:`parse_slices`: ``all``, ``K`` or ``A:B`` -> slice indices.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mriviewer.core.errors import ConfigError, MaskError
+from mriviewer.core.physics.masks import (
+    MASK_KINDS,
+    MaskSpec,
+    SamplingMask,
+    load_mask,
+    make_mask,
+    stable_seed,
+)
+from mriviewer.core.resources import resolve_input
+
+GENERATED_MASKS = tuple(k for k in MASK_KINDS if k != "array")
+
+
+def add_mask_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the sampling-mask options (shared by ``recon`` and ``eval``)."""
+    group = parser.add_argument_group("sampling mask")
+    group.add_argument(
+        "--mask",
+        default="random",
+        metavar="KIND|FILE.npy",
+        help="random (fastMRI 1-D, default), equispaced (1-D), poisson (2-D), gaussian (2-D), "
+        "data (the file's own sampling: its non-zero k-space points) or an (H, W) .npy mask",
+    )
+    group.add_argument("--accel", type=float, default=4.0, help="acceleration factor R (default 4)")
+    group.add_argument(
+        "--center-fraction",
+        type=float,
+        default=0.08,
+        help="fully sampled centre fraction of 1-D masks (default 0.08)",
+    )
+    group.add_argument(
+        "--calib", type=int, default=20, help="calibration square of 2-D masks, pixels (20)"
+    )
+    group.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="mask seed (default: a stable hash of the file name and slice, reproducible)",
+    )
+
+
+def mask_seed(args: argparse.Namespace, file: str | Path, slice_index: int) -> int:
+    """``--seed`` if given, else ``stable_seed(file name, slice)`` (``demo`` -> its file name)."""
+    if args.seed is not None:
+        return int(args.seed)
+    return stable_seed(resolve_input(file).name, int(slice_index))
+
+
+def mask_from_args(
+    args: argparse.Namespace,
+    shape: tuple[int, int],
+    file: str | Path,
+    slice_index: int,
+    kspace: np.ndarray | None = None,
+) -> SamplingMask:
+    """The ``(H, W)`` mask the options ask for, for slice ``slice_index`` of ``file``.
+
+    ``kspace`` ``(C, H, W)`` is needed for ``--mask data`` (its non-zero points).
+    Raises :class:`MaskError` for a bad file or settings.
+    """
+    kind = args.mask
+    if kind == "data":
+        if kspace is None:
+            raise MaskError("--mask data needs the k-space of the slice")
+        sampled = np.any(np.asarray(kspace) != 0, axis=0)
+        return SamplingMask(sampled, MaskSpec(kind="array", acceleration=1.0, seed=None))
+    if kind in GENERATED_MASKS:
+        spec = MaskSpec(
+            kind=kind,
+            acceleration=float(args.accel),
+            center_fraction=float(args.center_fraction),
+            calib=int(args.calib),
+            seed=mask_seed(args, file, slice_index),
+        )
+        return make_mask(spec, shape)
+    path = Path(kind)
+    if path.suffix != ".npy" and not path.exists():
+        raise MaskError(
+            f"unknown mask {kind!r}: use one of {', '.join(GENERATED_MASKS)}, data, or a .npy file"
+        )
+    return load_mask(path, shape=shape)
+
+
+def mask_description(mask: SamplingMask, args: argparse.Namespace) -> dict[str, Any]:
+    """JSON-ready description of a mask: kind, spec, file, achieved acceleration."""
+    out = mask.to_dict()
+    out["option"] = args.mask
+    return out
+
+
+def add_device_argument(parser: argparse.ArgumentParser) -> None:
+    """Add ``--device`` (default ``auto``: CUDA when available, else CPU)."""
+    parser.add_argument(
+        "--device",
+        default="auto",
+        help="torch device: auto (default: cuda if available), cpu, cuda, cuda:N",
+    )
+
+
+def resolve_device(text: str) -> str:
+    """``auto`` -> ``cuda`` or ``cpu``; checks that a requested device exists."""
+    import torch
+
+    if text == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(text)
+    except RuntimeError as exc:
+        raise ConfigError(f"unknown device {text!r} ({exc})") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {text!r} requested but CUDA is not available")
+    return str(device)
+
+
+def add_method_option_argument(parser: argparse.ArgumentParser) -> None:
+    """Add the repeatable ``--method-option KEY=VALUE`` (``METHOD.KEY=VALUE`` for one method)."""
+    parser.add_argument(
+        "--method-option",
+        action="append",
+        default=[],
+        metavar="[METHOD.]KEY=VALUE",
+        help="method setting, repeatable, e.g. lamda=0.01, max_iter=20, l1-wavelet.lamda=0.005",
+    )
+
+
+def _value(text: str) -> Any:
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+def method_options(items: list[str], method: str, only_targeted: bool = False) -> dict[str, Any]:
+    """Settings for ``method`` from ``KEY=VALUE`` / ``METHOD.KEY=VALUE`` items.
+
+    Untargeted ``KEY=VALUE`` items apply to every method unless ``only_targeted``.
+    """
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"method option {item!r} must look like KEY=VALUE")
+        key, value = item.split("=", 1)
+        key = key.strip()
+        target = None
+        if "." in key:
+            target, key = key.rsplit(".", 1)
+        if not key:
+            raise ConfigError(f"method option {item!r} has no key")
+        if target is None and only_targeted:
+            continue
+        if target is None or target == method:
+            out[key] = _value(value.strip())
+    return out
+
+
+def parse_slices(text: str, num_slices: int) -> list[int]:
+    """``all``, ``K`` (negative counts from the end) or ``A:B`` (half-open) -> slice indices."""
+    text = str(text).strip()
+    if text == "all":
+        return list(range(num_slices))
+    try:
+        if ":" in text:
+            a, b = text.split(":", 1)
+            start = int(a) if a else 0
+            stop = int(b) if b else num_slices
+            indices = list(range(num_slices))[start:stop]
+        else:
+            k = int(text)
+            if not -num_slices <= k < num_slices:
+                raise ConfigError(f"slice {k} out of range: the file has {num_slices} slice(s)")
+            indices = [k % num_slices]
+    except ValueError as exc:
+        raise ConfigError(f"--slices must be all, K or A:B, got {text!r}") from exc
+    if not indices:
+        raise ConfigError(f"--slices {text} selects no slice (the file has {num_slices})")
+    return indices
