@@ -1,0 +1,105 @@
+"""``mriviewer bench train``: peak training memory and time per iteration of each strategy."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from mriviewer.core.errors import ConfigError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "train",
+        help="memory and time per iteration of e2e / checkpoint / GLEAM training",
+        description="Train a synthetic batch with each strategy and print peak memory and "
+        "median seconds per iteration after warm-up.",
+    )
+    parser.add_argument("--model", choices=["modl", "pgd"], default="modl")
+    parser.add_argument("--unrolls", type=int, default=8)
+    parser.add_argument("--features", type=int, default=32)
+    parser.add_argument("--cg-iters", type=int, default=10, help="MoDL CG iterations")
+    parser.add_argument("--size", type=int, default=160, help="image matrix size (square)")
+    parser.add_argument("--coils", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=1)
+    parser.add_argument("--strategies", default="e2e,checkpoint,gleam")
+    parser.add_argument("--modules", type=int, default=None, help="GLEAM modules (default N)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--iterations", type=int, default=5, help="timed iterations (median)")
+    parser.add_argument(
+        "--memory",
+        choices=["tensors", "rss"],
+        default="tensors",
+        help="CPU memory measure: live tensor bytes (default) or peak RSS of a fresh subprocess",
+    )
+    parser.add_argument("--json", metavar="OUT.json", help="also write the results as JSON")
+    parser.set_defaults(func=run)
+
+
+def format_table(result: dict) -> str:
+    """The printed table: one row per strategy, ratios against e2e when it was measured."""
+    rows = result["strategies"]
+    base = rows.get("e2e")
+    lines = [
+        f"{'strategy':<11} {'peak memory':>12} {'s/iter':>9} {'mem vs e2e':>11} {'time vs e2e':>12}"
+    ]
+    for name, r in rows.items():
+        mem = r["peak_memory_bytes"] / 2**20
+        ratio_m = f"{r['peak_memory_bytes'] / base['peak_memory_bytes']:.2f}x" if base else "-"
+        ratio_t = (
+            f"{r['seconds_per_iteration'] / base['seconds_per_iteration']:.2f}x" if base else "-"
+        )
+        lines.append(
+            f"{name:<11} {mem:>9.1f} MiB {r['seconds_per_iteration']:>9.3f} {ratio_m:>11} {ratio_t:>12}"
+        )
+    methods = sorted({r["method"] for r in rows.values()})
+    lines.append("memory: " + "; ".join(methods))
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from mriviewer.core.training.probes import bench_train
+    from mriviewer.core.training.strategies import STRATEGIES
+
+    strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
+    unknown = [s for s in strategies if s not in STRATEGIES]
+    if unknown or not strategies:
+        raise ConfigError(f"unknown strategies {unknown}; choose from {', '.join(STRATEGIES)}")
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device {args.device!r} requested but CUDA is not available")
+    model = {
+        "name": args.model,
+        "num_unrolls": args.unrolls,
+        "features": args.features,
+        "shared": False,
+    }
+    if args.model == "modl":
+        model["cg_iters"] = args.cg_iters
+    modules = args.modules if args.modules is not None else args.unrolls
+    print(
+        f"bench train: {args.model} N={args.unrolls} F={args.features} size {args.size} "
+        f"coils {args.coils} batch {args.batch_size} GLEAM M={modules} device {args.device}"
+    )
+    result = bench_train(
+        model,
+        strategies,
+        modules=modules,
+        size=args.size,
+        coils=args.coils,
+        batch_size=args.batch_size,
+        device=args.device,
+        warmup=args.warmup,
+        iterations=args.iterations,
+        memory=args.memory,
+    )
+    print(format_table(result))
+    if args.json:
+        from mriviewer.core.io.atomic import atomic_write_text
+
+        atomic_write_text(Path(args.json), json.dumps(result, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0

@@ -1,0 +1,278 @@
+"""Memory and time probes of the training strategies (``mriviewer bench train``).
+
+Per strategy: peak training memory and the median seconds per iteration after warm-up.
+
+- CUDA: ``torch.cuda.max_memory_allocated`` after a reset per strategy (model, optimiser state,
+  batch and every activation allocated by PyTorch on the GPU).
+- CPU (default ``memory="tensors"``): peak bytes of live tensors, independent of other processes:
+  parameters + optimiser state + batch held before the step, plus the peak of the tensors created
+  during one training step (activations saved for backward, checkpoint recomputations,
+  temporaries, gradients), tracked per storage by a ``TorchDispatchMode`` that sees every op's
+  outputs and weak references that see them freed.
+- CPU with ``memory="rss"``: the peak resident set size of a fresh Python subprocess that runs
+  only that strategy (includes the interpreter and libraries, so differences are compressed).
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+import weakref
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
+
+from mriviewer.core.models import build_model
+from mriviewer.core.physics.fft import fft2c
+from mriviewer.core.physics.masks import MaskSpec, make_mask
+from mriviewer.core.training.data import Batch
+from mriviewer.core.training.strategies import check_strategy, make_optimisers, train_step
+
+MEMORY_METHODS = {
+    "cuda": "cuda.max_memory_allocated (reset per strategy)",
+    "tensors": "CPU live tensor bytes: params + optimiser state + batch + peak of tensors "
+    "created in one step (TorchDispatchMode storage tracking)",
+    "rss": "CPU peak RSS of a fresh subprocess per strategy (includes interpreter and libraries)",
+}
+
+
+class LiveTensorBytes(TorchDispatchMode):
+    """Track the bytes of live tensor storages created by ops while active; ``peak`` in bytes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._refs: dict[int, list[int]] = {}
+        self.live = 0
+        self.peak = 0
+
+    def _track(self, tensor: torch.Tensor) -> None:
+        storage = tensor.untyped_storage()
+        key = storage.data_ptr()
+        if key == 0:
+            return
+        entry = self._refs.get(key)
+        if entry is None:
+            entry = self._refs[key] = [0, storage.nbytes()]
+            self.live += entry[1]
+            self.peak = max(self.peak, self.live)
+        entry[0] += 1
+        weakref.finalize(tensor, self._release, key)
+
+    def _release(self, key: int) -> None:
+        entry = self._refs.get(key)
+        if entry is None:
+            return
+        entry[0] -= 1
+        if entry[0] == 0:
+            self.live -= entry[1]
+            del self._refs[key]
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[override]
+        out = func(*args, **(kwargs or {}))
+        for item in tree_flatten(out)[0]:
+            if isinstance(item, torch.Tensor) and item.device.type == "cpu":
+                self._track(item)
+        return out
+
+
+def _tensor_bytes(tensors) -> int:
+    seen: dict[int, int] = {}
+    for t in tensors:
+        if isinstance(t, torch.Tensor):
+            st = t.untyped_storage()
+            seen[st.data_ptr()] = st.nbytes()
+    return sum(seen.values())
+
+
+def synthetic_batch(size: int, coils: int, batch_size: int = 1, seed: int = 0) -> Batch:
+    """A phantom batch: ellipse images, birdcage coil maps (normalised), 4x random 1-D mask."""
+    import sigpy.mri
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.meshgrid(np.linspace(-1, 1, size), np.linspace(-1, 1, size), indexing="ij")
+    images = []
+    for _ in range(batch_size):
+        a, b = rng.uniform(0.6, 0.9, 2)
+        img = ((yy / a) ** 2 + (xx / b) ** 2 < 1).astype(np.float32)
+        img += 0.5 * (((yy - 0.2) / 0.25) ** 2 + ((xx + 0.1) / 0.15) ** 2 < 1)
+        images.append(img * np.exp(1j * 0.5 * yy))
+    image = torch.from_numpy(np.stack(images).astype(np.complex64))
+    maps = torch.from_numpy(sigpy.mri.birdcage_maps((coils, size, size)).astype(np.complex64))
+    maps = maps / torch.sqrt((maps.abs() ** 2).sum(0, keepdim=True))
+    maps = maps[None].expand(batch_size, -1, -1, -1).contiguous()
+    mask = torch.from_numpy(
+        np.stack(
+            [
+                make_mask(MaskSpec("random", 4.0, 0.08, seed=seed + i), (size, size)).array
+                for i in range(batch_size)
+            ]
+        )
+    )
+    kspace = mask[:, None] * fft2c(maps * image[:, None])
+    return Batch(
+        kspace=kspace,
+        maps=maps,
+        mask=mask,
+        target=image,
+        scale=torch.ones(batch_size),
+        references=[np.abs(i) for i in images],
+        sources=["synthetic"] * batch_size,
+    )
+
+
+def measure_strategy(
+    model_config: dict[str, Any],
+    strategy: str,
+    modules: int | None = None,
+    size: int = 160,
+    coils: int = 8,
+    batch_size: int = 1,
+    device: str = "cpu",
+    warmup: int = 2,
+    iterations: int = 5,
+    lr: float = 1e-4,
+    seed: int = 0,
+    memory: str = "tensors",
+) -> dict[str, Any]:
+    """``{"peak_memory_bytes", "seconds_per_iteration", "method"}`` of one strategy.
+
+    memory: on CPU ``tensors`` (live tensor bytes) or ``none`` (time only; used by the RSS
+    subprocess); ignored on CUDA.
+    """
+    cuda = device.startswith("cuda")
+    gc.collect()
+    if cuda:
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+    torch.manual_seed(seed)
+    model = build_model(dict(model_config)).to(device)
+    m = check_strategy(model, strategy, modules)
+    optimisers = make_optimisers(model, strategy, m, lr)
+    batch = synthetic_batch(size, coils, batch_size, seed).to(device)
+
+    def sync() -> None:
+        if cuda:
+            torch.cuda.synchronize(device)
+
+    for _ in range(warmup):
+        train_step(model, batch, optimisers, strategy)
+    sync()
+    times = []
+    for _ in range(iterations):
+        start = time.perf_counter()
+        train_step(model, batch, optimisers, strategy)
+        sync()
+        times.append(time.perf_counter() - start)
+    if cuda:
+        peak, method = int(torch.cuda.max_memory_allocated(device)), MEMORY_METHODS["cuda"]
+    elif memory == "tensors":
+        for opt in optimisers:
+            opt.zero_grad(set_to_none=True)
+        gc.collect()
+        held = list(model.parameters()) + list(model.buffers())
+        for opt in optimisers:
+            for state in opt.state.values():
+                held.extend(v for v in state.values() if isinstance(v, torch.Tensor))
+        held += [batch.kspace, batch.maps, batch.mask, batch.target]
+        meter = LiveTensorBytes()
+        with meter:
+            train_step(model, batch, optimisers, strategy)
+        peak, method = _tensor_bytes(held) + meter.peak, MEMORY_METHODS["tensors"]
+    else:
+        peak, method = 0, "none"
+    return {
+        "peak_memory_bytes": int(peak),
+        "seconds_per_iteration": float(statistics.median(times)),
+        "method": method,
+    }
+
+
+def _measure_rss_subprocess(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Run :func:`measure_strategy` (time only) in a fresh interpreter; add its peak RSS."""
+    code = (
+        "import json, resource, sys\n"
+        "from mriviewer.core.training.probes import measure_strategy\n"
+        "r = measure_strategy(**json.loads(sys.argv[1]))\n"
+        "r['rss'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "print(json.dumps(r))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, json.dumps({**kwargs, "memory": "none"})],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        from mriviewer.core.errors import MriViewerError
+
+        raise MriViewerError(f"benchmark subprocess failed: {proc.stderr.strip()[-500:]}")
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    scale = 1 if sys.platform == "darwin" else 1024
+    return {
+        "peak_memory_bytes": int(result["rss"]) * scale,
+        "seconds_per_iteration": result["seconds_per_iteration"],
+        "method": MEMORY_METHODS["rss"],
+    }
+
+
+def bench_train(
+    model_config: dict[str, Any],
+    strategies: list[str],
+    modules: int | None = None,
+    size: int = 160,
+    coils: int = 8,
+    batch_size: int = 1,
+    device: str = "cpu",
+    warmup: int = 2,
+    iterations: int = 5,
+    memory: str = "tensors",
+    seed: int = 0,
+) -> dict[str, Any]:
+    """``{"strategies": {name: measure}, "settings": {...}}`` for each strategy in turn."""
+    settings = {
+        "model": dict(model_config),
+        "modules": modules,
+        "size": size,
+        "coils": coils,
+        "batch_size": batch_size,
+        "device": device,
+        "warmup": warmup,
+        "iterations": iterations,
+        "memory": "cuda" if device.startswith("cuda") else memory,
+        "seed": seed,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+    }
+    out: dict[str, Any] = {}
+    for strategy in strategies:
+        kwargs = dict(
+            model_config=dict(model_config),
+            strategy=strategy,
+            modules=modules if strategy == "gleam" else None,
+            size=size,
+            coils=coils,
+            batch_size=batch_size,
+            device=device,
+            warmup=warmup,
+            iterations=iterations,
+            seed=seed,
+        )
+        if memory == "rss" and not device.startswith("cuda"):
+            out[strategy] = _measure_rss_subprocess(kwargs)
+        else:
+            out[strategy] = measure_strategy(**kwargs, memory=memory)
+    return {"strategies": out, "settings": settings}
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak resident set size in bytes."""
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(rss * (1 if sys.platform == "darwin" else 1024))
