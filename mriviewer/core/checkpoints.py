@@ -86,8 +86,14 @@ def model_paths(path: str | Path) -> tuple[Path, Path]:
     return path / f"{DEFAULT_STEM}.safetensors", path / f"{DEFAULT_STEM}.json"
 
 
-def _state_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+def _export_tensors(
+    model: torch.nn.Module, card: ModelCard
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, Any] | None]:
+    """Weights to save, pruning masks (``NAME.mask``) and their card record (None if unpruned);
+    see :mod:`mriviewer.core.pruning.export`."""
+    from mriviewer.core.pruning.export import export_for_save
+
+    return export_for_save(model, card.to_dict())
 
 
 def save_model(
@@ -106,16 +112,18 @@ def save_model(
         card = ModelCard()
     elif isinstance(card, dict):
         card = ModelCard.from_dict(card)
-    tensors = _state_tensors(model)
+    tensors, masks, pruning = _export_tensors(model, card)
     card.architecture = model.config()
     card.parameters = model.parameter_count()
     card.tensors = {k: list(v.shape) for k, v in tensors.items()}
+    if pruning is not None:
+        card.extra = {**card.extra, "pruning": pruning}
     card.mriviewer_version = __version__
     card.created = card.created or datetime.now(timezone.utc).isoformat(timespec="seconds")
     card.format = CARD_FORMAT
     try:
         with atomic_write_path(weights_path) as tmp:
-            save_file(tensors, str(tmp), metadata={"format": CARD_FORMAT})
+            save_file({**tensors, **masks}, str(tmp), metadata={"format": CARD_FORMAT})
         atomic_write_text(card_path, json.dumps(card.to_dict(), indent=2, sort_keys=False) + "\n")
     except OSError as exc:
         raise ModelCardError(f"cannot write model ({exc})", weights_path) from exc
@@ -171,6 +179,8 @@ def load_model(
         raise ModelCardError(
             f"weights file is not readable safetensors ({exc})", weights_path
         ) from exc
+    # Pruning masks (NAME.mask) are read by mriviewer.core.pruning, not loaded into the model.
+    tensors = {k: v for k, v in tensors.items() if not k.endswith(".mask")}
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     found = {k: tuple(v.shape) for k, v in tensors.items()}
     problems = []
@@ -370,6 +380,10 @@ def describe_model(target: str | Path) -> dict[str, Any]:
     text = str(target)
     name = text[len("model:") :] if text.startswith("model:") else text
     _, card_path = model_paths(weights)
+    from mriviewer.core.pruning.export import check_masks, describe_pruning, read_masks
+
+    masks = read_masks(weights)
+    check_masks(model, masks, weights)
     return {
         "name": name,
         "path": str(weights),
@@ -378,5 +392,7 @@ def describe_model(target: str | Path) -> dict[str, Any]:
         "unrolls": model.num_unrolls,
         "strategy": card.strategy,
         "parameters": model.parameter_count(),
+        # density, density_per_layer, params (total/nonzero), flops (dense/pruned), pruning
+        **describe_pruning(model, card.to_dict(), masks),
         "card": card.to_dict(),
     }
