@@ -116,4 +116,4 @@ class L1Wavelet:
 def _to_numpy(image: Any) -> np.ndarray:
     import sigpy
 
-    return np.asarray(sigpy.to_device(image, sigpy.cpu_device), dtype=np.complex64)
+    return np.array(sigpy.to_device(image, sigpy.cpu_device), dtype=np.complex64, copy=True)
