@@ -49,7 +49,72 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--checkpoint-every", type=int, help="write last.pt every this many steps")
     g.add_argument("--coil-method", choices=["espirit", "jsense", "lowres"])
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_prune_arguments(parser)
     parser.set_defaults(func=run)
+
+
+def _names(text: str) -> list[str]:
+    return [v.strip() for v in text.split(",") if v.strip()]
+
+
+PRUNE_FLAGS = {  # flag dest -> [prune] setting (mriviewer.core.pruning.PruneSettings)
+    "prune": "method",
+    "density": "density",
+    "prune_layers": "layers",
+    "prune_exempt": "exempt",
+    "prune_temperature": "temperature",
+    "prune_temperature_final": "temperature_final",
+    "prune_beta": "beta",
+    "prune_search_steps": "search_steps",
+    "prune_search_lr": "search_lr",
+    "prune_straight_through": "straight_through",
+    "prune_schedule": "schedule",
+    "prune_every": "every",
+    "prune_rounds": "rounds",
+    "prune_finetune_steps": "finetune_steps",
+    "prune_rewind": "rewind",
+}
+
+
+def add_prune_arguments(parser: argparse.ArgumentParser) -> None:
+    """The pruning flags (PUN-IT / PUN-WT / PUN-AT); density is the kept fraction."""
+    g = parser.add_argument_group("pruning (density = kept fraction of the prunable weights)")
+    g.add_argument(
+        "--prune",
+        choices=["it", "wt", "at"],
+        help="prune at initialisation (learned mask), during training, or after training",
+    )
+    g.add_argument("--density", type=float, help="target kept fraction, e.g. 0.03")
+    g.add_argument(
+        "--prune-layers",
+        type=_names,
+        metavar="PATTERNS",
+        help="conv weights to prune (default all)",
+    )
+    g.add_argument(
+        "--prune-exempt",
+        type=_names,
+        metavar="first,last|PATTERNS",
+        help="leave these dense: first, last (each denoiser's 2->F / F->2 conv) or name patterns",
+    )
+    g.add_argument("--prune-temperature", type=float, help="PUN-IT Gumbel-softmax temperature")
+    g.add_argument(
+        "--prune-temperature-final", type=float, help="PUN-IT: anneal the temperature to this"
+    )
+    g.add_argument("--prune-beta", type=float, help="PUN-IT weight of KL(Ber(p) || Ber(density))")
+    g.add_argument("--prune-search-steps", type=int, help="PUN-IT mask-search steps")
+    g.add_argument("--prune-search-lr", type=float, help="PUN-IT learning rate of the logits")
+    g.add_argument(
+        "--prune-straight-through",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="PUN-IT: hard 0/1 mask forward, relaxed gradient",
+    )
+    g.add_argument("--prune-schedule", choices=["cubic", "linear"], help="PUN-WT density schedule")
+    g.add_argument("--prune-every", type=int, help="PUN-WT: prune every this many steps")
+    g.add_argument("--prune-rounds", type=int, help="PUN-AT pruning rounds")
+    g.add_argument("--prune-finetune-steps", type=int, help="PUN-AT fine-tuning steps per round")
+    g.add_argument("--prune-rewind", choices=["none", "init"], help="PUN-AT weight rewinding")
 
 
 def overrides_from_args(args: argparse.Namespace) -> dict:
@@ -78,7 +143,7 @@ def overrides_from_args(args: argparse.Namespace) -> dict:
         "checkpoint_every": args.checkpoint_every,
         "coil_method": args.coil_method,
         "progress": False if args.no_progress else None,
-    }
+    } | {f"prune.{key}": getattr(args, dest, None) for dest, key in PRUNE_FLAGS.items()}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -109,6 +174,11 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"best: step {result.best['step']}, PSNR {result.best['psnr']:.2f} dB -> "
             f"{result.output / 'best.safetensors'}"
+        )
+    if trainer.pruning is not None:
+        print(
+            f"pruning: {trainer.pruning.settings.method_name}, density {trainer.pruning.density():.4f} "
+            f"(target {trainer.pruning.settings.density}) of {len(trainer.pruning.names)} conv weights"
         )
     print(f"final model: {result.output / 'model.safetensors'}; log: {result.output / 'log.jsonl'}")
     return 0

@@ -73,6 +73,7 @@ class TrainConfig:
     coil_method: str = "espirit"
     calib: int | None = None
     progress: bool = True
+    prune: dict[str, Any] | None = None  # [prune] table: mriviewer.core.pruning.PruneSettings
 
     def mask_spec(self) -> MaskSpec:
         """The mask template (its acceleration is replaced per sample)."""
@@ -110,6 +111,15 @@ class TrainConfig:
             self.mask_spec()
         except MriViewerError as exc:
             raise ConfigError(f"bad mask settings: {exc.problem}") from exc
+        if self.prune is not None:
+            from mriviewer.core.pruning.settings import PruneSettings
+
+            if not isinstance(self.prune, dict) or "method" not in self.prune:
+                raise ConfigError(
+                    "pruning settings given without a method: use --prune it|wt|at "
+                    "(or method = ... in [prune])"
+                )
+            PruneSettings.from_dict(self.prune)
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -157,9 +167,11 @@ def load_config(
             continue
         if "." in key:
             table, sub = key.split(".", 1)
-            if table not in ("model", "mask"):
+            if table not in ("model", "mask", "prune"):
                 raise ConfigError(f"unknown setting {key!r}")
-            data.setdefault(table, {})[sub] = value
+            if data.get(table) is None:
+                data[table] = {}
+            data[table][sub] = value
         elif key in FIELDS:
             data[key] = value
         else:

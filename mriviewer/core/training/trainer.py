@@ -37,6 +37,7 @@ from mriviewer.core.io.fastmri import center_crop
 from mriviewer.core.metrics import nmse, psnr, ssim
 from mriviewer.core.models import UnrolledNet, build_model
 from mriviewer.core.physics.masks import stable_seed
+from mriviewer.core.pruning import TrainerPruning
 from mriviewer.core.training.config import TrainConfig
 from mriviewer.core.training.data import Sample, SliceDataset, collate
 from mriviewer.core.training.strategies import check_strategy, make_optimisers, train_step
@@ -110,6 +111,8 @@ class Trainer:
         self.resume = resume
         torch.manual_seed(config.seed)
         self.model = build_model(dict(config.model)).to(self.device)
+        # Pruning (mriviewer.core.pruning) puts its masks on before the optimisers are built.
+        self.pruning = TrainerPruning(config.prune, self.model) if config.prune else None
         self.modules = check_strategy(self.model, config.strategy, config.modules)
         self.optimisers = make_optimisers(self.model, config.strategy, self.modules, config.lr)
         spec = config.mask_spec()
@@ -171,7 +174,7 @@ class Trainer:
             "batch_size": c.batch_size,
             "loss": c.loss,
             "lr": c.lr,
-        }
+        } | ({"prune": self.pruning.state_config()} if self.pruning else {})
 
     def load_state(self) -> None:
         """Restore ``last.pt``; refuses a state from a different model/strategy/seed."""
@@ -273,6 +276,8 @@ class Trainer:
         atomic_write_text(
             self.output / "config.json", json.dumps(self.config.to_dict(), indent=2) + "\n"
         )
+        if self.pruning is not None and self.step == 0:
+            self.pruning.start(self)  # PUN-IT mask search (logged), then fresh optimisers
         if self.device.startswith("cuda"):
             torch.cuda.reset_peak_memory_stats(self.device)
         c = self.config
@@ -312,6 +317,8 @@ class Trainer:
                     "peak_memory_bytes": memory,
                     "memory_method": memory_method,
                 }
+                if self.pruning is not None:
+                    record.update(self.pruning.after_step(self))  # PUN-WT / PUN-AT schedule
                 done = self.step == self.total_steps
                 if self.val_data is not None and (self.step % c.val_every == 0 or done):
                     metrics = validate_model(self.model, self.validation_samples(), self.device)
