@@ -150,3 +150,10 @@ def test_zoo_listing_and_resolution(tmp_path, monkeypatch, capsys):
 def test_unknown_model_method_is_a_clean_error(capsys):
     with pytest.raises(ModelCardError, match="no such model file"):
         get_method("model:/nonexistent/thing.safetensors")
+
+
+def test_model_method_does_not_leak_inference_mode(tmp_path, problem):
+    path = save_model(tmp_path / "m.safetensors", UnrolledPGD(2, features=4))
+    for _ in get_method(f"model:{path}").iterate(problem, device="cpu"):
+        assert not torch.is_inference_mode_enabled()
+        assert torch.is_grad_enabled()

@@ -293,3 +293,44 @@ center_fraction = 0.16
     assert main(["train", "--config", str(toml)]) == 1
     err = capsys.readouterr().err
     assert "train.toml" in err and "unknown settings ['colour']" in err
+
+
+def test_live_tensor_memory_orders_the_strategies():
+    """Bytes of live tensors (deterministic, not timed): GLEAM at M = N and checkpointing hold
+    far less than end-to-end training."""
+    from mriviewer.core.training.probes import measure_strategy
+
+    model = {
+        "name": "modl",
+        "num_unrolls": 4,
+        "features": 8,
+        "depth": 3,
+        "shared": False,
+        "cg_iters": 3,
+    }
+    peaks = {
+        s: measure_strategy(model, s, modules=4, size=24, coils=2, warmup=0, iterations=1)[
+            "peak_memory_bytes"
+        ]
+        for s in ("e2e", "checkpoint", "gleam")
+    }
+    assert peaks["gleam"] < 0.6 * peaks["e2e"]
+    assert peaks["checkpoint"] < 0.6 * peaks["e2e"]
+
+
+def test_bench_train_command_json_and_table(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    argv = ["bench", "train", "--unrolls", "2", "--features", "4", "--size", "24", "--coils", "2"]
+    argv += ["--warmup", "0", "--iterations", "1", "--json", str(out)]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "strategy" in printed and "gleam" in printed and "live tensor bytes" in printed
+    result = json.loads(out.read_text())
+    assert set(result) == {"strategies", "settings"}
+    assert list(result["strategies"]) == ["e2e", "checkpoint", "gleam"]
+    for entry in result["strategies"].values():
+        assert set(entry) == {"peak_memory_bytes", "seconds_per_iteration", "method"}
+        assert entry["peak_memory_bytes"] > 0 and entry["seconds_per_iteration"] > 0
+    assert result["settings"]["size"] == 24 and result["settings"]["modules"] == 2
+    assert main(["bench", "train", "--strategies", "e2e,greedy"]) == 1
+    assert "unknown strategies ['greedy']" in capsys.readouterr().err

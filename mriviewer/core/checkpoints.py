@@ -320,35 +320,36 @@ class ModelMethod:
             raise ReconError(f"{self.name} needs coil maps; the problem has none")
         model = self.model.to(device)
         extra = {"card": self.card.to_dict()}
+        # inference mode is entered per step, never across a yield (it is thread-local state
+        # that would otherwise leak into the caller between iterations)
         with torch.inference_mode():
-            kspace = torch.from_numpy(np.ascontiguousarray(problem.kspace, dtype=np.complex64))[
-                None
-            ].to(device)
-            maps = torch.from_numpy(np.ascontiguousarray(problem.coil_maps, dtype=np.complex64))[
-                None
-            ].to(device)
-            mask = torch.from_numpy(np.asarray(problem.mask, dtype=bool))[None].to(device)
+            kspace = torch.from_numpy(np.ascontiguousarray(problem.kspace, dtype=np.complex64))
+            maps = torch.from_numpy(np.ascontiguousarray(problem.coil_maps, dtype=np.complex64))
+            mask = torch.from_numpy(np.asarray(problem.mask, dtype=bool))
             try:
-                meas = model.measurement(kspace, maps, mask)
+                meas = model.measurement(
+                    kspace[None].to(device), maps[None].to(device), mask[None].to(device)
+                )
             except ValueError as exc:
                 raise ReconError(f"{self.name}: {exc}") from exc
-
-            def result(k: int, image: torch.Tensor) -> IterationResult:
-                out = image[0].detach().to("cpu").numpy().astype(np.complex64)
-                return IterationResult(
-                    self.name,
-                    k,
-                    out,
-                    time.perf_counter() - start_time,
-                    final=k == self.unrolls,
-                    extra=extra,
-                )
-
-            yield result(0, meas.aty)
             x = meas.aty
-            for k in range(self.unrolls):
+
+        def result(k: int, image: torch.Tensor) -> IterationResult:
+            out = image[0].detach().to("cpu").numpy().astype(np.complex64)
+            return IterationResult(
+                self.name,
+                k,
+                out,
+                time.perf_counter() - start_time,
+                final=k == self.unrolls,
+                extra=extra,
+            )
+
+        yield result(0, x)
+        for k in range(self.unrolls):
+            with torch.inference_mode():
                 x = model.unroll(k, x, meas)
-                yield result(k + 1, x)
+            yield result(k + 1, x)
 
 
 def load_model_method(
