@@ -158,6 +158,9 @@ class MainWindow(QMainWindow):
         self.setObjectName("mainWindow")
         self.setAcceptDrops(True)
         self.settings = settings_store()
+        # Shorter GIL switch interval: the UI thread gets the GIL back quickly while the worker
+        # runs Python-heavy reconstruction code (see `mriviewer bench gui`).
+        sys.setswitchinterval(min(sys.getswitchinterval(), 0.0002))
         self.controller = RunController(self)
         self.volume = None
         self.kspace: np.ndarray | None = None
@@ -171,6 +174,8 @@ class MainWindow(QMainWindow):
         self.errors: list[str] = []
         self.run_methods: list[str] = []
         self._dirty = False
+        self._shown: dict[str, tuple] = {}
+        self._curve_counts: dict[str, int] = {}
         self._follow = True
         self._building = False
         self._build_ui()
@@ -446,6 +451,7 @@ class MainWindow(QMainWindow):
         self.reference = reference
         self.traces = {}
         self.curves.clear_curves()
+        self._curve_counts.clear()
         self.iter_slider.setRange(0, 0)
         if self.mask is None or self.mask.shape != kspace.shape[-2:]:
             if self.mask_panel.kind() == "array":
@@ -684,8 +690,11 @@ class MainWindow(QMainWindow):
         return True
 
     # ===== runs ===========================================================================
-    def run(self, methods: list[str] | None = None) -> bool:
-        """Run the checked methods (or ``methods``) on the current slice in the worker."""
+    def run(
+        self, methods: list[str] | None = None, settings: dict[str, dict] | None = None
+    ) -> bool:
+        """Run the checked methods (or ``methods``, with optional per-method ``settings``)
+        on the current slice in the worker thread."""
         if self.controller.running:
             self.statusBar().showMessage("a run is in progress (Esc cancels it)", 4000)
             return False
@@ -703,6 +712,7 @@ class MainWindow(QMainWindow):
             if key not in methods:
                 del self.traces[key]
         self.curves.clear_curves()
+        self._curve_counts.clear()
         self._building = True
         self.grid.set_panes([REFERENCE, *methods])
         self._building = False
@@ -716,6 +726,7 @@ class MainWindow(QMainWindow):
             methods=methods,
             device=self.methods_panel.device_combo.currentText() or "cpu",
             source=f"{self.volume.path}#slice{self.volume.slice_index}" if self.volume else "",
+            settings=dict(settings or {}),
         )
         worker = self.controller.start(request)
         worker.status.connect(self.methods_panel.progress.setText)
@@ -784,7 +795,8 @@ class MainWindow(QMainWindow):
             self.iter_slider.setValue(top)
         self.iter_slider.blockSignals(False)
         for trace in self.traces.values():
-            if trace.iterations:
+            if trace.iterations and self._curve_counts.get(trace.key) != len(trace.iterations):
+                self._curve_counts[trace.key] = len(trace.iterations)
                 self.curves.set_curve(
                     trace.key,
                     trace.label,
@@ -809,25 +821,39 @@ class MainWindow(QMainWindow):
         if self.reference is None:
             return
         mode = self.display_mode
-        ref_disp = display_array(self.reference, mode)
-        if REFERENCE in self.grid.panes:
-            self.grid.set_image(REFERENCE, ref_disp, title="reference (fully sampled)<br>&nbsp;")
+        errors = self.grid.error_visible
+        pane = self.grid.panes.get(REFERENCE)
+        if pane is not None:
+            state = (id(pane), mode, id(self.reference))
+            if self._shown.get(REFERENCE) != state:  # redraw only what changed (throttled UI)
+                self._shown[REFERENCE] = state
+                self.grid.set_image(
+                    REFERENCE,
+                    display_array(self.reference, mode),
+                    title="reference (fully sampled)<br>&nbsp;",
+                )
         for key, trace in self.traces.items():
-            if key not in self.grid.panes:
+            pane = self.grid.panes.get(key)
+            if pane is None:
                 continue
             idx = trace.index_at(iteration)
             if idx is None:
                 status = trace.error or ("waiting…" if not trace.iterations else "")
-                self.grid.panes[key].set_title(f"{trace.label}<br>{status}")
+                pane.set_title(f"{trace.label}<br>{status}")
+                self._shown.pop(key, None)
                 continue
             image = trace.images[idx]
+            state = (id(pane), mode, errors, id(image), id(self.reference))
+            if self._shown.get(key) == state:
+                continue
+            self._shown[key] = state
             met = trace.metrics[idx]
             title = (
                 f"<span style='color:{trace.color}'>{trace.label}</span><br>"
                 f"PSNR {met.get('psnr', np.nan):.2f} dB · SSIM {met.get('ssim', np.nan):.3f}"
                 f" · it {trace.iterations[idx]}"
             )
-            err = error_array(image, self.reference, mode) if self.grid.error_visible else None
+            err = error_array(image, self.reference, mode) if errors else None
             self.grid.set_image(key, display_array(image, mode), title=title, error=err)
         self._update_table()
         self._update_note()

@@ -38,6 +38,7 @@ class RunRequest:
     device: str = "cpu"
     source: str = ""
     calib: int | None = None
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-method settings
 
 
 @dataclass
@@ -64,6 +65,11 @@ def current_rss_mb() -> float:
         import resource
 
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
+
+
+def ui_friendly_threads() -> int:
+    """Intra-op threads for the worker: every core but one (at least one)."""
+    return max(1, (os.cpu_count() or 2) - 1)
 
 
 def describe_error(exc: BaseException, device: str) -> str:
@@ -107,6 +113,9 @@ class ReconWorker(QObject):
     def run(self) -> None:
         import torch
 
+        # Leave one core to the UI thread: torch's intra-op threads would otherwise take every
+        # core (and spin between ops), starving the event loop on small machines.
+        torch.set_num_threads(ui_friendly_threads())
         try:
             with torch.inference_mode():
                 self._run()
@@ -147,7 +156,7 @@ class ReconWorker(QObject):
         import torch
 
         req = self.request
-        method = compare.get_method(name)
+        method = compare.get_method(name, **req.settings.get(name, {}))
         cuda = req.device.startswith("cuda")
         if cuda:
             torch.cuda.reset_peak_memory_stats(req.device)
