@@ -51,7 +51,13 @@ from mriviewer.gui.widgets.panels import (
     MetricsTable,
     method_color,
 )
-from mriviewer.gui.workers import IterationPayload, RunController, RunRequest
+from mriviewer.gui.workers import (
+    IterationPayload,
+    RunController,
+    RunRequest,
+    compute_server,
+    default_backend,
+)
 
 REFERENCE = "reference"
 MAX_RECENT = 8
@@ -158,9 +164,6 @@ class MainWindow(QMainWindow):
         self.setObjectName("mainWindow")
         self.setAcceptDrops(True)
         self.settings = settings_store()
-        # Shorter GIL switch interval: the UI thread gets the GIL back quickly while the worker
-        # runs Python-heavy reconstruction code (see `mriviewer bench gui`).
-        sys.setswitchinterval(min(sys.getswitchinterval(), 0.0002))
         self.controller = RunController(self)
         self.volume = None
         self.kspace: np.ndarray | None = None
@@ -173,6 +176,9 @@ class MainWindow(QMainWindow):
         self.display_mode = "magnitude"
         self.errors: list[str] = []
         self.run_methods: list[str] = []
+        # modules imported before each run (in the compute process too); they may register
+        # extra methods with mriviewer.core.compare.register_method
+        self.plugin_modules: list[str] = []
         self._dirty = False
         self._shown: dict[str, tuple] = {}
         self._curve_counts: dict[str, int] = {}
@@ -185,6 +191,8 @@ class MainWindow(QMainWindow):
         self.refresh_timer.setSingleShot(True)
         self.refresh_timer.setInterval(REFRESH_MS)
         self.refresh_timer.timeout.connect(self.refresh)
+        if default_backend() == "process":
+            QTimer.singleShot(0, compute_server)  # warm the compute process up (imports torch)
 
     # ===== UI construction ================================================================
     def _build_ui(self) -> None:
@@ -727,6 +735,7 @@ class MainWindow(QMainWindow):
             device=self.methods_panel.device_combo.currentText() or "cpu",
             source=f"{self.volume.path}#slice{self.volume.slice_index}" if self.volume else "",
             settings=dict(settings or {}),
+            imports=list(self.plugin_modules),
         )
         worker = self.controller.start(request)
         worker.status.connect(self.methods_panel.progress.setText)

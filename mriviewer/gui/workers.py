@@ -1,17 +1,29 @@
 """Background reconstruction: a QObject worker living in a QThread.
 
-The worker prepares the problem (coil maps, the heavy part) and runs each method through
-:func:`mriviewer.core.compare.run_method`, inside ``torch.inference_mode`` entered on the worker
-thread. Only CPU numpy copies cross to the UI thread, one :class:`IterationPayload` per iteration.
-Cancel sets a flag that is checked between iterations, so a run stops within one iteration.
+The worker thread drives one run: it prepares the problem (coil maps, the heavy part) and runs
+each method through :func:`mriviewer.core.compare.run_method` inside ``torch.inference_mode``,
+streaming one :class:`IterationPayload` (CPU numpy copies only) per iteration to the UI thread.
+
+Two backends execute the same :func:`execute` steps:
+
+- ``process`` (default): the computation runs in a long-lived compute process (spawned once,
+  reused by every run); the worker thread relays its messages. numpy/sigpy/scikit-image hold
+  Python's GIL for tens of milliseconds at a time, which would stall the UI thread if the
+  computation shared its interpreter; in its own process it cannot (``mriviewer bench gui``).
+- ``thread``: the computation runs on the worker thread itself (``MRIVIEWER_WORKER=thread``).
+
+Cancel sets a flag checked between iterations, so a run stops within one iteration.
 """
 
 from __future__ import annotations
 
+import atexit
+import importlib
 import os
 import threading
 import time
 import traceback
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,14 +32,23 @@ from PyQt6.QtCore import QObject, Qt, QThread, pyqtSignal, pyqtSlot
 
 from mriviewer.core.errors import MriViewerError
 
+BACKENDS = ("process", "thread")
+
+
+def default_backend() -> str:
+    """``MRIVIEWER_WORKER`` (process or thread), default process."""
+    backend = os.environ.get("MRIVIEWER_WORKER", "process").strip().lower()
+    return backend if backend in BACKENDS else "process"
+
 
 @dataclass
 class RunRequest:
-    """Everything a run needs, copied from the UI state (no Qt objects).
+    """Everything a run needs, copied from the UI state (plain data, picklable, no Qt).
 
     kspace: fully sampled (or already undersampled) ``(C, H, W)`` complex64 slice.
     mask: ``(H, W)`` bool. reference: ``(h, w)`` float32 or None. methods: method names
-    (``model:PATH`` for models).
+    (``model:PATH`` for models). settings: per-method keyword settings. imports: modules to
+    import before the run (they may register extra methods with ``compare.register_method``).
     """
 
     kspace: np.ndarray
@@ -38,7 +59,8 @@ class RunRequest:
     device: str = "cpu"
     source: str = ""
     calib: int | None = None
-    settings: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-method settings
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    imports: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -68,7 +90,7 @@ def current_rss_mb() -> float:
 
 
 def ui_friendly_threads() -> int:
-    """Intra-op threads for the worker: every core but one (at least one)."""
+    """Intra-op threads for in-process computation: every core but one (at least one)."""
     return max(1, (os.cpu_count() or 2) - 1)
 
 
@@ -76,15 +98,201 @@ def describe_error(exc: BaseException, device: str) -> str:
     """A one-line human reason for a failure inside a run."""
     import torch
 
-    if isinstance(exc, torch.cuda.OutOfMemoryError) or isinstance(exc, MemoryError):
-        return (
-            f"out of memory on {device} ({str(exc).splitlines()[0] if str(exc) else 'no detail'})"
-        )
+    if isinstance(exc, (torch.cuda.OutOfMemoryError, MemoryError)):
+        detail = str(exc).splitlines()[0] if str(exc) else "no detail"
+        return f"out of memory on {device} ({detail})"
     if isinstance(exc, MriViewerError):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"
 
 
+Message = tuple  # ("status", text) | ("prepared", info) | ("iteration", payload) | ...
+
+
+def execute(request: RunRequest, should_stop: Callable[[], bool]) -> Iterator[Message]:
+    """Run ``request`` and yield messages; never raises (failures become messages).
+
+    Messages: ``("status", text)``, ``("prepared", info)``, ``("iteration", IterationPayload)``,
+    ``("method_finished", name, summary)``, ``("method_failed", name, reason)``,
+    ``("failed", reason)``, and last ``("done", cancelled)``.
+    """
+    import torch
+
+    try:
+        with torch.inference_mode():
+            yield from _execute(request, should_stop)
+    except Exception as exc:  # noqa: BLE001 - any failure becomes a message, never a crash
+        traceback.print_exc()
+        yield ("failed", describe_error(exc, request.device))
+    yield ("done", bool(should_stop()))
+
+
+def _execute(req: RunRequest, should_stop: Callable[[], bool]) -> Iterator[Message]:
+    from mriviewer.core import compare
+
+    for module in req.imports:
+        importlib.import_module(module)
+    yield ("status", "estimating coil maps…")
+    t0 = time.perf_counter()
+    problem = compare.prepare_problem(
+        req.kspace,
+        req.mask,
+        reference=req.reference,
+        recon_matrix=req.recon_matrix,
+        calib=req.calib,
+        source=req.source,
+    )
+    yield ("prepared", {"seconds": time.perf_counter() - t0, "calib": problem.info.get("calib")})
+    for name in req.methods:
+        if should_stop():
+            return
+        yield ("status", f"running {name}…")
+        try:
+            yield from _run_method(compare, problem, name, req, should_stop)
+        except Exception as exc:  # noqa: BLE001 - one bad method must not stop the others
+            traceback.print_exc()
+            yield ("method_failed", name, describe_error(exc, req.device))
+
+
+def _run_method(
+    compare: Any, problem: Any, name: str, req: RunRequest, should_stop: Callable[[], bool]
+) -> Iterator[Message]:
+    import torch
+
+    method = compare.get_method(name, **req.settings.get(name, {}))
+    cuda = req.device.startswith("cuda")
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(req.device)
+    base_rss = current_rss_mb()
+    peak = 0.0
+    last = None
+    for result in compare.run_method(method, problem, req.device, should_stop=should_stop):
+        image = np.array(compare.to_original_units(problem, result.image), dtype=np.complex64)
+        metrics = (
+            compare.evaluate_image(problem, result.image) if problem.reference is not None else {}
+        )
+        if cuda:
+            peak = torch.cuda.max_memory_allocated(req.device) / 1e6
+        else:
+            peak = max(peak, current_rss_mb() - base_rss)
+        last = IterationPayload(
+            method=name,
+            iteration=int(result.iteration),
+            image=image,
+            metrics=metrics,
+            elapsed=float(result.elapsed),
+            final=bool(result.final),
+            peak_memory_mb=float(peak),
+            extra={k: v for k, v in result.extra.items() if isinstance(v, (int, float, str))},
+        )
+        yield ("iteration", last)
+        if should_stop():
+            break
+    summary = {
+        "iterations": 0 if last is None else last.iteration,
+        "seconds": 0.0 if last is None else last.elapsed,
+        "peak_memory_mb": peak,
+        "complete": bool(last is not None and last.final),
+        "settings": _jsonable(getattr(method, "settings", dict)()),
+    }
+    yield ("method_finished", name, summary)
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (int, float, str, bool)) or obj is None:
+        return obj
+    return str(obj)
+
+
+# ----- compute process ----------------------------------------------------------------------
+def _compute_main(conn, cancel_event) -> None:
+    """Entry point of the compute process: serve requests until told to stop."""
+    while True:
+        try:
+            request = conn.recv()
+        except (EOFError, OSError):
+            return
+        if request is None:
+            return
+        for message in execute(request, cancel_event.is_set):
+            try:
+                conn.send(message)
+            except (BrokenPipeError, OSError):
+                return
+
+
+class ComputeServer:
+    """One spawned compute process with a duplex pipe and a shared cancel flag."""
+
+    def __init__(self) -> None:
+        import multiprocessing as mp
+
+        ctx = mp.get_context("spawn")
+        self.conn, child = ctx.Pipe(duplex=True)
+        self.cancel_event = ctx.Event()
+        self.process = ctx.Process(
+            target=_compute_main,
+            args=(child, self.cancel_event),
+            name="mriviewer-compute",
+            daemon=True,
+        )
+        self.process.start()
+        child.close()
+
+    def alive(self) -> bool:
+        return self.process.is_alive()
+
+    def shutdown(self, timeout: float = 2.0) -> None:
+        try:
+            self.conn.send(None)
+        except (BrokenPipeError, OSError):
+            pass
+        self.process.join(timeout)
+        if self.process.is_alive():
+            self.process.terminate()
+            self.process.join(timeout)
+        self.conn.close()
+
+    def terminate(self) -> None:
+        self.process.terminate()
+        self.process.join(2.0)
+
+
+_SERVER: ComputeServer | None = None
+_SERVER_LOCK = threading.Lock()
+
+
+def compute_server() -> ComputeServer:
+    """The shared compute process (started on first use, restarted if it died)."""
+    global _SERVER
+    with _SERVER_LOCK:
+        if _SERVER is None or not _SERVER.alive():
+            _SERVER = ComputeServer()
+        return _SERVER
+
+
+def discard_compute_server() -> None:
+    """Terminate the compute process (after a crash or a stuck run); the next run respawns it."""
+    global _SERVER
+    with _SERVER_LOCK:
+        if _SERVER is not None:
+            _SERVER.terminate()
+            _SERVER = None
+
+
+@atexit.register
+def _shutdown_server() -> None:
+    global _SERVER
+    if _SERVER is not None:
+        _SERVER.shutdown()
+        _SERVER = None
+
+
+# ----- Qt side --------------------------------------------------------------------------------
 class ReconWorker(QObject):
     """Runs a :class:`RunRequest`; emits per-iteration payloads and per-method outcomes."""
 
@@ -96,9 +304,12 @@ class ReconWorker(QObject):
     failed = pyqtSignal(str)
     finished = pyqtSignal(bool)  # cancelled?
 
-    def __init__(self, request: RunRequest) -> None:
+    def __init__(self, request: RunRequest, backend: str | None = None) -> None:
         super().__init__()
         self.request = request
+        self.backend = backend or default_backend()
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
         self._cancel = threading.Event()
 
     def cancel(self) -> None:
@@ -109,107 +320,72 @@ class ReconWorker(QObject):
     def cancelled(self) -> bool:
         return self._cancel.is_set()
 
-    @pyqtSlot()
-    def run(self) -> None:
-        import torch
-
-        # Leave one core to the UI thread: torch's intra-op threads would otherwise take every
-        # core (and spin between ops), starving the event loop on small machines.
-        torch.set_num_threads(ui_friendly_threads())
-        try:
-            with torch.inference_mode():
-                self._run()
-        except Exception as exc:  # noqa: BLE001 - any failure becomes a message, never a crash
-            self.failed.emit(describe_error(exc, self.request.device))
-            traceback.print_exc()
-        finally:
-            self.finished.emit(self.cancelled)
-
-    def _run(self) -> None:
-        from mriviewer.core import compare
-
-        req = self.request
-        self.status.emit("estimating coil maps…")
-        t0 = time.perf_counter()
-        problem = compare.prepare_problem(
-            req.kspace,
-            req.mask,
-            reference=req.reference,
-            recon_matrix=req.recon_matrix,
-            calib=req.calib,
-            source=req.source,
-        )
-        self.prepared.emit(
-            {"seconds": time.perf_counter() - t0, "calib": problem.info.get("calib")}
-        )
-        for name in req.methods:
-            if self.cancelled:
-                return
-            self.status.emit(f"running {name}…")
-            try:
-                self._run_method(compare, problem, name)
-            except Exception as exc:  # noqa: BLE001 - one bad method must not stop the others
-                traceback.print_exc()
-                self.method_failed.emit(name, describe_error(exc, req.device))
-
-    def _run_method(self, compare: Any, problem: Any, name: str) -> None:
-        import torch
-
-        req = self.request
-        method = compare.get_method(name, **req.settings.get(name, {}))
-        cuda = req.device.startswith("cuda")
-        if cuda:
-            torch.cuda.reset_peak_memory_stats(req.device)
-        base_rss = current_rss_mb()
-        peak = 0.0
-        last = None
-        for result in compare.run_method(
-            method, problem, req.device, should_stop=self.cancelled_fn
-        ):
-            image = np.array(compare.to_original_units(problem, result.image), dtype=np.complex64)
-            metrics = (
-                compare.evaluate_image(problem, result.image)
-                if problem.reference is not None
-                else {}
-            )
-            if cuda:
-                peak = torch.cuda.max_memory_allocated(req.device) / 1e6
-            else:
-                peak = max(peak, current_rss_mb() - base_rss)
-            last = IterationPayload(
-                method=name,
-                iteration=int(result.iteration),
-                image=image,
-                metrics=metrics,
-                elapsed=float(result.elapsed),
-                final=bool(result.final),
-                peak_memory_mb=float(peak),
-                extra={k: v for k, v in result.extra.items() if isinstance(v, (int, float, str))},
-            )
-            self.iteration.emit(last)
-            if self.cancelled:
-                break
-        summary = {
-            "iterations": 0 if last is None else last.iteration,
-            "seconds": 0.0 if last is None else last.elapsed,
-            "peak_memory_mb": peak,
-            "complete": bool(last is not None and last.final),
-            "settings": _jsonable(getattr(method, "settings", lambda: {})()),
-        }
-        self.method_finished.emit(name, summary)
-
     def cancelled_fn(self) -> bool:
         return self._cancel.is_set()
 
+    @pyqtSlot()
+    def run(self) -> None:
+        cancelled = False
+        try:
+            if self.backend == "thread":
+                import torch
 
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, (int, float, str, bool)) or obj is None:
-        return obj
-    return str(obj)
+                # leave a core to the UI thread (torch would take them all)
+                torch.set_num_threads(ui_friendly_threads())
+                messages = execute(self.request, self.cancelled_fn)
+            else:
+                messages = self._relay()
+            for message in messages:
+                if message[0] == "done":
+                    cancelled = bool(message[1]) or self.cancelled
+                    break
+                self._dispatch(message)
+        except Exception as exc:  # noqa: BLE001 - never let the worker thread die silently
+            traceback.print_exc()
+            self.failed.emit(describe_error(exc, self.request.device))
+        finally:
+            self.finished.emit(cancelled or self.cancelled)
+
+    def _dispatch(self, message: Message) -> None:
+        kind = message[0]
+        if kind == "status":
+            self.status.emit(message[1])
+        elif kind == "prepared":
+            self.prepared.emit(message[1])
+        elif kind == "iteration":
+            self.iteration.emit(message[1])
+        elif kind == "method_finished":
+            self.method_finished.emit(message[1], message[2])
+        elif kind == "method_failed":
+            self.method_failed.emit(message[1], message[2])
+        elif kind == "failed":
+            self.failed.emit(message[1])
+
+    def _relay(self) -> Iterator[Message]:
+        """Send the request to the compute process and yield its messages."""
+        server = compute_server()
+        server.cancel_event.clear()
+        server.conn.send(self.request)
+        while True:
+            if self.cancelled:
+                server.cancel_event.set()
+            if server.conn.poll(0.05):
+                try:
+                    message = server.conn.recv()
+                except (EOFError, OSError):
+                    message = None
+                if message is not None:
+                    yield message
+                    if message[0] == "done":
+                        return
+                    continue
+            if not server.alive():
+                code = server.process.exitcode
+                discard_compute_server()
+                reason = "out of memory?" if code in (-9, 137) else f"exit code {code}"
+                yield ("failed", f"the compute process stopped unexpectedly ({reason})")
+                yield ("done", self.cancelled)
+                return
 
 
 class RunController(QObject):
@@ -224,12 +400,12 @@ class RunController(QObject):
     def running(self) -> bool:
         return self.thread is not None and self.thread.isRunning()
 
-    def start(self, request: RunRequest) -> ReconWorker:
+    def start(self, request: RunRequest, backend: str | None = None) -> ReconWorker:
         """Start a worker thread for ``request``; returns the worker to connect signals to."""
         self.stop(wait_ms=5000)
         thread = QThread()
         thread.setObjectName("mriviewer-recon")
-        worker = ReconWorker(request)
+        worker = ReconWorker(request, backend)
         worker.moveToThread(thread)
         thread.started.connect(worker.run)
         # direct: quit() is thread-safe, and a queued call would wait on the (blocked) UI loop
@@ -243,11 +419,15 @@ class RunController(QObject):
             self.worker.cancel()
 
     def stop(self, wait_ms: int = 30000) -> bool:
-        """Cancel and wait for the thread to end; True if it ended (or none was running)."""
+        """Cancel and wait for the thread to end; a compute process that does not stop in time
+        is terminated. True if the thread ended (or none was running)."""
         if self.thread is None:
             return True
         self.cancel()
         ended = self.thread.wait(wait_ms) if self.thread.isRunning() else True
+        if not ended and self.worker is not None and self.worker.backend == "process":
+            discard_compute_server()
+            ended = self.thread.wait(5000)
         if ended:
             self.thread = None
             self.worker = None

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
+import importlib
 from pathlib import Path
 
 import numpy as np
@@ -26,42 +25,15 @@ def case_file(tmp_path_factory) -> Path:
     return path
 
 
-class SlowIterative:
-    """A real (if naive) iterative method for cancel tests: gradient steps on ||A x - y||^2
-    with a pause per iteration, yielding every iterate."""
-
-    name = "test-slow"
-
-    def __init__(self, iterations: int = 400, pause: float = 0.02) -> None:
-        self.iterations = iterations
-        self.pause = pause
-
-    def settings(self) -> dict:
-        return {"iterations": self.iterations, "pause": self.pause}
-
-    def iterate(self, problem, device: str = "cpu") -> Iterator:
-        from mriviewer.core.physics.fft import fft2c_np, ifft2c_np
-        from mriviewer.core.recon.base import IterationResult
-
-        start = time.perf_counter()
-        maps = problem.coil_maps
-        y = problem.kspace
-        x = (np.conj(maps) * ifft2c_np(y)).sum(0).astype(np.complex64)
-        yield IterationResult(self.name, 0, x, time.perf_counter() - start)
-        for it in range(1, self.iterations + 1):
-            resid = fft2c_np(maps * x) * problem.mask - y
-            x = (x - 0.5 * (np.conj(maps) * ifft2c_np(resid)).sum(0)).astype(np.complex64)
-            time.sleep(self.pause)
-            yield IterationResult(
-                self.name, it, x, time.perf_counter() - start, final=it == self.iterations
-            )
+SLOW_MODULE = "tests.gui.slow_method"
 
 
 @pytest.fixture
 def slow_method():
+    """Registers ``test-slow`` here; windows import SLOW_MODULE so the compute process has it."""
     from mriviewer.core import compare
 
-    compare.register_method("test-slow", lambda **kw: SlowIterative(**kw))
+    importlib.import_module(SLOW_MODULE)
     yield "test-slow"
     compare.METHODS.pop("test-slow", None)
 
@@ -75,6 +47,7 @@ def window(qtbot, case_file):
 
     win = MainWindow()
     qtbot.addWidget(win)
+    win.plugin_modules.append(SLOW_MODULE)
     win.resize(1200, 800)
     assert win.open_file(case_file, 0)
     win.show()

@@ -11,7 +11,7 @@ from PyQt6.QtGui import QDropEvent
 from PyQt6.QtWidgets import QDialog, QMessageBox
 
 from mriviewer.core.figures import sha256_file
-from tests.gui.conftest import run_and_wait
+from tests.gui.conftest import SLOW_MODULE, run_and_wait
 
 pytestmark = pytest.mark.gui
 
@@ -122,6 +122,7 @@ def test_close_while_running_stops_worker(qtbot, case_file, slow_method):
 
     win = MainWindow()
     qtbot.addWidget(win)
+    win.plugin_modules.append(SLOW_MODULE)
     assert win.open_file(case_file)
     win.show()
     win.run([slow_method])
