@@ -30,7 +30,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="share weights across unrolls",
     )
-    g.add_argument("--strategy", choices=["e2e", "checkpoint", "gleam"])
+    g.add_argument(
+        "--strategy",
+        choices=["e2e", "checkpoint", "gleam", "pgleam"],
+        help="pgleam: GLEAM pipelined over torchrun processes; under torchrun the others "
+        "train data-parallel",
+    )
+    g.add_argument(
+        "--dist-timeout",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="under torchrun: a rank that fails or does not answer within this ends the job",
+    )
     g.add_argument("--modules", type=int, help="GLEAM modules M (N %% M == 0)")
     g.add_argument("--train", dest="train_dir", metavar="FOLDER", help="training data folder")
     g.add_argument("--val", dest="val_dir", metavar="FOLDER", help="validation data folder")
@@ -150,6 +162,18 @@ def run(args: argparse.Namespace) -> int:
     from mriviewer.core.training import Trainer, load_config
 
     config = load_config(args.config, overrides_from_args(args))
+    from mriviewer.core.training.distributed import launched_with_torchrun, run_distributed
+
+    if launched_with_torchrun():
+        return run_distributed(config, args.resume, args.dist_timeout)
+    if config.strategy == "pgleam":
+        from mriviewer.core.errors import ConfigError
+
+        raise ConfigError(
+            "strategy pgleam runs over several processes: launch it with torchrun, e.g. "
+            "`torchrun --nproc-per-node 2 -m mriviewer train --strategy pgleam ...` "
+            "(in one process use --strategy gleam)"
+        )
     trainer = Trainer(config, resume=args.resume)
     m = config.model
     print(

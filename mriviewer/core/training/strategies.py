@@ -22,7 +22,10 @@ from torch.utils.checkpoint import checkpoint
 from mriviewer.core.errors import ConfigError
 from mriviewer.core.models import Measurement, UnrolledNet
 
-STRATEGIES = ("e2e", "checkpoint", "gleam")
+STRATEGIES = ("e2e", "checkpoint", "gleam", "pgleam")
+# Greedy strategies (one optimiser per module); "pgleam" is GLEAM pipelined over torchrun
+# processes (mriviewer.core.training.pgleam): in one process it is GLEAM.
+GREEDY = ("gleam", "pgleam")
 LOSSES = ("l1", "l2")
 
 
@@ -44,7 +47,7 @@ def check_strategy(model: UnrolledNet, strategy: str, modules: int | None = None
     """
     if strategy not in STRATEGIES:
         raise ConfigError(f"unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}")
-    if strategy != "gleam":
+    if strategy not in GREEDY:
         return 1
     m = model.num_unrolls if modules is None else int(modules)
     module_ranges(model.num_unrolls, m)
@@ -86,7 +89,7 @@ def make_optimisers(
 ) -> list[torch.optim.Optimizer]:
     """One Adam for ``e2e``/``checkpoint``; one Adam per module for ``gleam``."""
     m = check_strategy(model, strategy, modules)
-    if strategy != "gleam":
+    if strategy not in GREEDY:
         return [torch.optim.Adam(model.parameters(), lr=lr)]
     return [
         torch.optim.Adam(module_parameters(model, start, stop), lr=lr)
@@ -152,7 +155,7 @@ def train_step(
     model.train()
     with torch.no_grad():
         meas = model.measurement(batch.kspace, batch.maps, batch.mask)
-    if strategy == "gleam":
+    if strategy in GREEDY:
         ranges = module_ranges(model.num_unrolls, len(optimisers))
         x = meas.aty
         losses = []

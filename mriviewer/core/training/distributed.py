@@ -1,0 +1,537 @@
+"""Training under ``torchrun``: process-group set-up, data-parallel training and shared helpers.
+
+Launch (one process per device; ``torchrun`` sets ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``)::
+
+    torchrun --nproc-per-node 2 -m mriviewer train --config train.toml --strategy gleam
+    torchrun --nproc-per-node 2 -m mriviewer train --config train.toml --strategy pgleam
+
+Backend ``nccl`` when training on CUDA (each process on ``cuda:LOCAL_RANK``), ``gloo`` on CPU.
+
+Data parallel (``e2e``, ``checkpoint``, ``gleam``): every rank holds the whole model; each global
+batch (the same batch a single process would train on, same mask seeds) is split over the ranks
+like ``DistributedSampler`` (rank ``r`` takes positions ``r, r + D, ...``; a rank left without a
+sample repeats one with weight 0). e2e/checkpoint wrap the unrolled forward pass in
+``DistributedDataParallel``; GLEAM all-reduces each module's gradients just before that module's
+optimiser step. Gradients are weighted by each rank's share of the global batch, so the update
+equals the single-process update on the whole batch.
+
+P-GLEAM (``pgleam``, pipelined greedy training across ranks) lives in
+:mod:`mriviewer.core.training.pgleam` and builds on :class:`DistributedTrainer`.
+
+Failures: every collective / point-to-point wait is bounded by ``dist_timeout`` seconds; an
+error on any rank is reported as a :class:`DistributedError` naming the rank and step and how to
+resume, and ``torchrun`` then stops the other ranks.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.checkpoint import checkpoint
+
+from mriviewer.core.checkpoints import save_model
+from mriviewer.core.errors import ConfigError, MriViewerError
+from mriviewer.core.io.atomic import atomic_write_text
+from mriviewer.core.models import UnrolledNet
+from mriviewer.core.physics.masks import stable_seed
+from mriviewer.core.training.config import TrainConfig
+from mriviewer.core.training.data import Batch, collate
+from mriviewer.core.training.strategies import (
+    StepResult,
+    gleam_module_step,
+    image_loss,
+    module_ranges,
+)
+from mriviewer.core.training.trainer import Trainer, TrainResult, peak_memory, validate_model
+
+DEFAULT_TIMEOUT_S = 300.0
+TEST_FAIL_ENV = "MRIVIEWER_TEST_FAIL"  # test-only hook: "RANK:STEP" raises, "RANK:STEP:hang" hangs
+
+
+class DistributedError(MriViewerError):
+    """A distributed run failed on this rank, or lost contact with another rank."""
+
+
+def launched_with_torchrun(environ: dict[str, str] | None = None) -> bool:
+    """True when ``torchrun`` (or another launcher setting RANK and WORLD_SIZE) started us."""
+    env = os.environ if environ is None else environ
+    return "RANK" in env and "WORLD_SIZE" in env
+
+
+@dataclass
+class DistContext:
+    """This process's place in the job: ``rank`` of ``world_size``, its device and backend."""
+
+    rank: int
+    world_size: int
+    local_rank: int
+    device: str
+    backend: str
+    timeout_s: float
+
+    @property
+    def timeout(self) -> datetime.timedelta:
+        return datetime.timedelta(seconds=self.timeout_s)
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def is_last(self) -> bool:
+        return self.rank == self.world_size - 1
+
+
+def init_distributed(device: str = "auto", timeout_s: float = DEFAULT_TIMEOUT_S) -> DistContext:
+    """Join the ``torchrun`` job: ``nccl`` on CUDA (device ``cuda:LOCAL_RANK``), else ``gloo``.
+
+    device: the run's device setting (``auto``, ``cpu``, ``cuda``; an explicit ``cuda:K`` is
+    replaced by this rank's GPU). timeout_s: bound on every collective / send / receive.
+    """
+    if not launched_with_torchrun():
+        raise ConfigError(
+            "not started by torchrun (RANK / WORLD_SIZE unset); launch with e.g. "
+            "`torchrun --nproc-per-node 2 -m mriviewer train ...`"
+        )
+    if not timeout_s > 0:
+        raise ConfigError(f"--dist-timeout must be > 0 seconds, got {timeout_s}")
+    rank = int(os.environ["RANK"])
+    world = int(os.environ["WORLD_SIZE"])
+    local_rank = int(os.environ.get("LOCAL_RANK", rank))
+    want_cuda = device.startswith("cuda") or (device in ("auto", "") and torch.cuda.is_available())
+    if want_cuda:
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {device!r} requested but CUDA is not available")
+        if local_rank >= torch.cuda.device_count():
+            raise ConfigError(
+                f"local rank {local_rank} has no GPU ({torch.cuda.device_count()} visible); "
+                "use --nproc-per-node <= the number of GPUs"
+            )
+        torch.cuda.set_device(local_rank)
+        resolved, backend = f"cuda:{local_rank}", "nccl"
+    else:
+        resolved, backend = "cpu", "gloo"
+    ctx = DistContext(rank, world, local_rank, resolved, backend, float(timeout_s))
+    if not dist.is_initialized():
+        try:
+            dist.init_process_group(backend=backend, timeout=ctx.timeout)
+        except Exception as exc:  # noqa: BLE001 - rendezvous failures become one clear line
+            raise DistributedError(
+                f"rank {rank} of {world}: cannot join the process group ({backend}) within "
+                f"{timeout_s:g} s: {_first_line(exc)}"
+            ) from exc
+    return ctx
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:300]
+
+
+def injected_failure_hook(rank: int, step: int) -> None:
+    """Test-only: ``MRIVIEWER_TEST_FAIL="RANK:STEP"`` raises on that rank before that step
+    (1-based); ``"RANK:STEP:hang"`` blocks there instead, to exercise the timeout."""
+    spec = os.environ.get(TEST_FAIL_ENV)
+    if not spec:
+        return
+    parts = spec.split(":")
+    if int(parts[0]) != rank or int(parts[1]) != step:
+        return
+    if len(parts) > 2 and parts[2] == "hang":
+        time.sleep(10**6)
+    raise RuntimeError(f"injected failure ({TEST_FAIL_ENV}={spec})")
+
+
+def shard_positions(batch_len: int, rank: int, world: int) -> tuple[list[int], float]:
+    """Positions of a global batch this rank trains on, and its share of the batch.
+
+    Like ``DistributedSampler``: positions ``rank, rank + world, ...``; a rank left without any
+    (batch smaller than the world) repeats position ``rank % batch_len`` with share 0.
+    """
+    positions = list(range(rank, batch_len, world))
+    if not positions:
+        return [rank % batch_len], 0.0
+    return positions, len(positions) / batch_len
+
+
+def broadcast_json(obj: Any, src: int, device: str) -> Any:
+    """Broadcast a JSON-ready object from rank ``src`` (plain bytes, no pickling)."""
+    payload = json.dumps(obj).encode() if dist.get_rank() == src else b""
+    size = torch.tensor([len(payload)], dtype=torch.int64, device=device)
+    dist.broadcast(size, src)
+    data = torch.zeros(int(size.item()), dtype=torch.uint8, device=device)
+    if dist.get_rank() == src:
+        data.copy_(torch.frombuffer(bytearray(payload), dtype=torch.uint8))
+    dist.broadcast(data, src)
+    return json.loads(bytes(data.cpu().tolist()).decode())
+
+
+class _FullForward(torch.nn.Module):
+    """The N unrolls as one ``forward`` (what DDP wraps); ``checkpointed`` recomputes each unroll."""
+
+    def __init__(self, model: UnrolledNet, checkpointed: bool) -> None:
+        super().__init__()
+        self.model = model
+        self.checkpointed = checkpointed
+
+    def forward(self, kspace: torch.Tensor, maps: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            meas = self.model.measurement(kspace, maps, mask)
+        x = meas.aty
+        for k in range(self.model.num_unrolls):
+            if self.checkpointed:
+                x = checkpoint(self.model.unroll, k, x, meas, use_reentrant=False)
+            else:
+                x = self.model.unroll(k, x, meas)
+        return x
+
+
+class _AllReduceBeforeStep:
+    """Optimiser proxy for data-parallel GLEAM: ``step()`` first replaces every gradient by the
+    share-weighted sum over ranks (the gradient of the whole global batch), then steps."""
+
+    def __init__(self, optimiser: torch.optim.Optimizer, ctx: DistContext) -> None:
+        self.optimiser = optimiser
+        self.ctx = ctx
+        self.share = 1.0
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.optimiser.zero_grad(set_to_none=set_to_none)
+
+    def step(self) -> None:
+        params = [p for g in self.optimiser.param_groups for p in g["params"] if p.requires_grad]
+        for p in params:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+        grads = [p.grad for p in params]
+        flat = torch.cat([g.reshape(-1) for g in grads]) * self.share
+        dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+        offset = 0
+        for g in grads:
+            g.copy_(flat[offset : offset + g.numel()].view_as(g))
+            offset += g.numel()
+        self.optimiser.step()
+
+
+class DistributedTrainer(Trainer):
+    """A :class:`Trainer` run by one ``torchrun`` process; this class trains data-parallel.
+
+    Rank 0 writes ``config.json``, ``log.jsonl``, validation, ``best``/``last.pt`` (every rank
+    holds identical weights and optimiser states) and the final model; all ranks resume from
+    the same ``last.pt``, so a run may be resumed with a different number of processes.
+    """
+
+    def __init__(self, config: TrainConfig, ctx: DistContext, resume: bool = False) -> None:
+        if config.prune:
+            raise ConfigError(
+                "pruning (--prune) is not supported under torchrun; train the pruned model in "
+                "one process"
+            )
+        config = TrainConfig(**{**config.to_dict(), "device": ctx.device})
+        self.ctx = ctx
+        super().__init__(config, resume=resume)
+        self.progress_rank = 0  # the rank that logs and shows progress
+        self.last_loss: float | None = None
+
+    # -- hooks for subclasses -------------------------------------------------------------
+    def strategy_card(self) -> dict[str, Any]:
+        return {"world_size": self.ctx.world_size, "parallel": "data"}
+
+    def card(self, validation: dict[str, Any]):  # type: ignore[override]
+        card = super().card(validation)
+        card.strategy.update(self.strategy_card())
+        return card
+
+    def _comm_error(self, exc: BaseException, step: int) -> DistributedError:
+        c = self.ctx
+        resume = (
+            f"; the run can continue from its last coordinated checkpoint with --resume "
+            f"(output {self.output})"
+        )
+        text = _first_line(exc)
+        if isinstance(exc, MriViewerError):
+            return DistributedError(f"rank {c.rank} of {c.world_size}, step {step}: {text}{resume}")
+        lost = isinstance(exc, RuntimeError | TimeoutError) and not text.startswith("injected")
+        what = (
+            f"lost contact with another rank (it failed or did not answer within "
+            f"{c.timeout_s:g} s): {text}"
+            if lost and _looks_like_comm_error(text)
+            else f"failed: {text}"
+        )
+        return DistributedError(f"rank {c.rank} of {c.world_size}, step {step}: {what}{resume}")
+
+    # -- data parallel ----------------------------------------------------------------------
+    def local_batch(self, step: int) -> tuple[Batch, float]:
+        """This rank's part of the global batch of ``step`` (same mask seeds as one process)."""
+        indices = self.batch_indices(step)
+        positions, share = shard_positions(len(indices), self.ctx.rank, self.ctx.world_size)
+        samples = [
+            self.train_data.sample(indices[j], stable_seed("mask", self.config.seed, step, j))
+            for j in positions
+        ]
+        return collate(samples).to(self.device), share
+
+    def _make_step(self) -> Callable[[int], StepResult]:
+        c, ctx = self.config, self.ctx
+        if c.strategy == "gleam":
+            proxies = [_AllReduceBeforeStep(opt, ctx) for opt in self.optimisers]
+            ranges = module_ranges(self.model.num_unrolls, self.modules)
+
+            def gleam_step(step: int) -> StepResult:
+                batch, share = self.local_batch(step)
+                self.model.train()
+                with torch.no_grad():
+                    meas = self.model.measurement(batch.kspace, batch.maps, batch.mask)
+                x, losses = meas.aty, []
+                for (start, stop), proxy in zip(ranges, proxies, strict=True):
+                    proxy.share = share
+                    x, value = gleam_module_step(
+                        self.model,
+                        start,
+                        stop,
+                        x,
+                        meas,
+                        batch.target,
+                        proxy,
+                        c.loss,  # type: ignore[arg-type]
+                    )
+                    losses.append(value * share)
+                return self._global_losses(losses)
+
+            return gleam_step
+        if c.strategy not in ("e2e", "checkpoint"):
+            raise ConfigError(f"strategy {c.strategy!r} has no data-parallel form")
+        ddp = DistributedDataParallel(
+            _FullForward(self.model, checkpointed=c.strategy == "checkpoint"),
+            device_ids=[ctx.local_rank] if ctx.device.startswith("cuda") else None,
+        )
+        (optimiser,) = self.optimisers
+
+        def ddp_step(step: int) -> StepResult:
+            batch, share = self.local_batch(step)
+            self.model.train()
+            optimiser.zero_grad(set_to_none=True)
+            out = ddp(batch.kspace, batch.maps, batch.mask)
+            value = image_loss(out, batch.target, c.loss)
+            # DDP averages gradients over ranks: weight by the rank's share of the global batch.
+            (value * (share * ctx.world_size)).backward()
+            optimiser.step()
+            return self._global_losses([float(value.detach()) * share])
+
+        return ddp_step
+
+    def _global_losses(self, weighted: Sequence[float]) -> StepResult:
+        t = torch.tensor(list(weighted), dtype=torch.float64, device=self.device)
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+        values = [float(v) for v in t.cpu()]
+        return StepResult(loss=values[-1], module_losses=values)
+
+    def _prepare(self) -> None:
+        """Folder, resume (every rank loads the state; the logger trims the log), config.json."""
+        ctx = self.ctx
+        if ctx.is_main:
+            self.output.mkdir(parents=True, exist_ok=True)
+        if self.resume:
+            self.load_state()
+            if ctx.rank == self.progress_rank:
+                self._trim_log()
+        elif self.last_path.exists():
+            raise ConfigError(
+                "output folder already holds a training run; use --resume or another --output",
+                self.output,
+            )
+        dist.barrier()  # nobody writes into the folder before every rank has checked it
+        if ctx.is_main:
+            atomic_write_text(
+                self.output / "config.json",
+                json.dumps(self.config.to_dict() | {"world_size": ctx.world_size}, indent=2) + "\n",
+            )
+
+    def run(self, on_step: Callable[[int, dict[str, Any]], None] | None = None) -> TrainResult:
+        """Train to ``total_steps`` data-parallel; rank 0 logs, validates and saves."""
+        try:
+            self._prepare()
+            step_fn = self._make_step()
+        except MriViewerError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise self._comm_error(exc, self.step) from exc
+        return self._loop(step_fn, on_step)
+
+    def _loop(
+        self,
+        step_fn: Callable[[int], StepResult],
+        on_step: Callable[[int, dict[str, Any]], None] | None,
+    ) -> TrainResult:
+        from tqdm import tqdm
+
+        c, ctx = self.config, self.ctx
+        logger = ctx.rank == self.progress_rank
+        bar = tqdm(
+            total=self.total_steps,
+            initial=self.step,
+            disable=not (c.progress and logger),
+            desc=f"train {c.model['name']} {c.strategy} x{ctx.world_size}",
+            unit="step",
+        )
+        try:
+            while self.step < self.total_steps:
+                started = time.perf_counter()
+                injected_failure_hook(ctx.rank, self.step + 1)
+                result = step_fn(self.step)
+                self.step += 1
+                done = self.step == self.total_steps
+                if result is not None:
+                    self.last_loss = result.loss
+                    if not math.isfinite(result.loss):
+                        raise ConfigError(
+                            f"training diverged at step {self.step} (loss {result.loss}); lower lr"
+                        )
+                record = self.after_step(result, started, done)
+                if record is not None and logger:
+                    self._log(record)
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{record['loss']:.4g}")
+                    if on_step is not None:
+                        on_step(self.step, record)
+            self.finish()
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:  # noqa: BLE001 - every failure names the rank and step
+            raise self._comm_error(exc, self.step + 1) from exc
+        finally:
+            bar.close()
+        _destroy()
+        return TrainResult(
+            output=self.output,
+            steps=self.step,
+            last_loss=self.last_loss,
+            best=self.best,
+            validation=self.last_validation,
+        )
+
+    def after_step(
+        self, result: StepResult | None, started: float, done: bool
+    ) -> dict[str, Any] | None:
+        """Data parallel: rank 0 records, validates and checkpoints (no collective here)."""
+        c = self.config
+        if not self.ctx.is_main or result is None:
+            return None
+        memory, memory_method = peak_memory(self.device)
+        record: dict[str, Any] = {
+            "step": self.step,
+            "loss": result.loss,
+            "module_losses": result.module_losses,
+            "lr": self.optimisers[0].param_groups[0]["lr"],
+            "seconds": time.perf_counter() - started,
+            "peak_memory_bytes": memory,
+            "memory_method": memory_method,
+            "world_size": self.ctx.world_size,
+        }
+        if self.val_data is not None and (self.step % c.val_every == 0 or done):
+            record.update(self.validate_and_keep_best())
+        if self.step % c.checkpoint_every == 0 or done:
+            self.save_state()
+        return record
+
+    def validate_and_keep_best(self) -> dict[str, Any]:
+        metrics = validate_model(self.model, self.validation_samples(), self.device)
+        self.last_validation = metrics | {"step": self.step}
+        if not self.best or metrics["psnr"] > self.best["psnr"]:
+            self.best = metrics | {"step": self.step}
+            save_model(self.output / "best.safetensors", self.model, self.card(self.best))
+        return {f"val_{k}": v for k, v in metrics.items()}
+
+    def finish(self) -> None:
+        """Rank 0 writes the final model (data parallel: every rank holds the same weights)."""
+        if self.ctx.is_main:
+            save_model(
+                self.output / "model.safetensors", self.model, self.card(self.last_validation)
+            )
+        dist.barrier()
+
+
+def _looks_like_comm_error(text: str) -> bool:
+    words = ("connection", "closed", "timeout", "timed out", "peer", "gloo", "nccl", "socket")
+    return any(w in text.lower() for w in words)
+
+
+def _destroy() -> bool:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+        return True
+    return False
+
+
+def make_distributed_trainer(config: TrainConfig, ctx: DistContext, resume: bool) -> Trainer:
+    """The trainer for ``config.strategy`` under torchrun: P-GLEAM or data parallel."""
+    if config.strategy == "pgleam":
+        from mriviewer.core.training.pgleam import PGleamTrainer
+
+        return PGleamTrainer(config, ctx, resume=resume)
+    return DistributedTrainer(config, ctx, resume=resume)
+
+
+def run_distributed(config: TrainConfig, resume: bool, timeout_s: float) -> int:
+    """``mriviewer train`` under torchrun: join the job, train, print a summary on rank 0."""
+    ctx = init_distributed(config.device, timeout_s)
+    try:
+        trainer = make_distributed_trainer(config, ctx, resume)
+    except MriViewerError as exc:
+        raise DistributedError(f"rank {ctx.rank} of {ctx.world_size}: {exc}") from exc
+    if ctx.is_main:
+        m = config.model
+        kind = (
+            f"P-GLEAM M={trainer.modules} over {ctx.world_size} processes "
+            f"({trainer.modules // ctx.world_size} modules each)"
+            if config.strategy == "pgleam"
+            else f"{config.strategy} data parallel over {ctx.world_size} processes"
+            + (f", M={trainer.modules}" if config.strategy == "gleam" else "")
+        )
+        print(
+            f"training {m['name']} N={trainer.model.num_unrolls} "
+            f"({trainer.model.parameter_count()} parameters) with {kind} on "
+            f"{len(trainer.train_data)} slices, {trainer.total_steps} steps, backend "
+            f"{ctx.backend}, device {ctx.device}, loss {config.loss}",
+            flush=True,
+        )
+    result = trainer.run()
+    if ctx.is_main:
+        loss = f", last loss {result.last_loss:.4g}" if result.last_loss is not None else ""
+        print(f"done: {result.steps} steps{loss}")
+        if result.validation:
+            v = result.validation
+            print(
+                f"validation: PSNR {v['psnr']:.2f} dB (zero-filled "
+                f"{v['zero_filled_psnr']:.2f} dB), SSIM {v['ssim']:.4f}"
+            )
+        print(
+            f"final model: {result.output / 'model.safetensors'}; "
+            f"log: {result.output / 'log.jsonl'}",
+            flush=True,
+        )
+    return 0
+
+
+__all__ = [
+    "DEFAULT_TIMEOUT_S",
+    "DistContext",
+    "DistributedError",
+    "DistributedTrainer",
+    "broadcast_json",
+    "init_distributed",
+    "launched_with_torchrun",
+    "make_distributed_trainer",
+    "run_distributed",
+    "shard_positions",
+]

@@ -1,0 +1,518 @@
+"""P-GLEAM: greedy (GLEAM) training pipelined over ``torchrun`` processes.
+
+The M GLEAM modules are split into D contiguous blocks, one per rank (``M % D == 0``). Each rank
+owns its modules and their Adam optimisers. Per mini-batch every rank loads the same batch
+(same data order and mask seeds as a single process; k-space, maps, mask and target are never
+sent), rank 0 starts from ``A^H y``, rank ``r > 0`` receives the detached ``(B, H, W)`` image
+(as a real ``(B, H, W, 2)`` view) and the module losses so far from rank ``r - 1``, then for each
+of its modules runs forward, local loss, backward and its optimiser step. After the forward of
+its last module a rank sends the detached output on with ``isend`` *before* that module's
+backward, so rank ``r + 1`` starts while rank ``r`` finishes and moves to the next batch: rank
+``r`` trains on batch ``k`` while rank ``r - 1`` already trains on batch ``k + 1``. No collective
+runs inside a step, so the updates are exactly GLEAM's.
+
+Coordination happens at checkpoint / validation steps only: every rank broadcasts its modules'
+weights (so every rank then holds the full model), the last rank (which sees every module's loss
+and writes ``log.jsonl``) validates and keeps ``best``, every rank writes its part of the state
+(``pgleam/stepSSSSSSSS.rankR.pt``: its modules' weights and optimiser states), and after a
+barrier rank 0 writes the manifest ``last.pgleam.json``. Resume reads every part, so a run may
+resume with another number of processes (any D dividing M). Rank 0 writes the final model
+(safetensors + card with strategy ``pgleam``, N, M and the world size).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from mriviewer.core.checkpoints import save_model
+from mriviewer.core.errors import ConfigError, MriViewerError
+from mriviewer.core.io.atomic import atomic_write_path, atomic_write_text
+from mriviewer.core.models import UnrolledNet
+from mriviewer.core.physics.masks import stable_seed
+from mriviewer.core.training.config import TrainConfig
+from mriviewer.core.training.data import Batch, collate
+from mriviewer.core.training.distributed import (
+    DEFAULT_TIMEOUT_S,
+    DistContext,
+    DistributedTrainer,
+    broadcast_json,
+    init_distributed,
+)
+from mriviewer.core.training.strategies import (
+    StepResult,
+    image_loss,
+    module_parameters,
+    module_ranges,
+)
+
+MANIFEST_FORMAT = "mriviewer-pgleam-state/1"
+PART_FORMAT = "mriviewer-pgleam-part/1"
+
+
+def rank_modules(modules: int, world_size: int, rank: int) -> list[int]:
+    """The contiguous block of module indices rank ``rank`` owns (refuses ``M % D != 0``)."""
+    if modules % world_size != 0:
+        smaller = max(d for d in range(1, world_size + 1) if modules % d == 0)
+        raise ConfigError(
+            f"P-GLEAM splits the M={modules} GLEAM modules into equal contiguous blocks, one per "
+            f"process, so M must be divisible by the number of processes ({world_size}); use "
+            f"--modules a multiple of {world_size} (N must stay divisible by M) or "
+            f"--nproc-per-node {smaller}"
+        )
+    per = modules // world_size
+    return list(range(rank * per, (rank + 1) * per))
+
+
+class PipelineStage:
+    """One rank's block of GLEAM modules in the pipeline (used by training and the benchmark).
+
+    optimisers: all M per-module optimisers (only this rank's are stepped). ``step(batch)``
+    returns every module's loss ``(M,)`` on the last rank, None elsewhere.
+    """
+
+    def __init__(
+        self,
+        model: UnrolledNet,
+        modules: int,
+        optimisers: list[torch.optim.Optimizer],
+        ctx: DistContext,
+        loss: str = "l1",
+    ) -> None:
+        self.model = model
+        self.modules = modules
+        self.ranges = module_ranges(model.num_unrolls, modules)
+        self.owned = rank_modules(modules, ctx.world_size, ctx.rank)
+        self.optimisers = optimisers
+        self.ctx = ctx
+        self.loss = loss
+        self._pending: list[tuple[Any, torch.Tensor]] = []
+
+    def wait_sends(self) -> None:
+        """Wait (bounded by the timeout) until the previous sends were delivered."""
+        for work, _buffer in self._pending:
+            work.wait(timeout=self.ctx.timeout)
+        self._pending = []
+
+    def _receive(self, batch: Batch, meas_aty: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
+        real = torch.view_as_real(meas_aty)
+        image = torch.empty(real.shape, dtype=real.dtype, device=real.device)
+        src = self.ctx.rank - 1
+        works = [dist.irecv(image, src=src, tag=0), dist.irecv(losses, src=src, tag=1)]
+        for work in works:
+            work.wait(timeout=self.ctx.timeout)
+        return torch.view_as_complex(image)
+
+    def step(self, batch: Batch) -> torch.Tensor | None:
+        """Train this rank's modules on ``batch`` (see the module docstring)."""
+        model, ctx = self.model, self.ctx
+        model.train()
+        with torch.no_grad():
+            meas = model.measurement(batch.kspace, batch.maps, batch.mask)
+        losses = torch.zeros(self.modules, dtype=torch.float64, device=meas.aty.device)
+        x = meas.aty if ctx.rank == 0 else self._receive(batch, meas.aty, losses)
+        for i, m in enumerate(self.owned):
+            start, stop = self.ranges[m]
+            optimiser = self.optimisers[m]
+            optimiser.zero_grad(set_to_none=True)
+            out = x.detach()
+            for k in range(start, stop):
+                out = model.unroll(k, out, meas)
+            value = image_loss(out, batch.target, self.loss)
+            losses[m] = value.detach()
+            if i == len(self.owned) - 1 and not ctx.is_last:
+                # Hand the image on before this module's backward: the next rank starts now.
+                self.wait_sends()
+                image = torch.view_as_real(out.detach()).contiguous()
+                sent = losses.clone()
+                dst = ctx.rank + 1
+                self._pending = [
+                    (dist.isend(image, dst=dst, tag=0), image),
+                    (dist.isend(sent, dst=dst, tag=1), sent),
+                ]
+            value.backward()
+            optimiser.step()
+            x = out.detach()
+        return losses if ctx.is_last else None
+
+
+class PGleamTrainer(DistributedTrainer):
+    """P-GLEAM training by one ``torchrun`` process (see the module docstring)."""
+
+    def __init__(self, config: TrainConfig, ctx: DistContext, resume: bool = False) -> None:
+        super().__init__(config, ctx, resume=resume)
+        self.owned = rank_modules(self.modules, ctx.world_size, ctx.rank)
+        self.progress_rank = ctx.world_size - 1  # the last rank sees every module's loss
+        self.stage = PipelineStage(self.model, self.modules, self.optimisers, ctx, config.loss)
+        self.owner = self._owners()
+
+    def _owners(self) -> dict[str, int]:
+        """State-dict key -> owning rank (its module's rank; anything outside modules: 0)."""
+        per = self.modules // self.ctx.world_size
+        by_id: dict[int, int] = {}
+        for m, (start, stop) in enumerate(module_ranges(self.model.num_unrolls, self.modules)):
+            for p in module_parameters(self.model, start, stop):
+                by_id[id(p)] = m // per
+        return {
+            name: by_id.get(id(p), 0)
+            for name, p in self.model.named_parameters(remove_duplicate=False)
+        }
+
+    def _module_of(self) -> dict[str, int]:
+        by_id: dict[int, int] = {}
+        for m, (start, stop) in enumerate(module_ranges(self.model.num_unrolls, self.modules)):
+            for p in module_parameters(self.model, start, stop):
+                by_id[id(p)] = m
+        return {name: by_id[id(p)] for name, p in self.model.named_parameters() if id(p) in by_id}
+
+    def strategy_card(self) -> dict[str, Any]:
+        return {
+            "world_size": self.ctx.world_size,
+            "parallel": "pipeline",
+            "modules_per_rank": self.modules // self.ctx.world_size,
+        }
+
+    # -- state -------------------------------------------------------------------------------
+    @property
+    def last_path(self) -> Path:  # type: ignore[override]
+        return self.output / "last.pgleam.json"
+
+    def _part_path(self, step: int, rank: int) -> Path:
+        return self.output / "pgleam" / f"step{step:08d}.rank{rank}.pt"
+
+    def sync_model(self) -> None:
+        """Every rank broadcasts its modules' weights: afterwards all ranks hold the full model."""
+        self.stage.wait_sends()
+        with torch.no_grad():
+            for name, tensor in self.model.state_dict().items():
+                dist.broadcast(tensor, src=self.owner.get(name, 0))
+
+    def save_state(self) -> Path:
+        """Each rank writes its part; after a barrier rank 0 writes the manifest."""
+        ctx = self.ctx
+        module_of = self._module_of()
+        part = {
+            "format": PART_FORMAT,
+            "step": self.step,
+            "rank": ctx.rank,
+            "world_size": ctx.world_size,
+            "modules": self.owned,
+            "weights": {
+                k: v.detach().cpu()
+                for k, v in self.model.state_dict().items()
+                if module_of.get(k) in self.owned
+            },
+            "optimisers": {str(m): self.optimisers[m].state_dict() for m in self.owned},
+            "best": json.dumps(self.best),
+            "torch_rng": torch.get_rng_state(),
+        }
+        path = self._part_path(self.step, ctx.rank)
+        with atomic_write_path(path) as tmp:
+            torch.save(part, tmp)
+        dist.barrier()
+        if ctx.is_main:
+            manifest = {
+                "format": MANIFEST_FORMAT,
+                "step": self.step,
+                "world_size": ctx.world_size,
+                "parts": [
+                    str(self._part_path(self.step, r).relative_to(self.output))
+                    for r in range(ctx.world_size)
+                ],
+                "config": self._state_config(),
+            }
+            atomic_write_text(self.last_path, json.dumps(manifest, indent=2) + "\n")
+            for old in (self.output / "pgleam").glob("step*.rank*.pt"):
+                try:
+                    if int(old.name[4:12]) < self.step:
+                        old.unlink(missing_ok=True)
+                except ValueError:
+                    continue
+        return self.last_path
+
+    def load_state(self) -> None:
+        """Restore from the manifest and every part (any world size whose D divides M)."""
+        path = self.last_path
+        if not path.is_file():
+            raise ConfigError(
+                "nothing to resume: no last.pgleam.json (P-GLEAM manifest) in the output folder",
+                self.output,
+            )
+        try:
+            manifest = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"cannot read the P-GLEAM manifest ({exc})", path) from exc
+        if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
+            raise ConfigError("not a mriviewer P-GLEAM manifest", path)
+        current = self._state_config()
+        saved = manifest.get("config", {})
+        if saved != current:
+            diff = sorted(k for k in current if saved.get(k) != current.get(k))
+            raise ConfigError(f"cannot resume: settings differ from the saved run ({diff})", path)
+        weights: dict[str, torch.Tensor] = {}
+        optimisers: dict[int, Any] = {}
+        best: dict[str, Any] = {}
+        for rel in manifest.get("parts", []):
+            part_path = self.output / rel
+            try:
+                part = torch.load(part_path, map_location="cpu", weights_only=True)
+            except Exception as exc:  # noqa: BLE001 - any unreadable part is a clean error
+                raise ConfigError(f"cannot read P-GLEAM state part ({exc})", part_path) from exc
+            if not isinstance(part, dict) or part.get("format") != PART_FORMAT:
+                raise ConfigError("not a mriviewer P-GLEAM state part", part_path)
+            if int(part["step"]) != int(manifest["step"]):
+                raise ConfigError("state part is from another step than the manifest", part_path)
+            weights.update(part["weights"])
+            optimisers.update({int(m): s for m, s in part["optimisers"].items()})
+            best = json.loads(part["best"]) or best
+            if int(part["rank"]) == self.ctx.rank:
+                torch.set_rng_state(part["torch_rng"])
+        missing = sorted(set(self._module_of()) - set(weights))
+        if missing or set(optimisers) != set(range(self.modules)):
+            raise ConfigError(
+                f"P-GLEAM state is incomplete (missing weights {missing[:3]} or optimiser states)",
+                path,
+            )
+        state = self.model.state_dict()
+        state.update(weights)
+        self.model.load_state_dict(state)
+        for m in self.owned:
+            self.optimisers[m].load_state_dict(optimisers[m])
+        self.step = int(manifest["step"])
+        self.best = best
+
+    # -- loop --------------------------------------------------------------------------------
+    def _make_step(self) -> Callable[[int], StepResult | None]:  # type: ignore[override]
+        c = self.config
+
+        def pgleam_step(step: int) -> StepResult | None:
+            indices = self.batch_indices(step)
+            samples = [
+                self.train_data.sample(i, stable_seed("mask", c.seed, step, j))
+                for j, i in enumerate(indices)
+            ]
+            losses = self.stage.step(collate(samples).to(self.device))
+            if losses is None:
+                return None
+            values = [float(v) for v in losses.cpu()]
+            return StepResult(loss=values[-1], module_losses=values)
+
+        return pgleam_step
+
+    def after_step(
+        self, result: StepResult | None, started: float, done: bool
+    ) -> dict[str, Any] | None:
+        """The last rank records; at checkpoint / validation steps every rank coordinates."""
+        c = self.config
+        validate = self.val_data is not None and (self.step % c.val_every == 0 or done)
+        checkpoint = self.step % c.checkpoint_every == 0 or done
+        record: dict[str, Any] | None = None
+        if result is not None:
+            from mriviewer.core.training.trainer import peak_memory
+
+            memory, memory_method = peak_memory(self.device)
+            record = {
+                "step": self.step,
+                "loss": result.loss,
+                "module_losses": result.module_losses,
+                "lr": self.optimisers[self.owned[0]].param_groups[0]["lr"],
+                "seconds": time.perf_counter() - started,
+                "peak_memory_bytes": memory,
+                "memory_method": memory_method + " (last rank)",
+                "world_size": self.ctx.world_size,
+            }
+        if validate or checkpoint:
+            self.sync_model()
+            if validate and self.ctx.is_last:
+                assert record is not None
+                record.update(self.validate_and_keep_best())
+            if checkpoint:
+                self.save_state()
+        return record
+
+    def finish(self) -> None:
+        """Rank 0 saves the assembled model (the last step was a coordination step)."""
+        info = broadcast_json(
+            {"validation": self.last_validation, "best": self.best, "loss": self.last_loss},
+            src=self.ctx.world_size - 1,
+            device=self.device,
+        )
+        self.last_validation, self.best, self.last_loss = (
+            info["validation"],
+            info["best"],
+            info["loss"],
+        )
+        if self.ctx.is_main:
+            save_model(
+                self.output / "model.safetensors", self.model, self.card(self.last_validation)
+            )
+        dist.barrier()
+
+
+# -- throughput benchmark (mriviewer bench train --strategies gleam,pgleam --world-size D) -----
+
+
+def _bench_setup(settings: dict[str, Any], device: str):
+    from mriviewer.core.models import build_model
+    from mriviewer.core.training.probes import synthetic_batch
+    from mriviewer.core.training.strategies import check_strategy, make_optimisers
+
+    torch.manual_seed(int(settings["seed"]))
+    model = build_model(dict(settings["model"])).to(device)
+    modules = check_strategy(model, "gleam", settings["modules"])
+    optimisers = make_optimisers(model, "gleam", modules, float(settings["lr"]))
+    batch = synthetic_batch(
+        int(settings["size"]), int(settings["coils"]), int(settings["batch_size"]), 0
+    ).to(device)
+    return model, modules, optimisers, batch
+
+
+def gleam_throughput(settings: dict[str, Any]) -> dict[str, Any]:
+    """Steps per second of single-process GLEAM on the synthetic batch (after warm-up)."""
+    from mriviewer.core.training.strategies import train_step
+
+    device = settings["device"]
+    model, _modules, optimisers, batch = _bench_setup(settings, device)
+
+    def sync() -> None:
+        if device.startswith("cuda"):
+            torch.cuda.synchronize(device)
+
+    for _ in range(int(settings["warmup"])):
+        train_step(model, batch, optimisers, "gleam")
+    sync()
+    started = time.perf_counter()
+    for _ in range(int(settings["iterations"])):
+        train_step(model, batch, optimisers, "gleam")
+    sync()
+    seconds = time.perf_counter() - started
+    return {
+        "processes": 1,
+        "seconds": seconds,
+        "steps_per_second": int(settings["iterations"]) / seconds,
+        "threads": torch.get_num_threads(),
+    }
+
+
+def _bench_worker(settings: dict[str, Any], out_path: str) -> None:
+    """Runs in every torchrun process: pipelined P-GLEAM steps on the synthetic batch."""
+    ctx = init_distributed(settings["device"], float(settings["timeout"]))
+    model, modules, optimisers, batch = _bench_setup(settings, ctx.device)
+    stage = PipelineStage(model, modules, optimisers, ctx)
+
+    def drain() -> None:
+        stage.wait_sends()
+        if ctx.device.startswith("cuda"):
+            torch.cuda.synchronize(ctx.device)
+        dist.barrier()
+
+    for _ in range(int(settings["warmup"])):
+        stage.step(batch)
+    drain()
+    started = time.perf_counter()
+    for _ in range(int(settings["iterations"])):
+        stage.step(batch)
+    drain()
+    seconds = time.perf_counter() - started
+    if ctx.is_main:
+        result = {
+            "processes": ctx.world_size,
+            "seconds": seconds,
+            "steps_per_second": int(settings["iterations"]) / seconds,
+            "threads": torch.get_num_threads(),
+            "backend": ctx.backend,
+        }
+        atomic_write_text(Path(out_path), json.dumps(result) + "\n")
+    dist.destroy_process_group()
+
+
+def pgleam_throughput(settings: dict[str, Any], world_size: int) -> dict[str, Any]:
+    """Steps per second of P-GLEAM on ``world_size`` local processes (a torchrun subprocess)."""
+    rank_modules(int(settings["modules"]), world_size, 0)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "pgleam.json"
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node",
+            str(world_size),
+            "-m",
+            "mriviewer.core.training.pgleam",
+            json.dumps(settings),
+            str(out),
+        ]
+        env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE")}
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+        if proc.returncode != 0 or not out.is_file():
+            tail = (proc.stderr or proc.stdout).strip()[-800:]
+            raise MriViewerError(f"P-GLEAM benchmark on {world_size} processes failed: {tail}")
+        return json.loads(out.read_text(encoding="utf-8"))
+
+
+def bench_throughput(
+    model_config: dict[str, Any],
+    strategies: list[str],
+    world_size: int,
+    modules: int,
+    size: int = 160,
+    coils: int = 8,
+    batch_size: int = 1,
+    device: str = "cpu",
+    warmup: int = 2,
+    iterations: int = 10,
+    seed: int = 0,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+) -> dict[str, Any]:
+    """``{"strategies": {"gleam"|"pgleam": {...steps_per_second}}, "settings": {...}}``."""
+    settings = {
+        "model": dict(model_config),
+        "modules": modules,
+        "size": size,
+        "coils": coils,
+        "batch_size": batch_size,
+        "device": device,
+        "warmup": warmup,
+        "iterations": iterations,
+        "seed": seed,
+        "lr": 1e-4,
+        "timeout": timeout_s,
+    }
+    out: dict[str, Any] = {}
+    for strategy in strategies:
+        if strategy == "gleam":
+            out["gleam"] = gleam_throughput(settings)
+        elif strategy == "pgleam":
+            out["pgleam"] = pgleam_throughput(settings, world_size)
+        else:
+            raise ConfigError(f"throughput is measured for gleam and pgleam, not {strategy!r}")
+    return {"strategies": out, "settings": settings | {"world_size": world_size}}
+
+
+def format_throughput(result: dict[str, Any]) -> str:
+    """Printed table: processes, steps/s, speed-up over single-process GLEAM."""
+    rows = result["strategies"]
+    base = rows.get("gleam")
+    lines = [f"{'strategy':<9} {'processes':>9} {'threads':>8} {'steps/s':>9} {'vs gleam':>9}"]
+    for name, r in rows.items():
+        ratio = f"{r['steps_per_second'] / base['steps_per_second']:.2f}x" if base else "-"
+        lines.append(
+            f"{name:<9} {r['processes']:>9} {r['threads']:>8} {r['steps_per_second']:>9.3f} "
+            f"{ratio:>9}"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # torchrun entry of the benchmark worker
+    _bench_worker(json.loads(sys.argv[1]), sys.argv[2])
