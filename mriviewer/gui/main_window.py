@@ -653,7 +653,7 @@ class MainWindow(QMainWindow):
             return
         for entry in models:
             key = f"model:{entry.get('path') or entry['name']}"
-            card = entry.get("card", {})
+            card = entry.get("card") or {"error": entry.get("error", "no model card")}
             self.model_cards[key] = card
             self.methods_panel.add_method(
                 key, f"model: {entry['name']}", _card_text(card), tooltip=str(entry.get("path", ""))
@@ -685,7 +685,8 @@ class MainWindow(QMainWindow):
                 "Cannot open model", f"{path}: incompatible model ({type(exc).__name__}: {exc})"
             )
             return False
-        card = getattr(method, "card", None) or method.settings()
+        card = getattr(method, "card", None)
+        card = card.to_dict() if hasattr(card, "to_dict") else (card or method.settings())
         key = f"model:{path}"
         self.model_cards[key] = card
         if path not in self.model_files:

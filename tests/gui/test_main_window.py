@@ -296,3 +296,26 @@ def test_drop_file_opens_it(window, case_file, tmp_path):
     window.dropEvent(event)
     assert window.volume.path == other
     assert window.grid.panes["reference"].data.shape == (32, 32)
+
+
+def test_open_model_shows_card_and_runs_per_unroll(window, qtbot, tmp_path):
+    checkpoints = pytest.importorskip("mriviewer.core.checkpoints")
+    from mriviewer.core.models.unrolled import MoDL
+
+    weights = checkpoints.save_model(
+        tmp_path / "tiny.safetensors",
+        MoDL(num_unrolls=2, features=8, depth=2, cg_iters=3),
+        {"strategy": {"name": "dense"}},
+    )
+    assert window.open_model(weights), window.errors
+    key = f"model:{weights.resolve()}"
+    assert key in window.methods_panel.checked()
+    card_text = window.methods_panel.card.toPlainText()
+    assert "modl" in card_text and "parameters" in card_text
+    assert not run_and_wait(qtbot, window, ["zero-filled", key])
+    trace = window.traces[key]
+    assert trace.iterations == [0, 1, 2] and trace.complete, trace.error
+    assert window.grid.panes[key].data.shape == (48, 48)
+    side = window.provenance()
+    entry = next(m for m in side["methods"] if m["name"] == key)
+    assert len(entry["model_card_sha256"]) == 64 and len(entry["weights_sha256"]) == 64
