@@ -1,7 +1,7 @@
 """Command-line pieces shared by ``recon``, ``eval`` and other subcommands.
 
 - :func:`add_mask_arguments` / :func:`mask_from_args`: ``--mask random|equispaced|poisson|
-  gaussian|data|FILE.npy``, ``--accel``, ``--center-fraction``, ``--calib``, ``--seed``.
+  gaussian|data|auto|FILE.npy``, ``--accel``, ``--center-fraction``, ``--calib``, ``--seed``.
   Without ``--seed`` the seed is ``stable_seed(file name, slice)``, so evaluation masks are
   reproducible per case.
 - :func:`add_device_argument` / :func:`resolve_device`: ``--device auto|cpu|cuda|cuda:N``.
@@ -32,15 +32,21 @@ from mriviewer.core.resources import resolve_input
 GENERATED_MASKS = tuple(k for k in MASK_KINDS if k != "array")
 
 
-def add_mask_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the sampling-mask options (shared by ``recon`` and ``eval``)."""
+def add_mask_arguments(parser: argparse.ArgumentParser, allow_auto: bool = False) -> None:
+    """Add the sampling-mask options (shared by ``recon`` and ``eval``).
+
+    ``allow_auto``: the default becomes ``auto`` (``data`` for undersampled input, else
+    ``random``), for commands that accept already undersampled files.
+    """
     group = parser.add_argument_group("sampling mask")
+    auto = "auto (default: data for undersampled input, else random), " if allow_auto else ""
     group.add_argument(
         "--mask",
-        default="random",
+        default="auto" if allow_auto else "random",
         metavar="KIND|FILE.npy",
-        help="random (fastMRI 1-D, default), equispaced (1-D), poisson (2-D), gaussian (2-D), "
-        "data (the file's own sampling: its non-zero k-space points) or an (H, W) .npy mask",
+        help=f"{auto}random (fastMRI 1-D{'' if allow_auto else ', default'}), equispaced "
+        "(1-D), poisson (2-D), gaussian (2-D), data (the file's own sampling: its non-zero "
+        "k-space points) or an (H, W) .npy mask",
     )
     group.add_argument("--accel", type=float, default=4.0, help="acceleration factor R (default 4)")
     group.add_argument(
@@ -79,7 +85,7 @@ def mask_from_args(
     ``kspace`` ``(C, H, W)`` is needed for ``--mask data`` (its non-zero points).
     Raises :class:`MaskError` for a bad file or settings.
     """
-    kind = args.mask
+    kind = resolved_mask_kind(args.mask, kspace)
     if kind == "data":
         if kspace is None:
             raise MaskError("--mask data needs the k-space of the slice")
@@ -102,10 +108,26 @@ def mask_from_args(
     return load_mask(path, shape=shape)
 
 
-def mask_description(mask: SamplingMask, args: argparse.Namespace) -> dict[str, Any]:
-    """JSON-ready description of a mask: kind, spec, file, achieved acceleration."""
+def sampled_fraction(kspace: np.ndarray) -> float:
+    """Fraction of ``(C, H, W)`` k-space positions that hold data in any coil."""
+    return float(np.any(np.asarray(kspace) != 0, axis=0).mean())
+
+
+def resolved_mask_kind(kind: str, kspace: np.ndarray | None) -> str:
+    """``auto`` -> ``data`` when ``kspace`` is undersampled (< 95% non-zero), else ``random``."""
+    if kind != "auto":
+        return kind
+    if kspace is not None and sampled_fraction(kspace) < 0.95:
+        return "data"
+    return "random"
+
+
+def mask_description(mask: SamplingMask, option: str, kind: str) -> dict[str, Any]:
+    """JSON-ready description of a mask: spec, shape, achieved acceleration, the ``--mask``
+    option as given and the kind it resolved to (``auto`` -> ``data`` or ``random``)."""
     out = mask.to_dict()
-    out["option"] = args.mask
+    out["option"] = option
+    out["kind"] = kind
     return out
 
 

@@ -34,6 +34,7 @@ from mriviewer.commands.common import (
     method_options,
     parse_slices,
     resolve_device,
+    sampled_fraction,
 )
 from mriviewer.core.errors import ConfigError, ReconError
 
@@ -85,7 +86,7 @@ def _case_names(files: list[str]) -> list[str]:
 
 
 def _check_fully_sampled(kspace: np.ndarray, path: Path, index: int) -> None:
-    sampled = np.any(kspace != 0, axis=0).mean()
+    sampled = sampled_fraction(kspace)
     if sampled < 0.95:
         raise ReconError(
             f"slice {index} is not fully sampled ({100 * sampled:.0f}% of k-space points are "

@@ -1,7 +1,8 @@
 """``mriviewer recon FILE --slice K --method M --out OUT.h5|OUT.npy``: reconstruct one slice.
 
 The slice is undersampled retrospectively with the ``--mask`` options (``--mask data`` keeps the
-file's own sampling), coil maps are estimated from the sampled centre, and the method's final
+file's own sampling; the default ``auto`` does that for undersampled input and draws a ``random``
+mask for fully sampled input), coil maps are estimated from the sampled centre, and the method's final
 iterate is written atomically:
 
 - ``.h5``: ``reconstruction`` ``(1, h, w)`` float32 magnitude and ``reconstruction_complex``
@@ -30,6 +31,7 @@ from mriviewer.commands.common import (
     mask_from_args,
     method_options,
     resolve_device,
+    resolved_mask_kind,
 )
 from mriviewer.core.errors import ConfigError, KSpaceWriteError
 
@@ -49,7 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="zero-filled, zero-filled-rss, cg-sense (default), l1-wavelet, model:NAME|PATH",
     )
     add_method_option_argument(parser)
-    add_mask_arguments(parser)
+    add_mask_arguments(parser, allow_auto=True)
     parser.add_argument(
         "--coil-method",
         default="espirit",
@@ -78,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
     volume = open_kspace(args.file)
     index = volume.select_index(args.slice)
     kspace = volume.read_kspace(index)
+    mask_kind = resolved_mask_kind(args.mask, kspace)
     mask = mask_from_args(args, volume.matrix, args.file, index, kspace=kspace)
     problem = prepare_from_volume(volume, mask, index, coil_method=args.coil_method)
     start = time.perf_counter()
@@ -92,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     attrs = {
         "method": args.method,
         "method_settings": json.dumps(method.settings()),
-        "mask": json.dumps(mask_description(mask, args)),
+        "mask": json.dumps(mask_description(mask, args.mask, mask_kind)),
         "achieved_acceleration": mask.achieved_acceleration,
         "source": str(volume.path),
         "slice": index,
@@ -108,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     write_output(out, image, mask.array, attrs)
     line = (
         f"{args.method} on {volume.path.name} slice {index}: {last.iteration} iteration(s), "
-        f"{seconds:.2f} s, mask {args.mask} R={mask.achieved_acceleration:.2f}"
+        f"{seconds:.2f} s, mask {mask_kind} R={mask.achieved_acceleration:.2f}"
     )
     if metrics is not None:
         line += f", PSNR {metrics['psnr']:.2f} dB, SSIM {metrics['ssim']:.4f}"
