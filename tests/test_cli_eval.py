@@ -192,3 +192,21 @@ def test_recon_on_real_undersampled_data(shared_data, tmp_path, capsys):
     assert "mask data" in capsys.readouterr().out
     image = np.abs(np.load(out, allow_pickle=False))
     assert image.shape == (230, 180) and np.isfinite(image).all() and image.max() > 0
+
+
+def test_recon_keeps_sampling_of_undersampled_input(tmp_path, capsys):
+    under = np.stack([phantom_case(32, 32, coils=4)[0]])
+    keep = np.zeros(32, dtype=bool)
+    keep[::3] = True
+    keep[12:20] = True
+    under[..., ~keep] = 0
+    write_fastmri(tmp_path / "under.h5", under)
+    out = tmp_path / "r.h5"
+    assert (
+        main(["recon", str(tmp_path / "under.h5"), "--method", "zero-filled", "--out", str(out)])
+        == 0
+    )
+    assert "mask data R=" in capsys.readouterr().out
+    with h5py.File(out, "r") as h5:
+        np.testing.assert_array_equal(h5["mask"][()].astype(bool), np.broadcast_to(keep, (32, 32)))
+        assert json.loads(h5.attrs["mask"])["kind"] == "data"

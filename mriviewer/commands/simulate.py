@@ -71,7 +71,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "larger). Default: native size padded to even",
     )
     parser.add_argument("--coils", type=int, default=8, help="number of birdcage coils (8)")
-    parser.add_argument("--snr", type=float, default=40.0, help="SNR, see --help text (40)")
+    parser.add_argument(
+        "--snr",
+        type=float,
+        default=40.0,
+        help="SNR = mean noiseless RSS magnitude over the object (pixels > 10%% of max) / "
+        "complex noise std per k-space sample (default 40)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed (phase and noise)")
     parser.add_argument(
         "--phase-strength",
