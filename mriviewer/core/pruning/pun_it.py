@@ -125,7 +125,9 @@ def pun_it_search(
     device = next(iter(theta0.values())).device
     total = sum(t.numel() for t in theta0.values())
     k = kept_count(total, settings.density)
-    init = math.log(settings.init_prob) - math.log1p(-settings.init_prob)
+    p0 = settings.init_prob if settings.init_prob is not None else settings.density
+    p0 = min(max(p0, 1e-4), 1 - 1e-4)
+    init = math.log(p0) - math.log1p(-p0)
     logits = {
         n: torch.full_like(t, init, dtype=torch.float32).requires_grad_(True)
         for n, t in theta0.items()

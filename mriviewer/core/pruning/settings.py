@@ -43,7 +43,8 @@ class PruneSettings:
 
     PUN-IT: temperature (start) and temperature_final (None = fixed T; else exponential
     annealing to it), beta (weight of KL(Ber(p) || Ber(density)), averaged over weights),
-    search_steps, search_lr (Adam on the logits), init_prob (initial keep probability),
+    search_steps, search_lr (Adam on the logits), init_prob (initial keep probability;
+    default the target density, so the relaxed net starts at the target density in expectation),
     straight_through (hard 0/1 mask forward, relaxed gradient), log_every (hard-mask loss).
 
     PUN-WT: schedule (cubic | linear), start_fraction/end_fraction of the run between which
@@ -61,8 +62,8 @@ class PruneSettings:
     temperature_final: float | None = None
     beta: float = 1e-3
     search_steps: int = 200
-    search_lr: float = 0.05
-    init_prob: float = 0.5
+    search_lr: float = 0.1
+    init_prob: float | None = None
     straight_through: bool = False
     log_every: int = 10
     schedule: str = "cubic"
@@ -123,7 +124,7 @@ class PruneSettings:
                 raise ConfigError(f"prune {name} must be > 0, got {value!r}")
         if not (isinstance(self.beta, int | float) and math.isfinite(self.beta) and self.beta >= 0):
             raise ConfigError(f"prune beta must be >= 0, got {self.beta!r}")
-        if not 0.0 < float(self.init_prob) < 1.0:
+        if self.init_prob is not None and not 0.0 < float(self.init_prob) < 1.0:
             raise ConfigError(f"prune init_prob must be in (0, 1), got {self.init_prob!r}")
         for name in ("search_steps", "log_every", "every", "rounds"):
             if int(getattr(self, name)) < 1:
