@@ -634,7 +634,8 @@ class MainWindow(QMainWindow):
                 method = compare.get_method(name)
                 settings = method.settings()
                 doc = (type(method).__doc__ or "").strip().splitlines()
-                text = (doc[0] if doc else name) + "\n\nsettings:\n" + _card_text(settings)
+                summary = (doc[0] if doc else name).replace("``", "")
+                text = f"{name}: {summary}\n\nsettings:\n{_card_text(settings)}"
             except Exception as exc:  # noqa: BLE001 - show the problem in the card
                 text = f"cannot build {name}: {exc}"
             self.methods_panel.add_method(name, name, text, checked=i == 0)
@@ -859,9 +860,9 @@ class MainWindow(QMainWindow):
             self._shown[key] = state
             met = trace.metrics[idx]
             title = (
-                f"<span style='color:{trace.color}'>{trace.label}</span><br>"
+                f"<div align='center'><span style='color:{trace.color}'>{trace.label}</span><br>"
                 f"PSNR {met.get('psnr', np.nan):.2f} dB · SSIM {met.get('ssim', np.nan):.3f}"
-                f" · it {trace.iterations[idx]}"
+                f" · it {trace.iterations[idx]}</div>"
             )
             err = error_array(image, self.reference, mode) if errors else None
             self.grid.set_image(key, display_array(image, mode), title=title, error=err)

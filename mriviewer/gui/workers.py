@@ -311,10 +311,15 @@ class ReconWorker(QObject):
         if self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
         self._cancel = threading.Event()
+        self._server: ComputeServer | None = None
+        self.emitted_after_cancel = 0  # iterations passed to the UI after cancel()
 
     def cancel(self) -> None:
-        """Ask the run to stop; honoured between iterations (thread-safe)."""
+        """Ask the run to stop; honoured between iterations (thread-safe). At most one more
+        iteration (the one in flight) reaches the UI after this."""
         self._cancel.set()
+        if self.backend == "process" and self._server is not None:
+            self._server.cancel_event.set()
 
     @property
     def cancelled(self) -> bool:
@@ -339,6 +344,10 @@ class ReconWorker(QObject):
                 if message[0] == "done":
                     cancelled = bool(message[1]) or self.cancelled
                     break
+                if message[0] == "iteration" and self.cancelled:
+                    if self.emitted_after_cancel >= 1:
+                        continue  # computed before the stop request reached the process
+                    self.emitted_after_cancel += 1
                 self._dispatch(message)
         except Exception as exc:  # noqa: BLE001 - never let the worker thread die silently
             traceback.print_exc()
@@ -365,6 +374,9 @@ class ReconWorker(QObject):
         """Send the request to the compute process and yield its messages."""
         server = compute_server()
         server.cancel_event.clear()
+        self._server = server
+        if self.cancelled:
+            server.cancel_event.set()
         server.conn.send(self.request)
         while True:
             if self.cancelled:

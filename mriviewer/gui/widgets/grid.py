@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pyqtgraph as pg
 from PyQt6.QtCore import pyqtSignal
+from PyQt6.QtWidgets import QGridLayout, QWidget
 
 DISPLAY_MODES = ("magnitude", "phase", "real", "imag", "log")
 IMAGE_CMAP = "gray"  # matplotlib name; CET-L1 is the same linear grey in pyqtgraph
@@ -60,7 +61,9 @@ class Pane:
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.plot = pg.PlotItem()
+        self.widget = pg.PlotWidget()
+        self.widget.setMinimumSize(60, 60)
+        self.plot: pg.PlotItem = self.widget.getPlotItem()
         self.plot.hideAxis("left")
         self.plot.hideAxis("bottom")
         self.plot.setMenuEnabled(False)
@@ -69,7 +72,9 @@ class Pane:
         self.view.invertY(True)
         self.image = pg.ImageItem(axisOrder="row-major")
         self.plot.addItem(self.image)
-        self.error_plot = pg.PlotItem()
+        self.error_widget = pg.PlotWidget()
+        self.error_widget.setMinimumSize(60, 60)
+        self.error_plot: pg.PlotItem = self.error_widget.getPlotItem()
         self.error_plot.hideAxis("left")
         self.error_plot.hideAxis("bottom")
         self.error_plot.setMenuEnabled(False)
@@ -88,7 +93,7 @@ class Pane:
         self.plot.setTitle(text, size="9pt")
 
 
-class ComparisonGrid(pg.GraphicsLayoutWidget):
+class ComparisonGrid(QWidget):
     """Reference + method panes sharing zoom/pan, levels and an ROI."""
 
     levelsChanged = pyqtSignal(float, float)
@@ -97,6 +102,13 @@ class ComparisonGrid(pg.GraphicsLayoutWidget):
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self.setObjectName("comparisonGrid")
+        self.layout_ = QGridLayout(self)
+        self.layout_.setContentsMargins(0, 0, 0, 0)
+        self.layout_.setSpacing(2)
+        self.bar_widget = pg.GraphicsLayoutWidget()
+        self.bar_widget.setFixedWidth(80)
+        self.error_bar_widget = pg.GraphicsLayoutWidget()
+        self.error_bar_widget.setFixedWidth(80)
         self.panes: dict[str, Pane] = {}
         self._levels = (0.0, 1.0)
         self._error_levels = (0.0, 0.1)
@@ -124,12 +136,14 @@ class ComparisonGrid(pg.GraphicsLayoutWidget):
             colorMapMenu=False,
         )
         self.error_bar.sigLevelsChanged.connect(self._on_error_bar_levels)
+        self.bar_widget.addItem(self.colorbar)
+        self.error_bar_widget.addItem(self.error_bar)
 
     # ----- layout -------------------------------------------------------------------------
     def set_panes(self, names: list[str]) -> None:
         """Rebuild the grid with these pane names (first is the reference), keeping the view."""
         view_range = self.view_range() if self.panes and self._user_zoomed else None
-        self.clear()
+        self._clear_layout()
         old = self.panes
         self.panes = {}
         for name in names:
@@ -158,28 +172,43 @@ class ComparisonGrid(pg.GraphicsLayoutWidget):
         if view_range is not None:
             self.set_view_range(view_range)
 
+    def _clear_layout(self) -> None:
+        for pane in self.panes.values():
+            for widget in (pane.widget, pane.error_widget):
+                self.layout_.removeWidget(widget)
+                widget.setParent(None)
+                widget.deleteLater()
+        for widget in (self.bar_widget, self.error_bar_widget):
+            self.layout_.removeWidget(widget)
+        for i in range(self.layout_.columnCount()):
+            self.layout_.setColumnStretch(i, 0)
+        for i in range(self.layout_.rowCount()):
+            self.layout_.setRowStretch(i, 0)
+
     def _relayout(self) -> None:
+        """Panes in equal columns (at most 4 per row), colour bar(s) in the last column."""
         n = len(self.panes)
         if n == 0:
             return
-        ncols = min(n, 4 if n > 4 else n)
-        if n > 4:
-            ncols = math.ceil(n / math.ceil(n / 4))
+        ncols = n if n <= 4 else math.ceil(n / math.ceil(n / 4))
         rows_per = 2 if self.error_visible else 1
         for i, pane in enumerate(self.panes.values()):
             r, c = divmod(i, ncols)
-            self.addItem(pane.plot, row=r * rows_per, col=c)
+            self.layout_.addWidget(pane.widget, r * rows_per, c)
             if self.error_visible:
-                self.addItem(pane.error_plot, row=r * rows_per + 1, col=c)
+                self.layout_.addWidget(pane.error_widget, r * rows_per + 1, c)
         nrows = math.ceil(n / ncols) * rows_per
-        layout = self.ci.layout
         for c in range(ncols):
-            layout.setColumnStretchFactor(c, 10)
-            layout.setColumnPreferredWidth(c, 100)
-        layout.setColumnStretchFactor(ncols, 0)
-        self.addItem(self.colorbar, row=0, col=ncols, rowspan=1 if self.error_visible else nrows)
+            self.layout_.setColumnStretch(c, 1)
+        for r in range(nrows):
+            self.layout_.setRowStretch(r, 1)
+        self.layout_.addWidget(self.bar_widget, 0, ncols, 1 if self.error_visible else nrows, 1)
+        self.bar_widget.show()
         if self.error_visible:
-            self.addItem(self.error_bar, row=1, col=ncols, rowspan=1)
+            self.layout_.addWidget(self.error_bar_widget, 1, ncols, 1, 1)
+            self.error_bar_widget.show()
+        else:
+            self.error_bar_widget.hide()
 
     def set_error_visible(self, visible: bool) -> None:
         """Show or hide the error maps (|pred - ref|) under each pane."""

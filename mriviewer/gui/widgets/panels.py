@@ -442,7 +442,8 @@ class CurvesWidget(pg.GraphicsLayoutWidget):
             plot.showGrid(x=True, y=True, alpha=0.3)
             plot.getAxis("left").enableAutoSIPrefix(False)
             plot.getAxis("bottom").enableAutoSIPrefix(False)
-            plot.addLegend(offset=(-5, 5) if col == 0 else None, labelTextSize="8pt")
+            if col == 0:
+                plot.addLegend(offset=(-5, -5), labelTextSize="8pt")
             marker = pg.InfiniteLine(
                 pos=0,
                 angle=90,
