@@ -360,13 +360,13 @@ def test_flop_accounting_by_hand():
 # -- command line -------------------------------------------------------------------------------
 
 
-def _train_args(data: Path, out: Path, *extra: str) -> list[str]:
+def _train_args(data: Path, out: Path, *extra: str, steps: int = 4) -> list[str]:
     return [
         "train",
         "--train", str(data / "train"),
         "--unrolls", "2",
         "--features", "4",
-        "--steps", "4",
+        "--steps", str(steps),
         "--mask", "random",
         "--center-fraction", "0.16",
         "--coil-method", "lowres",
@@ -440,3 +440,21 @@ def test_prune_command_at_with_finetuning(data, tmp_path, capsys):
     assert card.extra["pruning"]["density"] == pytest.approx(0.05, abs=1e-3)
     assert main(["prune", str(source / "model.safetensors"), "--density", "0", "--out", "x"]) == 1
     assert "density must be in (0, 1]" in capsys.readouterr().err
+
+
+def test_resume_keeps_the_searched_mask_and_refuses_other_prune_settings(data, tmp_path, capsys):
+    out = tmp_path / "resume"
+    prune = ["--prune", "it", "--prune-search-steps", "2", "--checkpoint-every", "1"]
+    assert main(_train_args(data, out, *prune, "--density", "0.2", steps=2)) == 0
+    first = read_masks(out / "model.safetensors")
+    more = _train_args(data, out, *prune, "--density", "0.2", "--resume", steps=4)
+    assert main(more) == 0
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert sum(r.get("phase") == "pun-it mask" for r in log) == 1  # no second search
+    assert [r["step"] for r in log if "phase" not in r] == [1, 2, 3, 4]
+    final = read_masks(out / "model.safetensors")
+    assert all(torch.equal(first[n], final[n]) for n in first)
+    capsys.readouterr()
+    other = _train_args(data, out, *prune, "--density", "0.3", "--resume", steps=6)
+    assert main(other) == 1
+    assert "settings differ" in capsys.readouterr().err
