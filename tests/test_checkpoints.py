@@ -157,3 +157,19 @@ def test_model_method_does_not_leak_inference_mode(tmp_path, problem):
     for _ in get_method(f"model:{path}").iterate(problem, device="cpu"):
         assert not torch.is_inference_mode_enabled()
         assert torch.is_grad_enabled()
+
+
+def test_model_path_in_recon_and_eval_commands(tmp_path, capsys):
+    from mriviewer.core.io import write_fastmri
+
+    case = write_fastmri(tmp_path / "case.h5", phantom_case(32, 32, coils=4)[0][None])
+    weights = save_model(tmp_path / "tiny.safetensors", MoDL(2, features=4, shared=False))
+    method = f"model:{weights}"
+    out = tmp_path / "r.npy"
+    common = ["--coil-method", "lowres", "--device", "cpu"]
+    assert main(["recon", str(case), "--method", method, "--out", str(out), *common]) == 0
+    assert f"{method} on case.h5" in capsys.readouterr().out
+    assert np.load(out).shape == (32, 32)
+    assert main(["eval", str(case), "--methods", f"zero-filled,{method}", *common]) == 0
+    table = capsys.readouterr().out
+    assert "zero-filled" in table and method in table

@@ -128,6 +128,55 @@ def synthetic_batch(size: int, coils: int, batch_size: int = 1, seed: int = 0) -
     )
 
 
+class StrategyRun:
+    """One strategy's model, optimisers and synthetic batch, ready to be timed and measured."""
+
+    def __init__(
+        self,
+        model_config: dict[str, Any],
+        strategy: str,
+        modules: int | None = None,
+        size: int = 160,
+        coils: int = 8,
+        batch_size: int = 1,
+        device: str = "cpu",
+        lr: float = 1e-4,
+        seed: int = 0,
+    ) -> None:
+        self.strategy = strategy
+        self.device = device
+        self.cuda = device.startswith("cuda")
+        torch.manual_seed(seed)
+        self.model = build_model(dict(model_config)).to(device)
+        m = check_strategy(self.model, strategy, modules)
+        self.optimisers = make_optimisers(self.model, strategy, m, lr)
+        self.batch = synthetic_batch(size, coils, batch_size, seed).to(device)
+
+    def step(self) -> float:
+        """One training iteration (all M modules for GLEAM); returns its seconds."""
+        start = time.perf_counter()
+        train_step(self.model, self.batch, self.optimisers, self.strategy)
+        if self.cuda:
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter() - start
+
+    def tensor_bytes(self) -> int:
+        """CPU peak live tensor bytes of one step (held tensors + peak created in the step)."""
+        for opt in self.optimisers:
+            opt.zero_grad(set_to_none=True)
+        gc.collect()
+        held = list(self.model.parameters()) + list(self.model.buffers())
+        for opt in self.optimisers:
+            for state in opt.state.values():
+                held.extend(v for v in state.values() if isinstance(v, torch.Tensor))
+        b = self.batch
+        held += [b.kspace, b.maps, b.mask, b.target]
+        meter = LiveTensorBytes()
+        with meter:
+            train_step(self.model, self.batch, self.optimisers, self.strategy)
+        return _tensor_bytes(held) + meter.peak
+
+
 def measure_strategy(
     model_config: dict[str, Any],
     strategy: str,
@@ -142,50 +191,24 @@ def measure_strategy(
     seed: int = 0,
     memory: str = "tensors",
 ) -> dict[str, Any]:
-    """``{"peak_memory_bytes", "seconds_per_iteration", "method"}`` of one strategy.
+    """``{"peak_memory_bytes", "seconds_per_iteration", "method"}`` of one strategy alone.
 
     memory: on CPU ``tensors`` (live tensor bytes) or ``none`` (time only; used by the RSS
-    subprocess); ignored on CUDA.
+    subprocess); ignored on CUDA, where the peak covers model, batch, warm-up and timed steps.
     """
     cuda = device.startswith("cuda")
     gc.collect()
     if cuda:
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
-    torch.manual_seed(seed)
-    model = build_model(dict(model_config)).to(device)
-    m = check_strategy(model, strategy, modules)
-    optimisers = make_optimisers(model, strategy, m, lr)
-    batch = synthetic_batch(size, coils, batch_size, seed).to(device)
-
-    def sync() -> None:
-        if cuda:
-            torch.cuda.synchronize(device)
-
+    run = StrategyRun(model_config, strategy, modules, size, coils, batch_size, device, lr, seed)
     for _ in range(warmup):
-        train_step(model, batch, optimisers, strategy)
-    sync()
-    times = []
-    for _ in range(iterations):
-        start = time.perf_counter()
-        train_step(model, batch, optimisers, strategy)
-        sync()
-        times.append(time.perf_counter() - start)
+        run.step()
+    times = [run.step() for _ in range(iterations)]
     if cuda:
         peak, method = int(torch.cuda.max_memory_allocated(device)), MEMORY_METHODS["cuda"]
     elif memory == "tensors":
-        for opt in optimisers:
-            opt.zero_grad(set_to_none=True)
-        gc.collect()
-        held = list(model.parameters()) + list(model.buffers())
-        for opt in optimisers:
-            for state in opt.state.values():
-                held.extend(v for v in state.values() if isinstance(v, torch.Tensor))
-        held += [batch.kspace, batch.maps, batch.mask, batch.target]
-        meter = LiveTensorBytes()
-        with meter:
-            train_step(model, batch, optimisers, strategy)
-        peak, method = _tensor_bytes(held) + meter.peak, MEMORY_METHODS["tensors"]
+        peak, method = run.tensor_bytes(), MEMORY_METHODS["tensors"]
     else:
         peak, method = 0, "none"
     return {
@@ -193,6 +216,26 @@ def measure_strategy(
         "seconds_per_iteration": float(statistics.median(times)),
         "method": method,
     }
+
+
+def _measure_round_robin(kwargs_list: list[dict[str, Any]], warmup: int, iterations: int):
+    """CPU timing fair under a busy machine: strategies alternate step by step."""
+    runs = [StrategyRun(**kw) for kw in kwargs_list]
+    for _ in range(warmup):
+        for run in runs:
+            run.step()
+    times: list[list[float]] = [[] for _ in runs]
+    for _ in range(iterations):
+        for run, t in zip(runs, times, strict=True):
+            t.append(run.step())
+    return [
+        {
+            "peak_memory_bytes": int(run.tensor_bytes()),
+            "seconds_per_iteration": float(statistics.median(t)),
+            "method": MEMORY_METHODS["tensors"] + "; timed round-robin across strategies",
+        }
+        for run, t in zip(runs, times, strict=True)
+    ]
 
 
 def _measure_rss_subprocess(kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -251,9 +294,8 @@ def bench_train(
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
     }
-    out: dict[str, Any] = {}
-    for strategy in strategies:
-        kwargs = dict(
+    jobs = [
+        dict(
             model_config=dict(model_config),
             strategy=strategy,
             modules=modules if strategy == "gleam" else None,
@@ -261,14 +303,21 @@ def bench_train(
             coils=coils,
             batch_size=batch_size,
             device=device,
-            warmup=warmup,
-            iterations=iterations,
             seed=seed,
         )
-        if memory == "rss" and not device.startswith("cuda"):
-            out[strategy] = _measure_rss_subprocess(kwargs)
-        else:
-            out[strategy] = measure_strategy(**kwargs, memory=memory)
+        for strategy in strategies
+    ]
+    out: dict[str, Any] = {}
+    if device.startswith("cuda"):
+        for job in jobs:  # one at a time: the peak must see only this strategy
+            out[job["strategy"]] = measure_strategy(**job, warmup=warmup, iterations=iterations)
+    elif memory == "rss":
+        for job in jobs:
+            kw = {**job, "warmup": warmup, "iterations": iterations}
+            out[job["strategy"]] = _measure_rss_subprocess(kw)
+    else:
+        results = _measure_round_robin(jobs, warmup, iterations)
+        out = {job["strategy"]: r for job, r in zip(jobs, results, strict=True)}
     return {"strategies": out, "settings": settings}
 
 
