@@ -145,15 +145,16 @@ def flop_report(
 def parameter_report(
     model: nn.Module, masks: dict[str, torch.Tensor] | None = None
 ) -> dict[str, int]:
-    """``{"total", "nonzero", "prunable", "prunable_kept"}`` (shared tensors counted once)."""
+    """``{"total", "nonzero", "conv_weights", "conv_weights_kept"}`` (shared tensors counted
+    once; a weight under a mask counts as nonzero where the mask keeps it)."""
     total = sum(p.numel() for p in model.parameters())
     report = density_report(model, masks=masks)
     nonzero = total - (report["total"] - report["kept"])
     return {
         "total": int(total),
         "nonzero": int(nonzero),
-        "prunable": int(report["total"]),
-        "prunable_kept": int(report["kept"]),
+        "conv_weights": int(report["total"]),
+        "conv_weights_kept": int(report["kept"]),
     }
 
 
