@@ -860,9 +860,9 @@ class MainWindow(QMainWindow):
             self._shown[key] = state
             met = trace.metrics[idx]
             title = (
-                f"<div align='center'><span style='color:{trace.color}'>{trace.label}</span><br>"
+                f"<span style='color:{trace.color}'>{trace.label}</span><br>"
                 f"PSNR {met.get('psnr', np.nan):.2f} dB · SSIM {met.get('ssim', np.nan):.3f}"
-                f" · it {trace.iterations[idx]}</div>"
+                f" · it {trace.iterations[idx]}"
             )
             err = error_array(image, self.reference, mode) if errors else None
             self.grid.set_image(key, display_array(image, mode), title=title, error=err)

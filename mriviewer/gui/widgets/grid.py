@@ -90,6 +90,11 @@ class Pane:
 
     def set_title(self, text: str) -> None:
         self.title = text
+        if "<br>" in text:  # centre each line: a one-column table sizes itself to its text
+            rows = "".join(
+                f"<tr><td align='center'>{line}</td></tr>" for line in text.split("<br>")
+            )
+            text = f"<table cellspacing='0' cellpadding='0'>{rows}</table>"
         self.plot.setTitle(text, size="9pt")
 
 
