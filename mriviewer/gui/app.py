@@ -96,10 +96,12 @@ class ScriptRunner:
             w.set_error_maps(True)
         if args.run:
             methods = [m.strip() for m in args.run.split(",") if m.strip()]
-            for m in methods:
+            for m in list(methods):
                 if m.startswith("model:") and m not in w.methods_panel.keys():
                     target = m[len("model:") :]
-                    if Path(target).is_file():
+                    if target in w.zoo_keys:
+                        methods[methods.index(m)] = w.zoo_keys[target]
+                    elif Path(target).is_file():
                         if not w.open_model(target):
                             self.fail(f"cannot open model {target}")
                             return self.finish()

@@ -173,6 +173,7 @@ class MainWindow(QMainWindow):
         self.traces: dict[str, MethodTrace] = {}
         self.model_cards: dict[str, Any] = {}
         self.model_files: list[str] = []
+        self.zoo_keys: dict[str, str] = {}  # zoo model name -> method key
         self.display_mode = "magnitude"
         self.errors: list[str] = []
         self.run_methods: list[str] = []
@@ -656,6 +657,7 @@ class MainWindow(QMainWindow):
             key = f"model:{entry.get('path') or entry['name']}"
             card = entry.get("card") or {"error": entry.get("error", "no model card")}
             self.model_cards[key] = card
+            self.zoo_keys[entry["name"]] = key
             self.methods_panel.add_method(
                 key, f"model: {entry['name']}", _card_text(card), tooltip=str(entry.get("path", ""))
             )

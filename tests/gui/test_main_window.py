@@ -329,3 +329,24 @@ def test_thread_backend_gives_the_same_results(window, qtbot, monkeypatch):
     by_thread = window.traces["cg-sense"]
     assert by_thread.iterations == by_process.iterations and by_thread.complete
     np.testing.assert_allclose(by_thread.images[-1], by_process.images[-1], rtol=1e-4, atol=1e-4)
+
+
+def test_error_reasons_name_out_of_memory():
+    from mriviewer.core.errors import ReconError
+    from mriviewer.gui.workers import describe_error
+
+    assert describe_error(MemoryError("cannot allocate"), "cpu").startswith("out of memory on cpu")
+    assert describe_error(ReconError("bad", "/x.h5"), "cpu") == "/x.h5: bad"
+    assert describe_error(ValueError("odd"), "cuda:0") == "ValueError: odd"
+
+
+def test_figure_sidecar_keeps_user_drawn_mask(window, qtbot, tmp_path):
+    window.kspace_view.set_edit_mode("remove")
+    col = int(np.flatnonzero(window.mask.array[0])[0])
+    window.edit_mask(0, col)
+    run_and_wait(qtbot, window, ["zero-filled"])
+    assert window.export_figure(tmp_path / "f.png")
+    side = json.loads((tmp_path / "f.png.json").read_text())
+    mask_file = tmp_path / side["mask"]["file"]
+    assert side["mask"]["sha256"] == sha256_file(mask_file)
+    np.testing.assert_array_equal(np.load(mask_file), window.mask.array)

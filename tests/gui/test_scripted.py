@@ -72,3 +72,27 @@ def test_scripted_failures_exit_nonzero_with_message(qapp, tmp_path, capsys):
     assert run_app([str(tmp_path / "absent.h5"), "--run", "zero-filled", "--exit"]) == 1
     err = capsys.readouterr().err
     assert "absent.h5" in err and "not found" in err
+
+
+def test_no_arguments_opens_the_demo(qapp):
+    from PyQt6.QtCore import QTimer
+
+    from mriviewer.core.resources import demo_path
+    from mriviewer.gui.app import run_app
+    from mriviewer.gui.main_window import MainWindow
+
+    if not demo_path().is_file():
+        pytest.skip("the demo case is not in this checkout")
+    seen = {}
+
+    def inspect_and_close():
+        for w in qapp.topLevelWidgets():
+            if isinstance(w, MainWindow) and w.isVisible():
+                seen["file"] = w.volume.path
+                seen["icon"] = not qapp.windowIcon().isNull()
+                w.close()
+
+    QTimer.singleShot(300, inspect_and_close)
+    assert run_app([]) == 0
+    assert seen["file"] == demo_path() and seen["icon"]
+    assert qapp.desktopFileName() == "mriviewer" and qapp.applicationName() == "mriviewer"
