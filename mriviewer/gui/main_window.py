@@ -259,6 +259,7 @@ class MainWindow(QMainWindow):
         self.mask_panel.save_button.clicked.connect(self.save_mask_dialog)
         self.mask_panel.load_button.clicked.connect(self.load_mask_dialog)
         self.kspace_view.sigEdit.connect(self.edit_mask)
+        self.kspace_view.sigAcsChanged.connect(self.set_acs_band)
         self.methods_panel.run_button.clicked.connect(self.run)
         self.methods_panel.cancel_button.clicked.connect(self.cancel)
         self.methods_panel.open_model_button.clicked.connect(self.open_model_dialog)
@@ -558,6 +559,38 @@ class MainWindow(QMainWindow):
         arr = self.mask.array
         self.mask_panel.set_achieved(self.mask.achieved_acceleration, int(arr.sum()), arr.size)
         self.kspace_view.set_mask(arr)
+        self.kspace_view.set_acs(self.acs_band())
+
+    def acs_band(self) -> tuple[int, int] | None:
+        """Columns ``[c0, c1)`` of the fully sampled centre of a 1-D mask (None for 2-D)."""
+        if self.mask is None:
+            return None
+        arr = self.mask.array
+        if not np.all(arr == arr[:1]):
+            return None
+        line = arr[0]
+        centre = line.size // 2
+        if not line[centre]:
+            return None
+        c0, c1 = centre, centre + 1
+        while c0 > 0 and line[c0 - 1]:
+            c0 -= 1
+        while c1 < line.size and line[c1]:
+            c1 += 1
+        return (c0, c1)
+
+    def set_acs_band(self, c0: int, c1: int) -> None:
+        """Make columns ``[c0, c1)`` the fully sampled centre of a 1-D mask (mask becomes
+        user-drawn); the columns of the previous band outside the new one are dropped."""
+        old = self.acs_band()
+        if old is None or self.mask is None:
+            return
+        line = self.mask.array[0].copy()
+        line[old[0] : old[1]] = False
+        line[c0:c1] = True
+        arr = np.broadcast_to(line[None, :], self.mask.shape).copy()
+        if not np.array_equal(arr, self.mask.array):
+            self.set_mask_array(arr)
 
     def set_mask_array(self, array: np.ndarray, source_file: str | None = None) -> None:
         """Use a drawn or loaded ``(H, W)`` mask (type becomes user-drawn)."""

@@ -350,3 +350,17 @@ def test_figure_sidecar_keeps_user_drawn_mask(window, qtbot, tmp_path):
     mask_file = tmp_path / side["mask"]["file"]
     assert side["mask"]["sha256"] == sha256_file(mask_file)
     np.testing.assert_array_equal(np.load(mask_file), window.mask.array)
+
+
+def test_drag_acs_band_changes_centre(window):
+    window.mask_panel.kind_combo.setCurrentIndex(window.mask_panel.kind_combo.findData("random"))
+    c0, c1 = window.acs_band()
+    band = window.kspace_view.acs_band
+    assert band.isVisible() and band.getRegion() == (c0, c1)
+    band.setRegion((c0 - 3, c1 + 3))
+    band.sigRegionChangeFinished.emit(band)
+    assert window.acs_band()[0] <= c0 - 3 and window.acs_band()[1] >= c1 + 3
+    assert window.mask.array[:, c0 - 3 : c1 + 3].all()
+    assert window.mask_panel.kind() == "array"
+    window.mask_panel.kind_combo.setCurrentIndex(window.mask_panel.kind_combo.findData("poisson"))
+    assert not band.isVisible()

@@ -49,6 +49,7 @@ class KSpaceView(pg.GraphicsLayoutWidget):
     """Shows ``log |k|`` and the mask overlay (sampled points tinted)."""
 
     sigEdit = pyqtSignal(int, int, bool)  # row, col, finished
+    sigAcsChanged = pyqtSignal(int, int)  # first column, end column (exclusive)
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -62,6 +63,19 @@ class KSpaceView(pg.GraphicsLayoutWidget):
         self.view.addItem(self.overlay)
         self.view.sigEdit.connect(self._on_edit)
         self.overlay_opacity = 0.35
+        # draggable ACS band (1-D masks): the fully sampled centre columns
+        self.acs_band = pg.LinearRegionItem(
+            orientation="vertical",
+            brush=pg.mkBrush(255, 200, 0, 40),
+            pen=pg.mkPen(255, 200, 0, 200),
+            swapMode="sort",
+        )
+        self.acs_band.setZValue(20)
+        self.acs_band.setToolTip("ACS band: drag or resize to change the fully sampled centre")
+        self.acs_band.hide()
+        self.view.addItem(self.acs_band)
+        self.acs_band.sigRegionChangeFinished.connect(self._acs_moved)
+        self._acs_guard = False
         self.shape: tuple[int, int] | None = None
 
     def set_kspace(self, logmag: np.ndarray) -> None:
@@ -79,6 +93,26 @@ class KSpaceView(pg.GraphicsLayoutWidget):
         rgba[mask] = (40, 200, 255, int(255 * self.overlay_opacity))
         rgba[~mask] = (0, 0, 0, 150)
         self.overlay.setImage(rgba, autoLevels=False)
+
+    def set_acs(self, band: tuple[int, int] | None) -> None:
+        """Show the ACS band over columns ``[c0, c1)`` (None hides it)."""
+        if band is None:
+            self.acs_band.hide()
+            return
+        self._acs_guard = True
+        try:
+            self.acs_band.setRegion((float(band[0]), float(band[1])))
+        finally:
+            self._acs_guard = False
+        self.acs_band.show()
+
+    def _acs_moved(self, *_args) -> None:
+        if self._acs_guard or self.shape is None:
+            return
+        lo, hi = self.acs_band.getRegion()
+        c0 = int(np.clip(round(lo), 0, self.shape[1] - 1))
+        c1 = int(np.clip(round(hi), c0 + 1, self.shape[1]))
+        self.sigAcsChanged.emit(c0, c1)
 
     def set_edit_mode(self, mode: str) -> None:
         if mode not in EDIT_MODES:
