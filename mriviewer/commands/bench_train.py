@@ -35,6 +35,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="CPU memory measure: live tensor bytes (default) or peak RSS of a fresh subprocess",
     )
     parser.add_argument("--json", metavar="OUT.json", help="also write the results as JSON")
+    parser.add_argument(
+        "--world-size",
+        type=int,
+        default=None,
+        metavar="D",
+        help="with --strategies gleam,pgleam: steps per second of GLEAM in one process vs "
+        "P-GLEAM on D local processes (torchrun)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -80,6 +88,10 @@ def run(args: argparse.Namespace) -> int:
     if args.model == "modl":
         model["cg_iters"] = args.cg_iters
     modules = args.modules if args.modules is not None else args.unrolls
+    if "pgleam" in strategies or args.world_size is not None:
+        from mriviewer.core.training.pgleam import bench_command
+
+        return bench_command(args, strategies, model, modules)
     print(
         f"bench train: {args.model} N={args.unrolls} F={args.features} size {args.size} "
         f"coils {args.coils} batch {args.batch_size} GLEAM M={modules} device {args.device}"

@@ -489,14 +489,22 @@ def bench_throughput(
         "lr": 1e-4,
         "timeout": timeout_s,
     }
+    unknown = [s for s in strategies if s not in ("gleam", "pgleam")]
+    if unknown:
+        raise ConfigError(f"throughput is measured for gleam and pgleam, not {unknown}")
     out: dict[str, Any] = {}
-    for strategy in strategies:
-        if strategy == "gleam":
-            out["gleam"] = gleam_throughput(settings)
-        elif strategy == "pgleam":
-            out["pgleam"] = pgleam_throughput(settings, world_size)
-        else:
-            raise ConfigError(f"throughput is measured for gleam and pgleam, not {strategy!r}")
+    if "pgleam" in strategies:
+        out["pgleam"] = pgleam_throughput(settings, world_size)
+    if "gleam" in strategies:
+        # On CPU, GLEAM gets as many threads as one P-GLEAM process (torchrun's
+        # OMP_NUM_THREADS): the comparison is then one process vs D such processes.
+        threads = torch.get_num_threads()
+        if "pgleam" in out and not device.startswith("cuda"):
+            torch.set_num_threads(int(out["pgleam"]["threads"]))
+        try:
+            out = {"gleam": gleam_throughput(settings), **out}
+        finally:
+            torch.set_num_threads(threads)
     return {"strategies": out, "settings": settings | {"world_size": world_size}}
 
 
@@ -512,6 +520,44 @@ def format_throughput(result: dict[str, Any]) -> str:
             f"{ratio:>9}"
         )
     return "\n".join(lines)
+
+
+def bench_command(args: Any, strategies: list[str], model: dict[str, Any], modules: int) -> int:
+    """``mriviewer bench train --strategies gleam,pgleam --world-size D`` (throughput table)."""
+    world = 2 if args.world_size is None else int(args.world_size)
+    if world < 2:
+        raise ConfigError(f"--world-size must be >= 2 to compare P-GLEAM with GLEAM, got {world}")
+    other = [s for s in strategies if s not in ("gleam", "pgleam")]
+    if other:
+        raise ConfigError(
+            f"--world-size measures throughput of gleam and pgleam only; drop {other} "
+            "(memory of the other strategies: run bench train without --world-size)"
+        )
+    rank_modules(modules, world, 0)
+    print(
+        f"bench train throughput: {model['name']} N={model['num_unrolls']} "
+        f"F={model['features']} size {args.size} coils {args.coils} batch {args.batch_size} "
+        f"M={modules}, P-GLEAM on {world} processes, device {args.device}, "
+        f"{args.iterations} timed steps after {args.warmup} warm-up",
+        flush=True,
+    )
+    result = bench_throughput(
+        model,
+        strategies,
+        world_size=world,
+        modules=modules,
+        size=args.size,
+        coils=args.coils,
+        batch_size=args.batch_size,
+        device=args.device,
+        warmup=args.warmup,
+        iterations=args.iterations,
+    )
+    print(format_throughput(result))
+    if args.json:
+        atomic_write_text(Path(args.json), json.dumps(result, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0
 
 
 if __name__ == "__main__":  # torchrun entry of the benchmark worker
