@@ -185,6 +185,7 @@ def test_pgleam_fails_cleanly_resumes_and_equals_gleam(data, tmp_path):
     assert proc.returncode != 0
     assert "rank 1 of 2, step 3: failed: injected failure" in text
     assert "--resume" in text
+    assert "mriviewer: error: rank 0 of 2" in text  # the other rank says why it stopped too
     assert elapsed < timeout + 60  # start-up of two interpreters, well inside the limit
     assert json.loads((out / "last.pgleam.json").read_text())["step"] == 2
     assert not (out / "model.safetensors").exists()

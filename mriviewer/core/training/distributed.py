@@ -29,6 +29,9 @@ import datetime
 import json
 import math
 import os
+import signal
+import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -473,6 +476,23 @@ def _destroy() -> bool:
     return False
 
 
+def _report_termination(ctx: DistContext) -> None:
+    """When torchrun stops this rank (SIGTERM: another rank failed), say so before exiting."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def stopped(signum: int, _frame: Any) -> None:
+        sys.stderr.write(
+            f"mriviewer: error: rank {ctx.rank} of {ctx.world_size}: stopped by the launcher "
+            f"(signal {signum}), another rank failed; see its message above, then continue "
+            "with --resume\n"
+        )
+        sys.stderr.flush()
+        os._exit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stopped)
+
+
 def make_distributed_trainer(config: TrainConfig, ctx: DistContext, resume: bool) -> Trainer:
     """The trainer for ``config.strategy`` under torchrun: P-GLEAM or data parallel."""
     if config.strategy == "pgleam":
@@ -485,6 +505,7 @@ def make_distributed_trainer(config: TrainConfig, ctx: DistContext, resume: bool
 def run_distributed(config: TrainConfig, resume: bool, timeout_s: float) -> int:
     """``mriviewer train`` under torchrun: join the job, train, print a summary on rank 0."""
     ctx = init_distributed(config.device, timeout_s)
+    _report_termination(ctx)
     try:
         trainer = make_distributed_trainer(config, ctx, resume)
     except MriViewerError as exc:
