@@ -458,3 +458,20 @@ def test_resume_keeps_the_searched_mask_and_refuses_other_prune_settings(data, t
     other = _train_args(data, out, *prune, "--density", "0.3", "--resume", steps=6)
     assert main(other) == 1
     assert "settings differ" in capsys.readouterr().err
+
+
+def test_min_layer_density_prevents_layer_collapse():
+    scores = {"big": torch.arange(100.0) + 100, "small": torch.arange(20.0)}
+    plain = global_topk(scores, 20)
+    assert int(plain["small"].sum()) == 0  # collapse: the small-scored layer loses everything
+    guarded = global_topk(scores, 20, min_layer_density=0.1)
+    assert int(guarded["small"].sum()) == 2 and int(guarded["big"].sum()) == 18
+    assert bool(guarded["small"][-2:].all())  # the layer keeps its own best weights
+    with pytest.raises(ConfigError, match="min_layer_density must be in"):
+        PruneSettings(density=0.05, min_layer_density=0.1).validate()
+    model = _modl()
+    names = select_prunable(model)
+    masks = magnitude_masks(model, names, 0.05, min_layer_density=0.02)
+    total = sum(m.numel() for m in masks.values())
+    assert sum(int(m.sum()) for m in masks.values()) == kept_count(total, 0.05)
+    assert all(m.float().mean() >= 0.02 for m in masks.values())

@@ -53,6 +53,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--prune-temperature", type=float)
     parser.add_argument("--prune-beta", type=float)
     parser.add_argument("--prune-exempt", help="e.g. first,last")
+    parser.add_argument(
+        "--prune-min-layer-density", type=float, help="per-layer floor of the PUN-IT mask"
+    )
     parser.add_argument("--mask", choices=["random", "equispaced"], help="training mask kind")
     parser.add_argument("--center-fraction", type=float, help="training centre fraction")
     parser.add_argument("--acceleration", type=float, help="training acceleration (default 4)")
@@ -100,6 +103,7 @@ def _train_config(args: argparse.Namespace, name: str):
             "prune.temperature": args.prune_temperature,
             "prune.beta": args.prune_beta,
             "prune.exempt": args.prune_exempt,
+            "prune.min_layer_density": args.prune_min_layer_density,
         }
     config = load_config(args.config, overrides)
     if name == "dense":

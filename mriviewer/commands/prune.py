@@ -50,6 +50,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--exempt", type=_names, metavar="first,last|PATTERNS", help="conv weights left dense"
     )
+    parser.add_argument(
+        "--min-layer-density",
+        type=float,
+        default=0.0,
+        help="every pruned layer keeps at least this fraction (default 0: plain global)",
+    )
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
     parser.add_argument("--json", action="store_true", help="print the round records as JSON")
     parser.set_defaults(func=run)
@@ -80,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
             "rewind": args.rewind,
             **({"layers": args.layers} if args.layers else {}),
             **({"exempt": args.exempt} if args.exempt else {}),
+            "min_layer_density": args.min_layer_density,
         }
     )
     if settings.finetune_steps > 0 and args.config is None and args.train_dir is None:

@@ -129,7 +129,7 @@ class TrainerPruning:
             if step in self._at_steps:
                 target = self._at_densities[self._at_steps.index(step)]
         if target is not None and target < self.density():
-            magnitude_prune(self.model, self.names, target)
+            magnitude_prune(self.model, self.names, target, s.min_layer_density)
             out["pruned_to"] = target
             if s.method == "at" and s.rewind == "init":
                 self._schedule(trainer)

@@ -70,12 +70,13 @@ def at_round_steps(total_steps: int, settings: PruneSettings) -> list[int]:
     return [dense + n * settings.finetune_steps for n in range(settings.rounds)]
 
 
-def magnitude_prune(model: nn.Module, names: list[str], density: float) -> dict[str, Any]:
-    """Prune ``names`` by global magnitude to ``density`` (never reviving pruned weights).
-
-    Returns the density report after pruning.
+def magnitude_prune(
+    model: nn.Module, names: list[str], density: float, min_layer_density: float = 0.0
+) -> dict[str, Any]:
+    """Prune ``names`` by global magnitude to ``density`` (never reviving pruned weights; each
+    layer keeps at least ``min_layer_density``). Returns the density report after pruning.
     """
-    apply_masks(model, magnitude_masks(model, names, density))
+    apply_masks(model, magnitude_masks(model, names, density, min_layer_density))
     return density_report(model, names)
 
 
@@ -108,7 +109,7 @@ def prune_after_training(
         raise ConfigError("rewind = init needs the initial weights")
     history = []
     for n, target in enumerate(at_round_densities(settings.density, settings.rounds), start=1):
-        report = magnitude_prune(model, names, target)
+        report = magnitude_prune(model, names, target, settings.min_layer_density)
         if settings.rewind == "init":
             rewind(model, initial_state)
         record: dict[str, Any] = {

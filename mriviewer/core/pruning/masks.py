@@ -10,6 +10,7 @@ weights stay zero through every optimiser step (their gradient is zero and whate
 from __future__ import annotations
 
 import fnmatch
+import math
 from typing import Any
 
 import torch
@@ -172,14 +173,37 @@ def kept_count(total: int, density: float) -> int:
     return max(1, min(total, int(round(density * total))))
 
 
-def global_topk(scores: dict[str, torch.Tensor], k: int) -> dict[str, torch.Tensor]:
-    """Bool masks keeping exactly the ``k`` largest scores over all tensors together."""
+def global_topk(
+    scores: dict[str, torch.Tensor], k: int, min_layer_density: float = 0.0
+) -> dict[str, torch.Tensor]:
+    """Bool masks keeping exactly the ``k`` largest scores over all tensors together.
+
+    min_layer_density > 0 guards against layer collapse: each tensor first keeps its own top
+    ``ceil(min_layer_density * numel)``, the rest of the ``k`` go to the largest scores left.
+    """
     names = list(scores)
     flat = torch.cat([scores[n].detach().reshape(-1).float() for n in names])
     if not 0 < k <= flat.numel():
         raise ConfigError(f"cannot keep {k} of {flat.numel()} weights")
     keep = torch.zeros(flat.numel(), dtype=torch.bool, device=flat.device)
-    keep[torch.topk(flat, k, sorted=False).indices] = True
+    if min_layer_density > 0:
+        offset = 0
+        for n in names:
+            size = scores[n].numel()
+            reserve = min(size, math.ceil(min_layer_density * size))
+            top = torch.topk(flat[offset : offset + size], reserve, sorted=False).indices
+            keep[offset + top] = True
+            offset += size
+        reserved = int(keep.sum())
+        if reserved > k:
+            raise ConfigError(
+                f"min_layer_density {min_layer_density} keeps {reserved} weights, more than "
+                f"the {k} the density allows"
+            )
+        rest = torch.where(keep, torch.full_like(flat, -math.inf), flat)
+        keep[torch.topk(rest, k - reserved, sorted=False).indices] = True
+    else:
+        keep[torch.topk(flat, k, sorted=False).indices] = True
     out = {}
     offset = 0
     for n in names:
@@ -189,7 +213,9 @@ def global_topk(scores: dict[str, torch.Tensor], k: int) -> dict[str, torch.Tens
     return out
 
 
-def magnitude_masks(model: nn.Module, names: list[str], density: float) -> dict[str, torch.Tensor]:
+def magnitude_masks(
+    model: nn.Module, names: list[str], density: float, min_layer_density: float = 0.0
+) -> dict[str, torch.Tensor]:
     """Global magnitude masks keeping ``round(density * total)`` weights of ``names``.
 
     Weights already pruned are never revived (they rank below every kept weight).
@@ -202,7 +228,7 @@ def magnitude_masks(model: nn.Module, names: list[str], density: float) -> dict[
             weight = torch.where(module.weight_mask.bool(), weight, torch.full_like(weight, -1.0))
         scores[n] = weight
     total = sum(s.numel() for s in scores.values())
-    return global_topk(scores, kept_count(total, density))
+    return global_topk(scores, kept_count(total, density), min_layer_density)
 
 
 def density_report(

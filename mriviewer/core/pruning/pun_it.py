@@ -173,7 +173,11 @@ def pun_it_search(
                 }
                 last = step + 1 == settings.search_steps
                 if (step + 1) % settings.log_every == 0 or last:
-                    hard = global_topk({n: v.detach() for n, v in logits.items()}, k)
+                    hard = global_topk(
+                        {n: v.detach() for n, v in logits.items()},
+                        k,
+                        settings.min_layer_density,
+                    )
                     with torch.no_grad():
                         hard_weights = {
                             keys[n]: theta0[n] * hard[n].to(theta0[n].dtype) for n in names
@@ -190,7 +194,7 @@ def pun_it_search(
         model.train(was_training)
     final = {n: v.detach() for n, v in logits.items()}
     return SearchResult(
-        masks=global_topk(final, k),
+        masks=global_topk(final, k, settings.min_layer_density),
         probabilities={n: torch.sigmoid(v) for n, v in final.items()},
         history=history,
     )

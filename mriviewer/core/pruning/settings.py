@@ -39,7 +39,9 @@ class PruneSettings:
     (magnitude after training, in rounds). density: kept fraction of the prunable weights.
     layers: fnmatch patterns over parameter names selecting the prunable weights (default: every
     conv weight). exempt: ``first`` / ``last`` (each denoiser's 2->F and F->2 convs) or name
-    patterns left dense.
+    patterns left dense. min_layer_density: every pruned layer keeps at least this fraction
+    (its own top scores) before the global top-k fills the rest (0 = plain global top-k; a
+    guard against layer collapse at low density).
 
     PUN-IT: temperature (start) and temperature_final (None = fixed T; else exponential
     annealing to it), beta (weight of KL(Ber(p) || Ber(density)), averaged over weights),
@@ -58,6 +60,7 @@ class PruneSettings:
     density: float = 0.03
     layers: list[str] = field(default_factory=lambda: ["*"])
     exempt: list[str] = field(default_factory=list)
+    min_layer_density: float = 0.0
     temperature: float = 0.5
     temperature_final: float | None = None
     beta: float = 1e-3
@@ -110,6 +113,14 @@ class PruneSettings:
         if not isinstance(self.layers, list) or not self.layers:
             raise ConfigError(
                 f"prune layers must be a non-empty list of names, got {self.layers!r}"
+            )
+        if not (
+            isinstance(self.min_layer_density, int | float)
+            and 0.0 <= self.min_layer_density <= self.density
+        ):
+            raise ConfigError(
+                f"prune min_layer_density must be in [0, density = {self.density}], "
+                f"got {self.min_layer_density!r}"
             )
         if not isinstance(self.exempt, list):
             raise ConfigError(f"prune exempt must be a list of names, got {self.exempt!r}")
