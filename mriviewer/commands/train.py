@@ -74,6 +74,7 @@ PRUNE_FLAGS = {  # flag dest -> [prune] setting (mriviewer.core.pruning.PruneSet
     "density": "density",
     "prune_layers": "layers",
     "prune_exempt": "exempt",
+    "prune_min_layer_density": "min_layer_density",
     "prune_temperature": "temperature",
     "prune_temperature_final": "temperature_final",
     "prune_beta": "beta",
@@ -108,6 +109,11 @@ def add_prune_arguments(parser: argparse.ArgumentParser) -> None:
         type=_names,
         metavar="first,last|PATTERNS",
         help="leave these dense: first, last (each denoiser's 2->F / F->2 conv) or name patterns",
+    )
+    g.add_argument(
+        "--prune-min-layer-density",
+        type=float,
+        help="every pruned layer keeps at least this fraction (guards against layer collapse)",
     )
     g.add_argument("--prune-temperature", type=float, help="PUN-IT Gumbel-softmax temperature")
     g.add_argument(
