@@ -1325,7 +1325,11 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt API
         """Stop the worker (cancel + wait) before the window goes."""
         self.refresh_timer.stop()
-        if not self.controller.stop(wait_ms=60000):
+        # a compute process that has not stopped after 3 s is terminated by stop(); a thread
+        # backend can only be waited for
+        ended = self.controller.stop(wait_ms=3000) or self.controller.stop(wait_ms=60000)
+        if not ended:
+            self.statusBar().showMessage("still stopping the run; try closing again", 5000)
             event.ignore()
             return
         event.accept()
