@@ -26,6 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-iter", type=int, default=60, help="iterations of the method")
     p.add_argument("--accel", type=float, default=4.0, help="mask acceleration")
     p.add_argument("--device", default="cpu", help="cpu or cuda:N")
+    p.add_argument("--idle-ms", type=int, default=IDLE_MS, help="idle baseline length (ms)")
     p.set_defaults(func=run_bench)
 
 
@@ -88,7 +89,7 @@ def run_bench(args: argparse.Namespace) -> int:
     # idle baseline: the same timer with nothing running (machine load shows up here)
     idle_until = QElapsedTimer()
     idle_until.start()
-    while idle_until.elapsed() < IDLE_MS:
+    while idle_until.elapsed() < getattr(args, "idle_ms", IDLE_MS):
         app.processEvents()
         time.sleep(0.001)
     marks = {"run": float(clock.elapsed())}

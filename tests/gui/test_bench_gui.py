@@ -19,7 +19,7 @@ def test_lateness_stats():
 
 def test_bench_gui_prints_table(qapp, case_file, capsys):
     args = argparse.Namespace(
-        file=str(case_file), method="cg-sense", max_iter=3, accel=4.0, device="cpu"
+        file=str(case_file), method="cg-sense", max_iter=3, accel=4.0, device="cpu", idle_ms=200
     )
     assert run_bench(args) == 0
     out = capsys.readouterr().out

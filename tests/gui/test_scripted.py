@@ -14,7 +14,13 @@ pytestmark = pytest.mark.gui
 
 def test_scripted_run_writes_screenshot_and_figure(case_file, tmp_path):
     shot, fig = tmp_path / "shot.png", tmp_path / "fig.pdf"
-    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "MRIVIEWER_CONFIG_DIR": str(tmp_path)}
+    # thread backend: one interpreter instead of two (the process backend is tested in-process)
+    env = {
+        **os.environ,
+        "QT_QPA_PLATFORM": "offscreen",
+        "MRIVIEWER_CONFIG_DIR": str(tmp_path),
+        "MRIVIEWER_WORKER": "thread",
+    }
     proc = subprocess.run(
         [
             sys.executable,
