@@ -63,12 +63,12 @@ PART_FORMAT = "mriviewer-pgleam-part/1"
 def rank_modules(modules: int, world_size: int, rank: int) -> list[int]:
     """The contiguous block of module indices rank ``rank`` owns (refuses ``M % D != 0``)."""
     if modules % world_size != 0:
-        smaller = max(d for d in range(1, world_size + 1) if modules % d == 0)
+        fits = [d for d in range(2, world_size) if modules % d == 0]
         raise ConfigError(
             f"P-GLEAM splits the M={modules} GLEAM modules into equal contiguous blocks, one per "
             f"process, so M must be divisible by the number of processes ({world_size}); use "
-            f"--modules a multiple of {world_size} (N must stay divisible by M) or "
-            f"--nproc-per-node {smaller}"
+            f"--modules a multiple of {world_size} (N must stay divisible by M)"
+            + (f" or --nproc-per-node {fits[-1]}" if fits else "")
         )
     per = modules // world_size
     return list(range(rank * per, (rank + 1) * per))
