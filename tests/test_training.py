@@ -289,7 +289,7 @@ kind = "random"
 center_fraction = 0.16
 """
     )
-    assert main(["train", "--config", str(toml), "--no-progress"]) == 0
+    assert main(["train", "--config", str(toml), "--no-progress", "--threads", "1"]) == 0
     out = capsys.readouterr().out
     assert "training pgd N=2" in out and "gleam M=2" in out and "validation: PSNR" in out
     assert (tmp_path / "out" / "best.safetensors").is_file()

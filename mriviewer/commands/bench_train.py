@@ -34,6 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="tensors",
         help="CPU memory measure: live tensor bytes (default) or peak RSS of a fresh subprocess",
     )
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     parser.add_argument("--json", metavar="OUT.json", help="also write the results as JSON")
     parser.add_argument(
         "--world-size",
@@ -88,6 +89,10 @@ def run(args: argparse.Namespace) -> int:
     if args.model == "modl":
         model["cg_iters"] = args.cg_iters
     modules = args.modules if args.modules is not None else args.unrolls
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ConfigError(f"threads must be >= 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
     if "pgleam" in strategies or args.world_size is not None:
         from mriviewer.core.training.pgleam import bench_command
 

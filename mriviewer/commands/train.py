@@ -61,6 +61,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--checkpoint-every", type=int, help="write last.pt every this many steps")
     g.add_argument("--coil-method", choices=["espirit", "jsense", "lowres"])
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g.add_argument(
+        "--threads", type=int, help="torch CPU threads (1 is often fastest on a busy machine)"
+    )
     add_prune_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -161,6 +164,7 @@ def overrides_from_args(args: argparse.Namespace) -> dict:
         "checkpoint_every": args.checkpoint_every,
         "coil_method": args.coil_method,
         "progress": False if args.no_progress else None,
+        "threads": args.threads,
     } | {f"prune.{key}": getattr(args, dest, None) for dest, key in PRUNE_FLAGS.items()}
 
 

@@ -73,6 +73,7 @@ class TrainConfig:
     coil_method: str = "espirit"
     calib: int | None = None
     progress: bool = True
+    threads: int | None = None  # torch CPU threads (None: torch's default)
     prune: dict[str, Any] | None = None  # [prune] table: mriviewer.core.pruning.PruneSettings
 
     def mask_spec(self) -> MaskSpec:
@@ -103,6 +104,8 @@ class TrainConfig:
         for name in ("batch_size", "val_every", "checkpoint_every"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.threads is not None and int(self.threads) < 1:
+            raise ConfigError(f"threads must be >= 1, got {self.threads}")
         if not self.lr > 0:
             raise ConfigError(f"lr must be > 0, got {self.lr}")
         if not self.accelerations:

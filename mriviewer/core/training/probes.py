@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -252,6 +253,7 @@ def _measure_rss_subprocess(kwargs: dict[str, Any]) -> dict[str, Any]:
         capture_output=True,
         text=True,
         check=False,
+        env={**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())},
     )
     if proc.returncode != 0:
         from mriviewer.core.errors import MriViewerError

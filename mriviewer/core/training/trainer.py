@@ -107,6 +107,8 @@ class Trainer:
     def __init__(self, config: TrainConfig, resume: bool = False) -> None:
         self.config = config.validate()
         self.device = resolve_device(config.device)
+        if config.threads is not None:
+            torch.set_num_threads(int(config.threads))
         self.output = Path(config.output)
         self.resume = resume
         torch.manual_seed(config.seed)
