@@ -55,8 +55,8 @@ from mriviewer.gui.workers import (
     IterationPayload,
     RunController,
     RunRequest,
-    compute_server,
     default_backend,
+    warm_up_compute_server,
 )
 
 REFERENCE = "reference"
@@ -193,7 +193,7 @@ class MainWindow(QMainWindow):
         self.refresh_timer.setInterval(REFRESH_MS)
         self.refresh_timer.timeout.connect(self.refresh)
         if default_backend() == "process":
-            QTimer.singleShot(0, compute_server)  # warm the compute process up (imports torch)
+            QTimer.singleShot(0, warm_up_compute_server)  # start it early (it imports torch)
 
     # ===== UI construction ================================================================
     def _build_ui(self) -> None:

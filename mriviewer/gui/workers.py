@@ -275,6 +275,15 @@ def compute_server() -> ComputeServer:
         return _SERVER
 
 
+def warm_up_compute_server() -> bool:
+    """Start the compute process ahead of the first run; False if it cannot be started."""
+    try:
+        compute_server()
+    except (RuntimeError, OSError):
+        return False
+    return True
+
+
 def discard_compute_server() -> None:
     """Terminate the compute process (after a crash or a stuck run); the next run respawns it."""
     global _SERVER
@@ -332,6 +341,12 @@ class ReconWorker(QObject):
     def run(self) -> None:
         cancelled = False
         try:
+            if self.backend == "process":
+                try:
+                    self._server = compute_server()
+                except (RuntimeError, OSError) as exc:  # e.g. spawn refused in this program
+                    self.status.emit(f"compute process unavailable ({exc}); running in a thread")
+                    self.backend = "thread"
             if self.backend == "thread":
                 import torch
 
@@ -372,12 +387,18 @@ class ReconWorker(QObject):
 
     def _relay(self) -> Iterator[Message]:
         """Send the request to the compute process and yield its messages."""
-        server = compute_server()
+        server = self._server or compute_server()
         server.cancel_event.clear()
         self._server = server
         if self.cancelled:
             server.cancel_event.set()
-        server.conn.send(self.request)
+        try:
+            server.conn.send(self.request)
+        except (BrokenPipeError, OSError) as exc:  # the process died since the last run
+            discard_compute_server()
+            self.status.emit(f"compute process unavailable ({exc}); running in a thread")
+            yield from execute(self.request, self.cancelled_fn)
+            return
         while True:
             if self.cancelled:
                 server.cancel_event.set()

@@ -14,6 +14,7 @@ from PyQt6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
+    QGraphicsItem,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -414,10 +415,14 @@ class MetricsTable(QTableWidget):
                     text = f"{value:.4g}" if col != "PSNR (dB)" else f"{value:.2f}"
                 else:
                     text = str(value)
-                item = QTableWidgetItem(text)
+                item = self.item(r, c)
+                if item is None:  # reuse items: creating them on every refresh is slow
+                    item = QTableWidgetItem(text)
+                    self.setItem(r, c, item)
+                elif item.text() != text:
+                    item.setText(text)
                 if c == 0 and row.get("color"):
                     item.setForeground(QColor(row["color"]))
-                self.setItem(r, c, item)
 
     def cell_text(self, row: int, column: str) -> str:
         item = self.item(row, METRIC_COLUMNS.index(column))
@@ -440,8 +445,11 @@ class CurvesWidget(pg.GraphicsLayoutWidget):
             plot.setLabel("bottom", "iteration")
             plot.setLabel("left", label)
             plot.showGrid(x=True, y=True, alpha=0.3)
-            plot.getAxis("left").enableAutoSIPrefix(False)
-            plot.getAxis("bottom").enableAutoSIPrefix(False)
+            for side in ("left", "bottom"):
+                axis = plot.getAxis(side)
+                axis.enableAutoSIPrefix(False)
+                # the moving iteration marker would otherwise repaint (re-render) the axes
+                axis.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
             if col == 0:
                 plot.addLegend(offset=(-5, -5), labelTextSize="8pt")
             marker = pg.InfiniteLine(
