@@ -277,6 +277,11 @@ def run(args: argparse.Namespace) -> int:
     info = {}
     for name, path in paths.items():
         model, card = load_model(path, device=device)
+        if name == "pun-it":  # a given pruned model is labelled by the method on its card
+            method = card.extra.get("pruning", {}).get("method")
+            if method is None:
+                print("warning: the --pun model has no pruning record (it is dense)")
+            name = method or "unpruned"
         models[name] = model
         info[name] = {
             "path": str(path),
@@ -291,8 +296,6 @@ def run(args: argparse.Namespace) -> int:
         if config is None:
             config = _config_from_card(args, card)
     assert config is not None
-    if info["pun-it"]["density"] >= 1.0:
-        print("warning: the --pun model is dense (density 1.0)")
     results = {}
     for setting in settings_for(config, args.high_acceleration, args.noise):
         results[setting["name"]] = evaluate(
