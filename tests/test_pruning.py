@@ -162,6 +162,13 @@ def test_train_config_prune_errors(data):
         load_config(None, base | {"prune.density": 0.1})
     config = load_config(None, base | {"prune.method": "wt", "prune.density": 0.2})
     assert config.prune == {"method": "wt", "density": 0.2}
+    toml = data / "prune.toml"
+    toml.write_text('steps = 2\n[prune]\nmethod = "at"\ndensity = 0.1\nexempt = ["first"]\n')
+    config = load_config(toml, {"train_dir": str(data / "train"), "prune.rounds": 2})
+    assert config.prune == {"method": "at", "density": 0.1, "exempt": ["first"], "rounds": 2}
+    toml.write_text('steps = 2\n[prune]\nmethod = "at"\nsparsity = 0.9\n')
+    with pytest.raises(ConfigError, match="unknown \\[prune\\] settings"):
+        load_config(toml, {"train_dir": str(data / "train")})
 
 
 # -- masks stay applied -------------------------------------------------------------------------
