@@ -24,6 +24,11 @@ Example ``train.toml`` (relative folders are relative to the TOML file)::
     [mask]                      # mask spec template (acceleration comes from accelerations)
     kind = "random"
     center_fraction = 0.08
+
+    [prune]                     # optional: mriviewer.core.pruning.PruneSettings
+    method = "it"               # it (PUN-IT) | wt (during training) | at (after, in rounds)
+    density = 0.03              # kept fraction of the prunable conv weights
+    exempt = ["first", "last"]
 """
 
 from __future__ import annotations
