@@ -46,7 +46,7 @@ def test_bench_trains_both_models_and_reports_every_setting(data, tmp_path, caps
     args += ["--unrolls", "2", "--features", "4", "--steps", "2", "--search-steps", "2"]
     args += ["--density", "0.1", "--coil-method", "lowres", "--mask", "random"]
     args += ["--center-fraction", "0.16", "--acceleration", "4", "--high-acceleration", "8"]
-    args += ["--out", str(out), "--json", str(result_json)]
+    args += ["--out", str(out), "--json", str(result_json), "--threads", "1"]
     assert main(args) == 0
     printed = capsys.readouterr().out
     for row in ("train: random 4x", "higher R: random 8x", "other mask: equispaced 4x"):

@@ -66,6 +66,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", help="auto, cpu, cuda")
     parser.add_argument("--seed", type=int)
     parser.add_argument(
+        "--threads", type=int, help="torch CPU threads (1 is often fastest on a busy machine)"
+    )
+    parser.add_argument(
         "--out",
         default="runs/bench-generalization",
         metavar="DIR",
@@ -92,6 +95,7 @@ def _train_config(args: argparse.Namespace, name: str):
         "coil_method": args.coil_method,
         "device": args.device,
         "seed": args.seed,
+        "threads": args.threads,
         "output": str(Path(args.out) / name),
         "progress": False,
     }
@@ -254,6 +258,12 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("training needs --config TRAIN.toml or --train FOLDER")
     if not Path(args.test_dir).is_dir():
         raise ConfigError("test data folder not found", args.test_dir)
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ConfigError(f"threads must be >= 1, got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads)
     started = time.perf_counter()
     paths: dict[str, Path] = {}
     config = None
