@@ -322,6 +322,7 @@ class ReconWorker(QObject):
         self._cancel = threading.Event()
         self._server: ComputeServer | None = None
         self.emitted_after_cancel = 0  # iterations passed to the UI after cancel()
+        self.done = False  # set just before ``finished`` (the thread then quits)
 
     def cancel(self) -> None:
         """Ask the run to stop; honoured between iterations (thread-safe). At most one more
@@ -368,6 +369,7 @@ class ReconWorker(QObject):
             traceback.print_exc()
             self.failed.emit(describe_error(exc, self.request.device))
         finally:
+            self.done = True
             self.finished.emit(cancelled or self.cancelled)
 
     def _dispatch(self, message: Message) -> None:
@@ -431,7 +433,12 @@ class RunController(QObject):
 
     @property
     def running(self) -> bool:
-        return self.thread is not None and self.thread.isRunning()
+        """True while a run is in progress (a finished worker's thread is given time to quit)."""
+        if self.thread is None or not self.thread.isRunning():
+            return False
+        if self.worker is not None and self.worker.done:
+            return not self.thread.wait(2000)
+        return True
 
     def start(self, request: RunRequest, backend: str | None = None) -> ReconWorker:
         """Start a worker thread for ``request``; returns the worker to connect signals to."""
