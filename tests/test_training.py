@@ -216,7 +216,8 @@ def test_resume_reaches_the_same_parameters(data, tmp_path):
         json.loads(line) for line in (tmp_path / "b" / "run" / "log.jsonl").read_text().splitlines()
     ]
     assert [r["step"] for r in log] == [1, 2, 3, 4]
-    assert {"loss", "lr", "seconds", "peak_memory_bytes", "module_losses"} <= set(log[0])
+    assert {"loss", "lr", "seconds", "peak_memory_bytes", "module_losses", "mu"} <= set(log[0])
+    assert len(log[0]["mu"]) == 2 and all(mu > 0 for mu in log[0]["mu"])
     assert "val_psnr" in log[1] and "val_ssim" in log[3]
     # a finished run refuses to be silently overwritten; resume refuses other settings
     with pytest.raises(ConfigError, match="already holds a training run"):

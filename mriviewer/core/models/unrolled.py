@@ -147,6 +147,10 @@ class UnrolledNet(nn.Module):
             x = self.measurement(kspace, maps, mask).aty if x0 is None else x0
         return x
 
+    def learned_scalars(self) -> dict[str, list[float]]:
+        """Per-unroll scalar settings for logs, e.g. ``{"mu": [...]}`` (MoDL), ``{"step_size": [...]}``."""
+        return {}
+
     def parameter_count(self) -> int:
         """Number of trainable scalars (shared tensors counted once)."""
         return sum(p.numel() for p in self.parameters())
@@ -207,6 +211,10 @@ class MoDL(UnrolledNet):
             ref = next(self.parameters())
             return torch.tensor(self.mu_init, device=ref.device, dtype=ref.dtype)
         return F.softplus(self.mu_raw[self._index(k)])
+
+    def learned_scalars(self) -> dict[str, list[float]]:
+        with torch.no_grad():
+            return {"mu": [float(self.mu(k)) for k in range(self.num_unrolls)]}
 
     def unroll(self, k: int, x: torch.Tensor, meas: Measurement) -> torch.Tensor:
         k = self._check_unroll(k)
@@ -285,6 +293,10 @@ class UnrolledPGD(UnrolledNet):
             ref = next(self.parameters())
             return torch.tensor(self.step_init, device=ref.device, dtype=ref.dtype)
         return F.softplus(self.step_raw[self._index(k)])
+
+    def learned_scalars(self) -> dict[str, list[float]]:
+        with torch.no_grad():
+            return {"step_size": [float(self.step_size(k)) for k in range(self.num_unrolls)]}
 
     def unroll(self, k: int, x: torch.Tensor, meas: Measurement) -> torch.Tensor:
         k = self._check_unroll(k)

@@ -255,7 +255,8 @@ class Trainer:
         kept = []
         for line in path.read_text(encoding="utf-8").splitlines():
             try:
-                if json.loads(line).get("step", 0) <= self.step:
+                step = json.loads(line).get("step", 0)
+                if isinstance(step, int) and step <= self.step:
                     kept.append(line)
             except json.JSONDecodeError:
                 continue
@@ -318,6 +319,7 @@ class Trainer:
                     "seconds": time.perf_counter() - started,
                     "peak_memory_bytes": memory,
                     "memory_method": memory_method,
+                    **self.model.learned_scalars(),
                 }
                 if self.pruning is not None:
                     record.update(self.pruning.after_step(self))  # PUN-WT / PUN-AT schedule
