@@ -219,6 +219,23 @@ def test_resume_reaches_the_same_parameters(data, tmp_path):
     assert {"loss", "lr", "seconds", "peak_memory_bytes", "module_losses", "mu"} <= set(log[0])
     assert len(log[0]["mu"]) == 2 and all(mu > 0 for mu in log[0]["mu"])
     assert "val_psnr" in log[1] and "val_ssim" in log[3]
+
+    # Ctrl-C mid-run: last.pt is written for the completed step and --resume finishes the run
+    def interrupt(step, record):
+        if step == 3:
+            raise KeyboardInterrupt
+
+    config_c = _config(data, tmp_path / "c", strategy="gleam", modules=2, checkpoint_every=100)
+    with pytest.raises(KeyboardInterrupt):
+        train(config_c, on_step=interrupt)
+    assert torch.load(tmp_path / "c" / "run" / "last.pt", weights_only=True)["step"] == 3
+    train(config_c, resume=True)
+    sc = torch.load(tmp_path / "c" / "run" / "last.pt", weights_only=True)
+    for key, value in sa["model"].items():
+        torch.testing.assert_close(sc["model"][key], value, rtol=0, atol=0)
+    for opt_a, opt_c in zip(sa["optimisers"], sc["optimisers"], strict=True):
+        for state_a, state_c in zip(opt_a["state"].values(), opt_c["state"].values(), strict=True):
+            torch.testing.assert_close(state_c["exp_avg_sq"], state_a["exp_avg_sq"], rtol=0, atol=0)
     # a finished run refuses to be silently overwritten; resume refuses other settings
     with pytest.raises(ConfigError, match="already holds a training run"):
         train(_config(data, tmp_path / "b", strategy="gleam", modules=2))
