@@ -438,6 +438,7 @@ class CurvesWidget(pg.GraphicsLayoutWidget):
         self.plots: dict[str, pg.PlotItem] = {}
         self.markers: dict[str, pg.InfiniteLine] = {}
         self.curves: dict[tuple[str, str], pg.PlotDataItem] = {}
+        self._span: int | None = None
         self.readout = pg.LabelItem(justify="right", size="8pt")
         self.addItem(self.readout, row=0, col=0, colspan=2)
         for col, (metric, label) in enumerate((("psnr", "PSNR (dB)"), ("ssim", "SSIM"))):
@@ -498,11 +499,17 @@ class CurvesWidget(pg.GraphicsLayoutWidget):
                     name=label if metric == "psnr" else None,
                 )
                 self.curves[key] = item
+            # markers help with a few points; beyond that they only cost drawing time
+            item.setSymbol("o" if len(iterations) <= 25 else None)
             item.setData(np.asarray(iterations, float), np.asarray(vals, float))
 
     def set_iteration_span(self, top: int) -> None:
-        """Show iterations 0..top (at least 0..1) on the shared x axis."""
-        self.plots["psnr"].setXRange(0, max(1, top), padding=0.04)
+        """Show iterations 0..top on the shared x axis, rounded up to a multiple of 5 so the
+        axes are not re-rendered for every streamed iteration."""
+        span = max(1, top if top <= 5 else 5 * -(-top // 5))
+        if self._span != span:
+            self._span = span
+            self.plots["psnr"].setXRange(0, span, padding=0.04)
 
     def set_marker(self, iteration: int) -> None:
         for marker in self.markers.values():
