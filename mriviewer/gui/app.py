@@ -219,7 +219,12 @@ def run_app(argv: Sequence[str] | None = None) -> int:
     runner = ScriptRunner(app, window, args)
     if args.run or args.screenshot or args.export_figure or args.export_metrics or args.exit:
         QTimer.singleShot(0, runner.start)
-    status = app.exec()
+    previous = app.quitOnLastWindowClosed()
+    app.setQuitOnLastWindowClosed(True)  # closing the window ends the app
+    try:
+        status = app.exec()
+    finally:
+        app.setQuitOnLastWindowClosed(previous)
     return int(runner.status or status)
 
 

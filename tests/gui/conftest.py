@@ -14,6 +14,13 @@ pytest.importorskip("pytestqt")
 from tests.conftest import phantom_case  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def _no_quit_on_last_window_closed(qapp):
+    """Closing a test's window must not post a quit that ends the next test's wait loop."""
+    qapp.setQuitOnLastWindowClosed(False)
+    yield
+
+
 @pytest.fixture(scope="session")
 def case_file(tmp_path_factory) -> Path:
     """A 2-slice, 4-coil, 48x48 fastMRI file with a reference."""
