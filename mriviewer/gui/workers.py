@@ -90,7 +90,7 @@ def current_rss_mb() -> float:
 
 
 def ui_friendly_threads() -> int:
-    """Intra-op threads for in-process computation: every core but one (at least one)."""
+    """torch intra-op threads for the computation: every core but one (at least one)."""
     return max(1, (os.cpu_count() or 2) - 1)
 
 
@@ -211,6 +211,10 @@ def _jsonable(obj: Any) -> Any:
 # ----- compute process ----------------------------------------------------------------------
 def _compute_main(conn, cancel_event) -> None:
     """Entry point of the compute process: serve requests until told to stop."""
+    import torch
+
+    # leave a core to the UI process (torch would otherwise use every core)
+    torch.set_num_threads(ui_friendly_threads())
     while True:
         try:
             request = conn.recv()
