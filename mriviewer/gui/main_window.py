@@ -760,6 +760,9 @@ class MainWindow(QMainWindow):
         self._curve_counts.clear()
         self._building = True
         self.grid.set_panes([REFERENCE, *methods])
+        for key in methods:
+            self.grid.clear_pane(key, f"{self.traces[key].label}<br>waiting…")
+        self._shown = {k: v for k, v in self._shown.items() if k not in methods}
         self._building = False
         self._follow = True
         self.iter_slider.setRange(0, 0)

@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PyQt6.QtCore import pyqtSignal
+from PyQt6.QtCore import QTimer, pyqtSignal
 from PyQt6.QtWidgets import QGridLayout, QWidget
 
 DISPLAY_MODES = ("magnitude", "phase", "real", "imag", "log")
@@ -69,6 +69,7 @@ class Pane:
         self.plot.setMenuEnabled(False)
         self.view: pg.ViewBox = self.plot.getViewBox()
         self.view.setAspectLocked(True)
+        self.view.setDefaultPadding(0.0)
         self.view.invertY(True)
         self.image = pg.ImageItem(axisOrder="row-major")
         self.plot.addItem(self.image)
@@ -80,6 +81,7 @@ class Pane:
         self.error_plot.setMenuEnabled(False)
         self.error_view: pg.ViewBox = self.error_plot.getViewBox()
         self.error_view.setAspectLocked(True)
+        self.error_view.setDefaultPadding(0.0)
         self.error_view.invertY(True)
         self.error_image = pg.ImageItem(axisOrder="row-major")
         self.error_plot.addItem(self.error_image)
@@ -146,28 +148,21 @@ class ComparisonGrid(QWidget):
 
     # ----- layout -------------------------------------------------------------------------
     def set_panes(self, names: list[str]) -> None:
-        """Rebuild the grid with these pane names (first is the reference), keeping the view."""
+        """Lay out panes with these names (first is the reference), reusing existing panes
+        (their image, title and ROI) and keeping the view."""
         view_range = self.view_range() if self.panes and self._user_zoomed else None
-        self._clear_layout()
         old = self.panes
+        self._clear_layout(delete=[p for n, p in old.items() if n not in names])
         self.panes = {}
         for name in names:
-            pane = Pane(name)
-            if name in old and old[name].data is not None:
-                pane.data = old[name].data
-                pane.error = old[name].error
-                pane.image.setImage(pane.data, autoLevels=False, levels=self._levels)
-                if pane.error is not None:
-                    pane.error_image.setImage(
-                        pane.error, autoLevels=False, levels=self._error_levels
-                    )
-                pane.set_title(old[name].title)
-            else:
+            pane = old.get(name)
+            if pane is None:
+                pane = Pane(name)
                 pane.set_title(name)
+                for view in (pane.view, pane.error_view):
+                    view.sigRangeChangedManually.connect(lambda *_a, v=view: self.sync_views(v))
             self.panes[name] = pane
         self._relayout()
-        for view in self.views():
-            view.sigRangeChangedManually.connect(lambda *_a, v=view: self.sync_views(v))
         self.colorbar.setImageItem([p.image for p in self.panes.values()])
         self.error_bar.setImageItem([p.error_image for p in self.panes.values()])
         self.set_levels(*self._levels)
@@ -176,11 +171,30 @@ class ComparisonGrid(QWidget):
             self._install_rois()
         if view_range is not None:
             self.set_view_range(view_range)
+        else:  # re-fit every pane once the new layout has its sizes
+            QTimer.singleShot(0, self._refit)
 
-    def _clear_layout(self) -> None:
+    def _refit(self) -> None:
+        if not self._user_zoomed:
+            self.reset_view()
+
+    def clear_pane(self, name: str, title: str | None = None) -> None:
+        """Forget a pane's image (e.g. when a new run starts)."""
+        pane = self.panes[name]
+        pane.data = None
+        pane.error = None
+        pane.image.clear()
+        pane.error_image.clear()
+        if title is not None:
+            pane.set_title(title)
+
+    def _clear_layout(self, delete: list[Pane]) -> None:
         for pane in self.panes.values():
             for widget in (pane.widget, pane.error_widget):
                 self.layout_.removeWidget(widget)
+                widget.hide()
+        for pane in delete:
+            for widget in (pane.widget, pane.error_widget):
                 widget.setParent(None)
                 widget.deleteLater()
         for widget in (self.bar_widget, self.error_bar_widget):
@@ -200,8 +214,10 @@ class ComparisonGrid(QWidget):
         for i, pane in enumerate(self.panes.values()):
             r, c = divmod(i, ncols)
             self.layout_.addWidget(pane.widget, r * rows_per, c)
+            pane.widget.show()
             if self.error_visible:
                 self.layout_.addWidget(pane.error_widget, r * rows_per + 1, c)
+                pane.error_widget.show()
         nrows = math.ceil(n / ncols) * rows_per
         for c in range(ncols):
             self.layout_.setColumnStretch(c, 1)
@@ -323,7 +339,6 @@ class ComparisonGrid(QWidget):
         self._user_zoomed = False
         for view in self.views():
             view.enableAutoRange(pg.ViewBox.XYAxes, True)
-            view.autoRange(padding=0.0)
 
     # ----- ROI ----------------------------------------------------------------------------
     def set_roi_visible(self, visible: bool) -> None:
