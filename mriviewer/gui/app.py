@@ -18,7 +18,7 @@ from mriviewer import __version__
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="mriviewer",
-        description="Open the mriviewer desktop app (subcommands: mriviewer --help-commands).",
+        description="Open the mriviewer desktop app (the headless subcommands are listed by mriviewer --help).",
     )
     p.add_argument("file", nargs="?", help="k-space file to open (default: the demo case)")
     p.add_argument("--demo", action="store_true", help="open the embedded demo case")
