@@ -31,6 +31,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mriviewer",
         description="Accelerated MRI reconstruction explorer and training core.",
+        epilog=(
+            "Without a command, mriviewer opens the desktop app: `mriviewer` (demo case), "
+            "`mriviewer FILE`, or scripted: `mriviewer --demo --run zero-filled,cg-sense "
+            "--screenshot OUT.png --export-figure OUT.pdf --exit` (see `mriviewer --demo --help`)."
+        ),
     )
     parser.add_argument("--version", action="version", version=f"mriviewer {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
