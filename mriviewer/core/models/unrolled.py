@@ -86,6 +86,47 @@ class UnrolledNet(nn.Module):
             raise IndexError(f"unroll {k} out of range [0, {self.num_unrolls})")
         return int(k)
 
+    @property
+    def _copies(self) -> int:
+        """How many copies of per-unroll modules/scalars exist: 1 when shared, else N."""
+        return 1 if self.shared else self.num_unrolls
+
+    def _index(self, k: int) -> int:
+        """Which copy unroll ``k`` uses (0 when shared)."""
+        return 0 if self.shared else self._check_unroll(k)
+
+    def _positive_scalars(self, init: float, learn: bool) -> nn.ParameterList | None:
+        """One learnable softplus-positive scalar per copy starting at ``init``; None if fixed.
+
+        ``init`` must be > 0 either way (ConfigError otherwise).
+        """
+        raw = _inverse_softplus(init)
+        if not learn:
+            return None
+        return nn.ParameterList([nn.Parameter(torch.tensor(raw)) for _ in range(self._copies)])
+
+    def _positive_scalar(self, raw: nn.ParameterList | None, init: float, k: int) -> torch.Tensor:
+        """Scalar of unroll ``k`` from :meth:`_positive_scalars` (``init`` when fixed)."""
+        if raw is None:
+            ref = next(self.parameters())
+            return torch.tensor(init, device=ref.device, dtype=ref.dtype)
+        return F.softplus(raw[self._index(k)])
+
+    def _denoiser_and_scalar_parameters(
+        self, k: int, raw: nn.ParameterList | None
+    ) -> list[nn.Parameter]:
+        """Parameters of unroll ``k``'s copy of ``self.denoisers`` plus its learned scalar."""
+        index = self._index(k)
+        params = list(self.denoisers[index].parameters())
+        if raw is not None:
+            params.append(raw[index])
+        return params
+
+    def _scalars_per_unroll(self, name: str, scalar_of: Any) -> dict[str, list[float]]:
+        """``{name: [scalar_of(k) for every unroll]}`` as floats, for logs."""
+        with torch.no_grad():
+            return {name: [float(scalar_of(k)) for k in range(self.num_unrolls)]}
+
     def measurement(
         self, kspace: torch.Tensor, maps: torch.Tensor, mask: torch.Tensor
     ) -> Measurement:
@@ -192,29 +233,17 @@ class MoDL(UnrolledNet):
         self.cg_iters = int(cg_iters)
         self.cg_tol = float(cg_tol)
         self.cg_backward = cg_backward
-        copies = 1 if self.shared else self.num_unrolls
         self.denoisers = nn.ModuleList(
-            [ResidualCNN(self.features, self.depth) for _ in range(copies)]
+            [ResidualCNN(self.features, self.depth) for _ in range(self._copies)]
         )
-        raw = _inverse_softplus(self.mu_init)
-        if self.learn_mu:
-            self.mu_raw = nn.ParameterList([nn.Parameter(torch.tensor(raw)) for _ in range(copies)])
-        else:
-            self.mu_raw = None
-
-    def _index(self, k: int) -> int:
-        return 0 if self.shared else self._check_unroll(k)
+        self.mu_raw = self._positive_scalars(self.mu_init, self.learn_mu)
 
     def mu(self, k: int) -> torch.Tensor:
         """Scalar mu of unroll ``k`` (positive)."""
-        if self.mu_raw is None:
-            ref = next(self.parameters())
-            return torch.tensor(self.mu_init, device=ref.device, dtype=ref.dtype)
-        return F.softplus(self.mu_raw[self._index(k)])
+        return self._positive_scalar(self.mu_raw, self.mu_init, k)
 
     def learned_scalars(self) -> dict[str, list[float]]:
-        with torch.no_grad():
-            return {"mu": [float(self.mu(k)) for k in range(self.num_unrolls)]}
+        return self._scalars_per_unroll("mu", self.mu)
 
     def unroll(self, k: int, x: torch.Tensor, meas: Measurement) -> torch.Tensor:
         k = self._check_unroll(k)
@@ -228,11 +257,7 @@ class MoDL(UnrolledNet):
         )
 
     def unroll_parameters(self, k: int) -> list[nn.Parameter]:
-        index = self._index(k)
-        params = list(self.denoisers[index].parameters())
-        if self.mu_raw is not None:
-            params.append(self.mu_raw[index])
-        return params
+        return self._denoiser_and_scalar_parameters(k, self.mu_raw)
 
     def config(self) -> dict[str, Any]:
         return {
@@ -272,31 +297,17 @@ class UnrolledPGD(UnrolledNet):
         self.blocks = int(blocks)
         self.step_init = float(step_init)
         self.learn_step = bool(learn_step)
-        copies = 1 if self.shared else self.num_unrolls
         self.denoisers = nn.ModuleList(
-            [ResBlockDenoiser(self.features, self.blocks) for _ in range(copies)]
+            [ResBlockDenoiser(self.features, self.blocks) for _ in range(self._copies)]
         )
-        raw = _inverse_softplus(self.step_init)
-        if self.learn_step:
-            self.step_raw = nn.ParameterList(
-                [nn.Parameter(torch.tensor(raw)) for _ in range(copies)]
-            )
-        else:
-            self.step_raw = None
-
-    def _index(self, k: int) -> int:
-        return 0 if self.shared else self._check_unroll(k)
+        self.step_raw = self._positive_scalars(self.step_init, self.learn_step)
 
     def step_size(self, k: int) -> torch.Tensor:
         """Scalar gradient step t of unroll ``k`` (positive)."""
-        if self.step_raw is None:
-            ref = next(self.parameters())
-            return torch.tensor(self.step_init, device=ref.device, dtype=ref.dtype)
-        return F.softplus(self.step_raw[self._index(k)])
+        return self._positive_scalar(self.step_raw, self.step_init, k)
 
     def learned_scalars(self) -> dict[str, list[float]]:
-        with torch.no_grad():
-            return {"step_size": [float(self.step_size(k)) for k in range(self.num_unrolls)]}
+        return self._scalars_per_unroll("step_size", self.step_size)
 
     def unroll(self, k: int, x: torch.Tensor, meas: Measurement) -> torch.Tensor:
         k = self._check_unroll(k)
@@ -305,11 +316,7 @@ class UnrolledPGD(UnrolledNet):
         return self.denoisers[self._index(k)](x - t * grad)
 
     def unroll_parameters(self, k: int) -> list[nn.Parameter]:
-        index = self._index(k)
-        params = list(self.denoisers[index].parameters())
-        if self.step_raw is not None:
-            params.append(self.step_raw[index])
-        return params
+        return self._denoiser_and_scalar_parameters(k, self.step_raw)
 
     def config(self) -> dict[str, Any]:
         return {
