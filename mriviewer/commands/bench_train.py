@@ -94,9 +94,7 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"threads must be >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
     if "pgleam" in strategies or args.world_size is not None:
-        from mriviewer.core.training.pgleam import bench_command
-
-        return bench_command(args, strategies, model, modules)
+        return _throughput(args, strategies, model, modules)
     print(
         f"bench train: {args.model} N={args.unrolls} F={args.features} size {args.size} "
         f"coils {args.coils} batch {args.batch_size} GLEAM M={modules} device {args.device}"
@@ -113,10 +111,51 @@ def run(args: argparse.Namespace) -> int:
         iterations=args.iterations,
         memory=args.memory,
     )
-    print(format_table(result))
-    if args.json:
+    return _report(format_table(result), result, args.json)
+
+
+def _throughput(args: argparse.Namespace, strategies: list[str], model: dict, modules: int) -> int:
+    """``--strategies gleam,pgleam --world-size D``: steps/s of GLEAM vs P-GLEAM on D processes."""
+    from mriviewer.core.training.pgleam import bench_throughput, format_throughput, rank_modules
+
+    world = 2 if args.world_size is None else int(args.world_size)
+    if world < 2:
+        raise ConfigError(f"--world-size must be >= 2 to compare P-GLEAM with GLEAM, got {world}")
+    other = [s for s in strategies if s not in ("gleam", "pgleam")]
+    if other:
+        raise ConfigError(
+            f"--world-size measures throughput of gleam and pgleam only; drop {other} "
+            "(memory of the other strategies: run bench train without --world-size)"
+        )
+    rank_modules(modules, world, 0)
+    print(
+        f"bench train throughput: {model['name']} N={model['num_unrolls']} "
+        f"F={model['features']} size {args.size} coils {args.coils} batch {args.batch_size} "
+        f"M={modules}, P-GLEAM on {world} processes, device {args.device}, "
+        f"{args.iterations} timed steps after {args.warmup} warm-up",
+        flush=True,
+    )
+    result = bench_throughput(
+        model,
+        strategies,
+        world_size=world,
+        modules=modules,
+        size=args.size,
+        coils=args.coils,
+        batch_size=args.batch_size,
+        device=args.device,
+        warmup=args.warmup,
+        iterations=args.iterations,
+    )
+    return _report(format_throughput(result), result, args.json)
+
+
+def _report(table: str, result: dict, json_path: str | None) -> int:
+    """Print the table and, when asked, write the result as JSON (atomically)."""
+    print(table)
+    if json_path:
         from mriviewer.core.io.atomic import atomic_write_text
 
-        atomic_write_text(Path(args.json), json.dumps(result, indent=2) + "\n")
-        print(f"wrote {args.json}")
+        atomic_write_text(Path(json_path), json.dumps(result, indent=2) + "\n")
+        print(f"wrote {json_path}")
     return 0

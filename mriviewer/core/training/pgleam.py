@@ -377,6 +377,28 @@ def _bench_setup(settings: dict[str, Any], device: str):
     return model, modules, optimisers, batch
 
 
+def _timed_steps(
+    step: Callable[[], Any], sync: Callable[[], None], settings: dict[str, Any]
+) -> dict[str, Any]:
+    """Run ``warmup`` untimed then ``iterations`` timed steps (``sync`` after each phase).
+
+    Returns ``{"seconds", "steps_per_second", "threads"}`` of the timed phase.
+    """
+    for _ in range(int(settings["warmup"])):
+        step()
+    sync()
+    started = time.perf_counter()
+    for _ in range(int(settings["iterations"])):
+        step()
+    sync()
+    seconds = time.perf_counter() - started
+    return {
+        "seconds": seconds,
+        "steps_per_second": int(settings["iterations"]) / seconds,
+        "threads": torch.get_num_threads(),
+    }
+
+
 def gleam_throughput(settings: dict[str, Any]) -> dict[str, Any]:
     """Steps per second of single-process GLEAM on the synthetic batch (after warm-up)."""
     from mriviewer.core.training.strategies import train_step
@@ -388,20 +410,8 @@ def gleam_throughput(settings: dict[str, Any]) -> dict[str, Any]:
         if device.startswith("cuda"):
             torch.cuda.synchronize(device)
 
-    for _ in range(int(settings["warmup"])):
-        train_step(model, batch, optimisers, "gleam")
-    sync()
-    started = time.perf_counter()
-    for _ in range(int(settings["iterations"])):
-        train_step(model, batch, optimisers, "gleam")
-    sync()
-    seconds = time.perf_counter() - started
-    return {
-        "processes": 1,
-        "seconds": seconds,
-        "steps_per_second": int(settings["iterations"]) / seconds,
-        "threads": torch.get_num_threads(),
-    }
+    timed = _timed_steps(lambda: train_step(model, batch, optimisers, "gleam"), sync, settings)
+    return {"processes": 1, **timed}
 
 
 def _bench_worker(settings: dict[str, Any], out_path: str) -> None:
@@ -416,22 +426,9 @@ def _bench_worker(settings: dict[str, Any], out_path: str) -> None:
             torch.cuda.synchronize(ctx.device)
         dist.barrier()
 
-    for _ in range(int(settings["warmup"])):
-        stage.step(batch)
-    drain()
-    started = time.perf_counter()
-    for _ in range(int(settings["iterations"])):
-        stage.step(batch)
-    drain()
-    seconds = time.perf_counter() - started
+    timed = _timed_steps(lambda: stage.step(batch), drain, settings)
     if ctx.is_main:
-        result = {
-            "processes": ctx.world_size,
-            "seconds": seconds,
-            "steps_per_second": int(settings["iterations"]) / seconds,
-            "threads": torch.get_num_threads(),
-            "backend": ctx.backend,
-        }
+        result = {"processes": ctx.world_size, **timed, "backend": ctx.backend}
         atomic_write_text(Path(out_path), json.dumps(result) + "\n")
     dist.destroy_process_group()
 
@@ -476,15 +473,11 @@ def bench_throughput(
     timeout_s: float = DEFAULT_TIMEOUT_S,
 ) -> dict[str, Any]:
     """``{"strategies": {"gleam"|"pgleam": {...steps_per_second}}, "settings": {...}}``."""
-    settings = {
-        "model": dict(model_config),
-        "modules": modules,
-        "size": size,
-        "coils": coils,
-        "batch_size": batch_size,
-        "device": device,
-        "warmup": warmup,
-        "iterations": iterations,
+    from mriviewer.core.training.probes import bench_settings
+
+    settings = bench_settings(
+        model_config, modules, size, coils, batch_size, device, warmup, iterations
+    ) | {
         "seed": seed,
         "lr": 1e-4,
         "timeout": timeout_s,
@@ -520,44 +513,6 @@ def format_throughput(result: dict[str, Any]) -> str:
             f"{ratio:>9}"
         )
     return "\n".join(lines)
-
-
-def bench_command(args: Any, strategies: list[str], model: dict[str, Any], modules: int) -> int:
-    """``mriviewer bench train --strategies gleam,pgleam --world-size D`` (throughput table)."""
-    world = 2 if args.world_size is None else int(args.world_size)
-    if world < 2:
-        raise ConfigError(f"--world-size must be >= 2 to compare P-GLEAM with GLEAM, got {world}")
-    other = [s for s in strategies if s not in ("gleam", "pgleam")]
-    if other:
-        raise ConfigError(
-            f"--world-size measures throughput of gleam and pgleam only; drop {other} "
-            "(memory of the other strategies: run bench train without --world-size)"
-        )
-    rank_modules(modules, world, 0)
-    print(
-        f"bench train throughput: {model['name']} N={model['num_unrolls']} "
-        f"F={model['features']} size {args.size} coils {args.coils} batch {args.batch_size} "
-        f"M={modules}, P-GLEAM on {world} processes, device {args.device}, "
-        f"{args.iterations} timed steps after {args.warmup} warm-up",
-        flush=True,
-    )
-    result = bench_throughput(
-        model,
-        strategies,
-        world_size=world,
-        modules=modules,
-        size=args.size,
-        coils=args.coils,
-        batch_size=args.batch_size,
-        device=args.device,
-        warmup=args.warmup,
-        iterations=args.iterations,
-    )
-    print(format_throughput(result))
-    if args.json:
-        atomic_write_text(Path(args.json), json.dumps(result, indent=2) + "\n")
-        print(f"wrote {args.json}")
-    return 0
 
 
 if __name__ == "__main__":  # torchrun entry of the benchmark worker

@@ -268,6 +268,29 @@ def _measure_rss_subprocess(kwargs: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def bench_settings(
+    model_config: dict[str, Any],
+    modules: int | None,
+    size: int,
+    coils: int,
+    batch_size: int,
+    device: str,
+    warmup: int,
+    iterations: int,
+) -> dict[str, Any]:
+    """The settings every training benchmark records (its JSON ``settings``, in this order)."""
+    return {
+        "model": dict(model_config),
+        "modules": modules,
+        "size": size,
+        "coils": coils,
+        "batch_size": batch_size,
+        "device": device,
+        "warmup": warmup,
+        "iterations": iterations,
+    }
+
+
 def bench_train(
     model_config: dict[str, Any],
     strategies: list[str],
@@ -282,15 +305,9 @@ def bench_train(
     seed: int = 0,
 ) -> dict[str, Any]:
     """``{"strategies": {name: measure}, "settings": {...}}`` for each strategy in turn."""
-    settings = {
-        "model": dict(model_config),
-        "modules": modules,
-        "size": size,
-        "coils": coils,
-        "batch_size": batch_size,
-        "device": device,
-        "warmup": warmup,
-        "iterations": iterations,
+    settings = bench_settings(
+        model_config, modules, size, coils, batch_size, device, warmup, iterations
+    ) | {
         "memory": "cuda" if device.startswith("cuda") else memory,
         "seed": seed,
         "torch": torch.__version__,
