@@ -55,7 +55,7 @@ from mriviewer.core.training.strategies import (
     image_loss,
     module_ranges,
 )
-from mriviewer.core.training.trainer import Trainer, TrainResult, peak_memory, validate_model
+from mriviewer.core.training.trainer import Trainer, TrainResult, step_record, validate_model
 
 DEFAULT_TIMEOUT_S = 300.0
 TEST_FAIL_ENV = "MRIVIEWER_TEST_FAIL"  # test-only hook: "RANK:STEP" raises, "RANK:STEP:hang" hangs
@@ -430,17 +430,9 @@ class DistributedTrainer(Trainer):
         c = self.config
         if not self.ctx.is_main or result is None:
             return None
-        memory, memory_method = peak_memory(self.device)
-        record: dict[str, Any] = {
-            "step": self.step,
-            "loss": result.loss,
-            "module_losses": result.module_losses,
-            "lr": self.optimisers[0].param_groups[0]["lr"],
-            "seconds": time.perf_counter() - started,
-            "peak_memory_bytes": memory,
-            "memory_method": memory_method,
-            "world_size": self.ctx.world_size,
-        }
+        lr = self.optimisers[0].param_groups[0]["lr"]
+        record = step_record(self.step, result, lr, started, self.device)
+        record["world_size"] = self.ctx.world_size
         if self.val_data is not None and (self.step % c.val_every == 0 or done):
             record.update(self.validate_and_keep_best())
         if self.step % c.checkpoint_every == 0 or done:

@@ -55,6 +55,7 @@ from mriviewer.core.training.strategies import (
     module_parameters,
     module_ranges,
 )
+from mriviewer.core.training.trainer import check_same_settings, step_record
 
 MANIFEST_FORMAT = "mriviewer-pgleam-state/1"
 PART_FORMAT = "mriviewer-pgleam-part/1"
@@ -254,11 +255,7 @@ class PGleamTrainer(DistributedTrainer):
             raise ConfigError(f"cannot read the P-GLEAM manifest ({exc})", path) from exc
         if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
             raise ConfigError("not a mriviewer P-GLEAM manifest", path)
-        current = self._state_config()
-        saved = manifest.get("config", {})
-        if saved != current:
-            diff = sorted(k for k in current if saved.get(k) != current.get(k))
-            raise ConfigError(f"cannot resume: settings differ from the saved run ({diff})", path)
+        check_same_settings(manifest.get("config", {}), self._state_config(), path)
         weights: dict[str, torch.Tensor] = {}
         optimisers: dict[int, Any] = {}
         best: dict[str, Any] = {}
@@ -318,19 +315,9 @@ class PGleamTrainer(DistributedTrainer):
         checkpoint = self.step % c.checkpoint_every == 0 or done
         record: dict[str, Any] | None = None
         if result is not None:
-            from mriviewer.core.training.trainer import peak_memory
-
-            memory, memory_method = peak_memory(self.device)
-            record = {
-                "step": self.step,
-                "loss": result.loss,
-                "module_losses": result.module_losses,
-                "lr": self.optimisers[self.owned[0]].param_groups[0]["lr"],
-                "seconds": time.perf_counter() - started,
-                "peak_memory_bytes": memory,
-                "memory_method": memory_method + " (last rank)",
-                "world_size": self.ctx.world_size,
-            }
+            lr = self.optimisers[self.owned[0]].param_groups[0]["lr"]
+            record = step_record(self.step, result, lr, started, self.device, " (last rank)")
+            record["world_size"] = self.ctx.world_size
         if validate or checkpoint:
             self.sync_model()
             if validate and self.ctx.is_last:

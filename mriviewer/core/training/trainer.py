@@ -40,7 +40,12 @@ from mriviewer.core.physics.masks import stable_seed
 from mriviewer.core.pruning import TrainerPruning
 from mriviewer.core.training.config import TrainConfig
 from mriviewer.core.training.data import Sample, SliceDataset, collate
-from mriviewer.core.training.strategies import check_strategy, make_optimisers, train_step
+from mriviewer.core.training.strategies import (
+    StepResult,
+    check_strategy,
+    make_optimisers,
+    train_step,
+)
 
 STATE_FORMAT = "mriviewer-train-state/1"
 
@@ -75,6 +80,38 @@ def peak_memory(device: str) -> tuple[int, str]:
         return int(torch.cuda.max_memory_allocated(device)), "cuda.max_memory_allocated"
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(rss * (1 if sys.platform == "darwin" else 1024)), "process peak RSS"
+
+
+def step_record(
+    step: int,
+    result: StepResult,
+    lr: float,
+    started: float,
+    device: str,
+    memory_note: str = "",
+) -> dict[str, Any]:
+    """The ``log.jsonl`` fields every trainer writes for a step that began at ``started``.
+
+    result: the step's :class:`StepResult`; lr: the optimiser's learning rate; memory_note is
+    appended to the memory method (e.g. which rank measured it).
+    """
+    memory, memory_method = peak_memory(device)
+    return {
+        "step": step,
+        "loss": result.loss,
+        "module_losses": result.module_losses,
+        "lr": lr,
+        "seconds": time.perf_counter() - started,
+        "peak_memory_bytes": memory,
+        "memory_method": memory_method + memory_note,
+    }
+
+
+def check_same_settings(saved: Any, current: dict[str, Any], path: Path) -> None:
+    """Raise ConfigError naming the differing keys when a saved run's settings differ."""
+    if saved != current:
+        diff = sorted(k for k in current if saved.get(k) != current.get(k))
+        raise ConfigError(f"cannot resume: settings differ from the saved run ({diff})", path)
 
 
 def validate_model(model: UnrolledNet, samples: list[Sample], device: str) -> dict[str, float]:
@@ -190,10 +227,7 @@ class Trainer:
         if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
             raise ConfigError("not a mriviewer training state", path)
         saved = json.loads(state["config"])
-        current = self._state_config()
-        if saved != current:
-            diff = sorted(k for k in current if saved.get(k) != current.get(k))
-            raise ConfigError(f"cannot resume: settings differ from the saved run ({diff})", path)
+        check_same_settings(saved, self._state_config(), path)
         self.model.load_state_dict(state["model"])
         if len(state["optimisers"]) != len(self.optimisers):
             raise ConfigError("cannot resume: optimiser count differs", path)
@@ -310,17 +344,9 @@ class Trainer:
                     raise ConfigError(
                         f"training diverged at step {self.step} (loss {result.loss}); lower lr"
                     )
-                memory, memory_method = peak_memory(self.device)
-                record: dict[str, Any] = {
-                    "step": self.step,
-                    "loss": result.loss,
-                    "module_losses": result.module_losses,
-                    "lr": self.optimisers[0].param_groups[0]["lr"],
-                    "seconds": time.perf_counter() - started,
-                    "peak_memory_bytes": memory,
-                    "memory_method": memory_method,
-                    **self.model.learned_scalars(),
-                }
+                lr = self.optimisers[0].param_groups[0]["lr"]
+                record = step_record(self.step, result, lr, started, self.device)
+                record.update(self.model.learned_scalars())
                 if self.pruning is not None:
                     record.update(self.pruning.after_step(self))  # PUN-WT / PUN-AT schedule
                 done = self.step == self.total_steps
