@@ -5,6 +5,8 @@
   Without ``--seed`` the seed is ``stable_seed(file name, slice)``, so evaluation masks are
   reproducible per case.
 - :func:`add_device_argument` / :func:`resolve_device`: ``--device auto|cpu|cuda|cuda:N``.
+- :func:`add_coil_method_argument`: ``--coil-method espirit|jsense|lowres`` (default espirit).
+- :func:`add_reader_arguments`: ``--variable NAME`` and ``--axes AXES`` for array files.
 - :func:`add_method_option_argument` / :func:`method_options`: ``--method-option KEY=VALUE``
   (or ``METHOD.KEY=VALUE`` to target one method), values parsed as int, float, bool or text.
 - :func:`parse_slices`: ``all``, ``K`` or ``A:B`` -> slice indices.
@@ -137,6 +139,30 @@ def add_device_argument(parser: argparse.ArgumentParser) -> None:
         "--device",
         default="auto",
         help="torch device: auto (default: cuda if available), cpu, cuda, cuda:N",
+    )
+
+
+def add_coil_method_argument(parser: argparse.ArgumentParser) -> None:
+    """Add ``--coil-method espirit|jsense|lowres`` (default ``espirit``)."""
+    parser.add_argument(
+        "--coil-method",
+        default="espirit",
+        choices=("espirit", "jsense", "lowres"),
+        help="coil-map estimation (default espirit)",
+    )
+
+
+def add_reader_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``--variable`` and ``--axes``: which array and which layout to read from
+    ``.npy``/``.npz``/``.mat`` files (both default to None: the reader decides)."""
+    parser.add_argument(
+        "--variable", default=None, metavar="NAME", help="array to read from .npz/.mat files"
+    )
+    parser.add_argument(
+        "--axes",
+        default=None,
+        metavar="AXES",
+        help="layout of .npy/.npz/.mat arrays, letters S C H W (e.g. HWC); default by rank",
     )
 
 

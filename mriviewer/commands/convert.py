@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from mriviewer.commands.common import add_reader_arguments
 from mriviewer.core.errors import KSpaceWriteError
 from mriviewer.core.io import open_kspace, write_fastmri
 from mriviewer.core.io.base import KSpaceVolume
@@ -32,15 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("input", metavar="IN", help="k-space file to read (or 'demo')")
     parser.add_argument("output", metavar="OUT.h5", help="fastMRI HDF5 file to write")
-    parser.add_argument(
-        "--variable", default=None, metavar="NAME", help="array to read from .npz/.mat files"
-    )
-    parser.add_argument(
-        "--axes",
-        default=None,
-        metavar="AXES",
-        help="layout of .npy/.npz/.mat arrays, letters S C H W (e.g. HWC); default by rank",
-    )
+    add_reader_arguments(parser)
     parser.set_defaults(func=run)
 
 

@@ -27,6 +27,7 @@ import numpy as np
 
 from mriviewer import __version__
 from mriviewer.commands.common import (
+    add_coil_method_argument,
     add_device_argument,
     add_mask_arguments,
     add_method_option_argument,
@@ -65,12 +66,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--slices", default="all", help="slices per file: all (default), K or A:B (half-open)"
     )
-    parser.add_argument(
-        "--coil-method",
-        default="espirit",
-        choices=("espirit", "jsense", "lowres"),
-        help="coil-map estimation (default espirit)",
-    )
+    add_coil_method_argument(parser)
     add_device_argument(parser)
     parser.add_argument("--json", dest="json_out", default=None, help="write results as JSON")
     parser.set_defaults(func=run)

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from mriviewer.commands.common import add_reader_arguments
 from mriviewer.core.io import open_kspace
 
 MODEL_CARD_NAMES = ("model_card.json", "modelcard.json", "card.json")
@@ -41,15 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("file", metavar="FILE", help="k-space file, 'demo', or a model target")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
-    parser.add_argument(
-        "--variable", default=None, metavar="NAME", help="array to read from .npz/.mat files"
-    )
-    parser.add_argument(
-        "--axes",
-        default=None,
-        metavar="AXES",
-        help="layout of .npy/.npz/.mat arrays, letters S C H W (e.g. HWC); default by rank",
-    )
+    add_reader_arguments(parser)
     parser.set_defaults(func=run)
 
 

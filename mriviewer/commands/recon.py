@@ -24,6 +24,7 @@ import numpy as np
 
 from mriviewer import __version__
 from mriviewer.commands.common import (
+    add_coil_method_argument,
     add_device_argument,
     add_mask_arguments,
     add_method_option_argument,
@@ -52,12 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_method_option_argument(parser)
     add_mask_arguments(parser, allow_auto=True)
-    parser.add_argument(
-        "--coil-method",
-        default="espirit",
-        choices=("espirit", "jsense", "lowres"),
-        help="coil-map estimation (default espirit)",
-    )
+    add_coil_method_argument(parser)
     add_device_argument(parser)
     parser.add_argument("--out", required=True, help="output file: .h5 or .npy")
     parser.set_defaults(func=run)
