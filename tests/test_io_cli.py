@@ -103,7 +103,12 @@ def fake_checkpoints(monkeypatch):
 
     def describe_model(target):
         calls.append(target)
-        return {"name": "tiny-modl", "unrolls": 4, "trained_on": {"data": "simulated"}}
+        return {
+            "name": "tiny-modl",
+            "unrolls": 4,
+            "trained_on": {"data": "simulated"},
+            "flops": {"dense": 10, "conv_macs": {"dense": 4, "pruned": 2}},
+        }
 
     module = types.ModuleType("mriviewer.core.checkpoints")
     module.describe_model = describe_model
@@ -122,7 +127,9 @@ def test_info_delegates_model_targets(capsys, tmp_path, fake_checkpoints):
     assert fake_checkpoints == targets
     code, out, _ = run(capsys, "info", "model:tiny-modl")
     assert code == 0
-    assert "name:       tiny-modl" in out and "trained_on: data=simulated" in out
+    assert "name:       tiny-modl" in out and "trained_on:\n  data: simulated\n" in out
+    # nested dicts: one indented, aligned ``key: value`` line per entry (recursively)
+    assert "flops:\n  dense:     10\n  conv_macs:\n    dense:  4\n    pruned: 2\n" in out
 
 
 def test_convert_writes_fastmri_and_prints_what_it_wrote(capsys, tmp_path):

@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(info, indent=2, default=str))
         else:
-            print(format_lines([(str(k), _text(v)) for k, v in info.items()]))
+            print(format_nested(info))
         return 0
     info = describe_file(args.file, args.variable, args.axes)
     if args.json:
@@ -107,6 +107,21 @@ def format_lines(lines: list[tuple[str, str]]) -> str:
     """Aligned ``key: value`` lines."""
     width = max((len(k) for k, _ in lines), default=0) + 1
     return "\n".join(f"{k + ':':<{width}} {v}" for k, v in lines)
+
+
+def format_nested(info: dict[str, Any], indent: int = 0) -> str:
+    """Aligned ``key: value`` lines; a non-empty dict value becomes a ``key:`` line followed by
+    its own aligned lines, indented two more spaces (recursively)."""
+    width = max((len(str(k)) for k in info), default=0) + 1
+    pad = " " * indent
+    lines = []
+    for key, value in info.items():
+        if isinstance(value, dict) and value:
+            lines.append(f"{pad}{key}:")
+            lines.append(format_nested(value, indent + 2))
+        else:
+            lines.append(f"{pad}{str(key) + ':':<{width}} {_text(value)}".rstrip())
+    return "\n".join(lines)
 
 
 def _text(value: Any) -> str:
