@@ -154,6 +154,12 @@ def test_zoo_listing_and_resolution(tmp_path, monkeypatch, capsys):
     assert info["strategy"]["name"] == "gleam" and info["card"]["loss"] == "l1"
     assert main(["models", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)[1]["name"] == "dense"
+    pgleam = _card()
+    pgleam.strategy = {"name": "pgleam", "unrolls": 2, "modules": 2, "world_size": 2}
+    save_model(tmp_path / "piped.safetensors", MoDL(num_unrolls=2, features=4), pgleam)
+    assert main(["models"]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("piped"))
+    assert " pgleam/2 " in row
 
 
 def test_unknown_model_method_is_a_clean_error(capsys):

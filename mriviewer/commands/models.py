@@ -39,8 +39,8 @@ def run(args: argparse.Namespace) -> int:
         card = entry["card"]
         accel = ",".join(f"{a:g}" for a in card.get("accelerations") or []) or "-"
         strategy = card.get("strategy") or "-"
-        if strategy == "gleam" and card.get("modules"):
-            strategy = f"gleam/{card['modules']}"
+        if strategy in ("gleam", "pgleam") and card.get("modules"):
+            strategy = f"{strategy}/{card['modules']}"
         print(
             f"{entry['name']:<16} {card.get('architecture') or '-':<6} {card.get('unrolls') or 0:>3} "
             f"{strategy:<10} {accel:<10} {card.get('parameters') or 0:>9}  "
