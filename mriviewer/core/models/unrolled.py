@@ -18,7 +18,7 @@ weights (or complex128 with float64 weights after ``model.double()``).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -122,7 +122,9 @@ class UnrolledNet(nn.Module):
             params.append(raw[index])
         return params
 
-    def _scalars_per_unroll(self, name: str, scalar_of: Any) -> dict[str, list[float]]:
+    def _scalars_per_unroll(
+        self, name: str, scalar_of: Callable[[int], torch.Tensor]
+    ) -> dict[str, list[float]]:
         """``{name: [scalar_of(k) for every unroll]}`` as floats, for logs."""
         with torch.no_grad():
             return {name: [float(scalar_of(k)) for k in range(self.num_unrolls)]}
