@@ -103,12 +103,7 @@ def run(args: argparse.Namespace) -> int:
         model,
         strategies,
         modules=modules,
-        size=args.size,
-        coils=args.coils,
-        batch_size=args.batch_size,
-        device=args.device,
-        warmup=args.warmup,
-        iterations=args.iterations,
+        **_run_settings(args),
         memory=args.memory,
     )
     return _report(format_table(result), result, args.json)
@@ -140,14 +135,21 @@ def _throughput(args: argparse.Namespace, strategies: list[str], model: dict, mo
         strategies,
         world_size=world,
         modules=modules,
-        size=args.size,
-        coils=args.coils,
-        batch_size=args.batch_size,
-        device=args.device,
-        warmup=args.warmup,
-        iterations=args.iterations,
+        **_run_settings(args),
     )
     return _report(format_throughput(result), result, args.json)
+
+
+def _run_settings(args: argparse.Namespace) -> dict:
+    """The benchmark keyword arguments both modes take from the options."""
+    return {
+        "size": args.size,
+        "coils": args.coils,
+        "batch_size": args.batch_size,
+        "device": args.device,
+        "warmup": args.warmup,
+        "iterations": args.iterations,
+    }
 
 
 def _report(table: str, result: dict, json_path: str | None) -> int:
