@@ -77,6 +77,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("mriviewer: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # Output piped into a command that stopped reading (e.g. `| head`): not an error.
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
 
 
 def gui_main(argv: Sequence[str] | None = None) -> int:
