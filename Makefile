@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.mriviewer-installed
 
-.PHONY: run test lint format install clean install-desktop uninstall-desktop
+.PHONY: run test lint format install clean install-desktop uninstall-desktop bundle
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -44,3 +44,11 @@ install-desktop:
 
 uninstall-desktop:
 	packaging/install-desktop.sh --uninstall
+
+# Standalone folder dist/mriviewer/ (PyInstaller onedir) built from this .venv's torch and Qt;
+# sizes, start-up times and limits: packaging/README.md.
+bundle: $(STAMP)
+	$(PY) -m pip install --quiet -e ".[gui,bundle]"
+	$(PY) -m PyInstaller --noconfirm --distpath dist --workpath build/pyinstaller packaging/mriviewer.spec
+	dist/mriviewer/mriviewer --version
+	@echo "bundle: dist/mriviewer/ (run dist/mriviewer/mriviewer --demo)"

@@ -25,8 +25,14 @@ def draw(ax) -> None:
     ax.set_ylim(0, 1)
     ax.axis("off")
     ax.add_patch(
-        FancyBboxPatch((0.03, 0.03), 0.94, 0.94, boxstyle="round,pad=0,rounding_size=0.18",
-                       facecolor="#14213d", edgecolor="none")
+        FancyBboxPatch(
+            (0.03, 0.03),
+            0.94,
+            0.94,
+            boxstyle="round,pad=0,rounding_size=0.18",
+            facecolor="#14213d",
+            edgecolor="none",
+        )
     )
     rng = np.random.default_rng(7)
     cols = np.linspace(0.12, 0.42, 12)
