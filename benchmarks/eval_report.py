@@ -188,9 +188,15 @@ def main() -> None:
             )
             line = "  ".join(f"{m} {np.mean(v['psnr']):.2f}" for m, v in per_method.items())
             print(f"  {dname} {sname}: {line}", flush=True)
+            write_report(out, report)  # after every dataset, so a long run leaves partial results
+    write_report(out, report)
+    print(f"wrote {out}/report.md, report.json and curve figures")
+
+
+def write_report(out: Path, report: dict[str, Any]) -> None:
+    """Write report.json and report.md (complete or partial)."""
     (out / "report.json").write_text(json.dumps(report, indent=1))
     (out / "report.md").write_text(markdown(report))
-    print(f"wrote {out}/report.md, report.json and curve figures")
 
 
 def markdown(report: dict[str, Any]) -> str:
