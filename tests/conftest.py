@@ -22,6 +22,17 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("MRIVIEWER_CONFIG_DIR", str(tmp_path_factory.getbasetemp() / "config"))
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Tiny tensors on a shared 2-core machine: one intra-op thread is faster and steadier."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def shared_data() -> Path:
     """../shared/data, or skip when it is absent (as on a user's clone)."""

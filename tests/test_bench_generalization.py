@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from conftest import phantom_case
 
 from mriviewer.cli import main
@@ -18,14 +17,6 @@ from mriviewer.core.physics.masks import MaskSpec
 from mriviewer.core.training import SliceDataset
 
 SIZE = 32
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -26,15 +26,6 @@ from mriviewer.core.models import MoDL, UnrolledPGD
 from mriviewer.core.physics.masks import MaskSpec, make_mask
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors on a shared 2-core machine: one intra-op thread is faster and steadier."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture
 def problem():
     kspace, _, _ = phantom_case(32, 32, coils=4)

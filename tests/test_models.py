@@ -11,15 +11,6 @@ from mriviewer.core.models import MoDL, UnrolledPGD, build_model
 from mriviewer.core.physics.masks import MaskSpec, make_mask
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors on a shared 2-core machine: one intra-op thread is faster and steadier."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _batch(h=24, w=20, coils=3, batch=2, dtype=torch.complex64, seed=0):
     gen = torch.Generator().manual_seed(seed)
     real = torch.float64 if dtype == torch.complex128 else torch.float32

@@ -44,15 +44,6 @@ from mriviewer.core.training import load_config
 SIZE = 32
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny problems run fastest on one thread (and do not fight other jobs for 2 cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _batch(seed: int = 1) -> SimpleNamespace:
     kspace, image, maps = phantom_case(SIZE, SIZE, coils=4, seed=seed)
     mask = make_mask(MaskSpec("random", 4.0, 0.16, seed=3), (SIZE, SIZE)).array

@@ -34,15 +34,6 @@ SIZE = 32
 MASK = {"kind": "random", "center_fraction": 0.16}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors on a shared 2-core machine: one intra-op thread is faster and steadier."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _write_cases(folder: Path, seeds, slices=2, size=SIZE, coils=4) -> Path:
     for s in seeds:
         ks = np.stack(
