@@ -109,10 +109,20 @@ def describe_error(exc: BaseException, device: str) -> str:
 Message = tuple  # ("status", text) | ("prepared", info) | ("iteration", payload) | ...
 
 
+def expected_iterations(settings: dict[str, Any]) -> int | None:
+    """Iterations a method announces in its settings (``max_iter`` or ``unrolls``), if any."""
+    for key in ("max_iter", "unrolls"):
+        value = settings.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+            return int(value)
+    return None
+
+
 def execute(request: RunRequest, should_stop: Callable[[], bool]) -> Iterator[Message]:
     """Run ``request`` and yield messages; never raises (failures become messages).
 
-    Messages: ``("status", text)``, ``("prepared", info)``, ``("iteration", IterationPayload)``,
+    Messages: ``("status", text)``, ``("prepared", info)``, ``("method_started", name, info)``
+    (``info["expected_iterations"]``: int or None), ``("iteration", IterationPayload)``,
     ``("method_finished", name, summary)``, ``("method_failed", name, reason)``,
     ``("failed", reason)``, and last ``("done", cancelled)``.
     """
@@ -160,6 +170,8 @@ def _run_method(
     import torch
 
     method = compare.get_method(name, **req.settings.get(name, {}))
+    settings = getattr(method, "settings", dict)()
+    yield ("method_started", name, {"expected_iterations": expected_iterations(settings)})
     cuda = req.device.startswith("cuda")
     if cuda:
         torch.cuda.reset_peak_memory_stats(req.device)
@@ -193,7 +205,7 @@ def _run_method(
         "seconds": 0.0 if last is None else last.elapsed,
         "peak_memory_mb": peak,
         "complete": bool(last is not None and last.final),
-        "settings": _jsonable(getattr(method, "settings", dict)()),
+        "settings": _jsonable(settings),
     }
     yield ("method_finished", name, summary)
 
@@ -209,8 +221,37 @@ def _jsonable(obj: Any) -> Any:
 
 
 # ----- compute process ----------------------------------------------------------------------
+#: scheduling priority the compute process lowers itself by (Unix ``nice``), so that on a busy
+#: machine the UI process gets the CPU as soon as it needs it; ``MRIVIEWER_COMPUTE_NICE``
+#: overrides it (0 keeps the UI's priority).
+COMPUTE_NICENESS = 10
+#: thread-count variables of the BLAS / OpenMP runtimes numpy, scipy and sigpy use
+_THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def compute_niceness() -> int:
+    """How much the compute process lowers its priority (``MRIVIEWER_COMPUTE_NICE``, default
+    :data:`COMPUTE_NICENESS`, clamped to 0..19)."""
+    raw = os.environ.get("MRIVIEWER_COMPUTE_NICE", "").strip()
+    try:
+        value = int(raw) if raw else COMPUTE_NICENESS
+    except ValueError:
+        value = COMPUTE_NICENESS
+    return min(max(value, 0), 19)
+
+
+def _lower_priority() -> None:
+    niceness = compute_niceness()
+    if niceness and hasattr(os, "nice"):
+        try:
+            os.nice(niceness)
+        except OSError:
+            pass
+
+
 def _compute_main(conn, cancel_event) -> None:
     """Entry point of the compute process: serve requests until told to stop."""
+    _lower_priority()
     import torch
 
     # leave a core to the UI process (torch would otherwise use every core)
@@ -244,7 +285,17 @@ class ComputeServer:
             name="mriviewer-compute",
             daemon=True,
         )
-        self.process.start()
+        # BLAS/OpenMP read their thread counts when the child imports numpy: give it every core
+        # but one (unless the user set them), as torch.set_num_threads does for torch
+        saved = {name: os.environ.get(name) for name in _THREAD_ENV}
+        for name in _THREAD_ENV:
+            os.environ.setdefault(name, str(ui_friendly_threads()))
+        try:
+            self.process.start()
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
         child.close()
 
     def alive(self) -> bool:
@@ -311,6 +362,7 @@ class ReconWorker(QObject):
 
     status = pyqtSignal(str)
     prepared = pyqtSignal(dict)
+    method_started = pyqtSignal(str, dict)
     iteration = pyqtSignal(object)  # IterationPayload
     method_finished = pyqtSignal(str, dict)
     method_failed = pyqtSignal(str, str)
@@ -382,6 +434,8 @@ class ReconWorker(QObject):
             self.status.emit(message[1])
         elif kind == "prepared":
             self.prepared.emit(message[1])
+        elif kind == "method_started":
+            self.method_started.emit(message[1], message[2])
         elif kind == "iteration":
             self.iteration.emit(message[1])
         elif kind == "method_finished":
