@@ -429,8 +429,40 @@ class MetricsTable(QTableWidget):
         return "" if item is None else item.text()
 
 
+def nice_ceiling(value: float) -> float:
+    """The smallest of 1, 2, 5, 10, 20, 50, ... that is >= ``value`` (at least 5)."""
+    value = max(float(value), 5.0)
+    mag = 10.0 ** np.floor(np.log10(value))
+    return float(next(m * mag for m in (1.0, 2.0, 5.0, 10.0) if m * mag >= value - 1e-9))
+
+
+def padded_nice_range(lo: float, hi: float) -> tuple[float, float]:
+    """``[lo, hi]`` widened outward to multiples of a 1/2/5 x 10^k step (about 4 steps).
+
+    The curves keep such a range while results stream in and only change it when a value falls
+    outside, so the axes (and their grid) are re-rendered a handful of times per run instead of
+    on every streamed iteration."""
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return (0.0, 1.0)
+    span = hi - lo
+    if span <= 0:
+        span = max(abs(hi), 1.0) * 0.1
+    raw = span / 4.0
+    mag = 10.0 ** np.floor(np.log10(raw))
+    step = next(m * mag for m in (1.0, 2.0, 5.0, 10.0) if m * mag >= raw)
+    low = np.floor(lo / step) * step
+    high = np.ceil(hi / step) * step
+    if high - low < step:
+        high = low + step
+    return (float(low), float(high))
+
+
 class CurvesWidget(pg.GraphicsLayoutWidget):
-    """PSNR and SSIM versus iteration, one curve per method, a marker at the shown iteration."""
+    """PSNR and SSIM versus iteration, one curve per method, a marker at the shown iteration.
+
+    While results stream in, the y ranges only grow in whole steps (:func:`padded_nice_range`)
+    and the x range in multiples of 5 iterations; a range the user zooms or pans by hand is left
+    alone until the curves are cleared."""
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -438,7 +470,10 @@ class CurvesWidget(pg.GraphicsLayoutWidget):
         self.plots: dict[str, pg.PlotItem] = {}
         self.markers: dict[str, pg.InfiniteLine] = {}
         self.curves: dict[tuple[str, str], pg.PlotDataItem] = {}
-        self._span: int | None = None
+        self._span: float | None = None
+        self._expected = 0
+        self._y_ranges: dict[str, tuple[float, float]] = {}
+        self._user_range = False
         self.readout = pg.LabelItem(justify="right", size="8pt")
         self.addItem(self.readout, row=0, col=0, colspan=2)
         for col, (metric, label) in enumerate((("psnr", "PSNR (dB)"), ("ssim", "SSIM"))):
@@ -449,10 +484,14 @@ class CurvesWidget(pg.GraphicsLayoutWidget):
             for side in ("left", "bottom"):
                 axis = plot.getAxis(side)
                 axis.enableAutoSIPrefix(False)
+                # tick labels only ever widen the axis: a narrower label would otherwise
+                # resize the plot (and re-render everything in it) while results stream in
+                axis.setStyle(autoReduceTextSpace=False)
                 # the moving iteration marker would otherwise repaint (re-render) the axes
                 axis.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
             if col == 0:
                 plot.addLegend(offset=(-5, -5), labelTextSize="8pt")
+            plot.getViewBox().sigRangeChangedManually.connect(self._user_ranged)
             marker = pg.InfiniteLine(
                 pos=0,
                 angle=90,
@@ -472,6 +511,15 @@ class CurvesWidget(pg.GraphicsLayoutWidget):
             if legend is not None:
                 legend.removeItem(item)
         self.curves.clear()
+        self._y_ranges.clear()
+        self._span = None
+        self._expected = 0
+        self._user_range = False
+        for plot in self.plots.values():
+            plot.enableAutoRange(y=True)
+
+    def _user_ranged(self, *_args) -> None:
+        self._user_range = True
 
     def set_curve(
         self,
@@ -502,14 +550,48 @@ class CurvesWidget(pg.GraphicsLayoutWidget):
             # markers help with a few points; beyond that they only cost drawing time
             item.setSymbol("o" if len(iterations) <= 25 else None)
             item.setData(np.asarray(iterations, float), np.asarray(vals, float))
+        if not self._user_range:
+            self._grow_y_ranges()
+
+    def _grow_y_ranges(self) -> None:
+        for metric, plot in self.plots.items():
+            values = [
+                item.yData[np.isfinite(item.yData)]
+                for (m, _name), item in self.curves.items()
+                if m == metric and item.yData is not None
+            ]
+            values = [v for v in values if v.size]
+            if not values:
+                continue
+            lo = float(min(v.min() for v in values))
+            hi = float(max(v.max() for v in values))
+            current = self._y_ranges.get(metric)
+            if current is not None and current[0] <= lo and hi <= current[1]:
+                continue
+            if current is not None:
+                lo, hi = min(lo, current[0]), max(hi, current[1])
+            self._y_ranges[metric] = padded_nice_range(lo, hi)
+            plot.setYRange(*self._y_ranges[metric], padding=0.02)
+
+    def y_range(self, metric: str) -> tuple[float, float] | None:
+        """The managed y range of ``metric``'s plot (None before any value)."""
+        return self._y_ranges.get(metric)
+
+    def expect_iterations(self, count: int) -> None:
+        """A method announced ``count`` iterations: the x axis shows them from the start."""
+        if count > self._expected:
+            self._expected = count
+            self.set_iteration_span(0)
 
     def set_iteration_span(self, top: int) -> None:
-        """Show iterations 0..top on the shared x axis, rounded up to a multiple of 5 so the
-        axes are not re-rendered for every streamed iteration."""
-        span = max(1, top if top <= 5 else 5 * -(-top // 5))
-        if self._span != span:
+        """Show iterations 0..span on the shared x axis: the announced iteration count, or
+        ``top`` rounded up to 5, 10, 20, 50, ... when a method goes beyond it, so the axes are
+        re-rendered a few times per run, not for every streamed iteration."""
+        span = float(self._expected) if top <= self._expected else nice_ceiling(top)
+        span = max(span, 1.0)
+        if self._span != span and not self._user_range:
             self._span = span
-            self.plots["psnr"].setXRange(0, span, padding=0.04)
+            self.plots["psnr"].setXRange(0, span, padding=0.02)
 
     def set_marker(self, iteration: int) -> None:
         for marker in self.markers.values():
