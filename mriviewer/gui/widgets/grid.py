@@ -15,6 +15,7 @@ DISPLAY_MODES = ("magnitude", "phase", "real", "imag", "log")
 IMAGE_CMAP = "gray"  # matplotlib name; CET-L1 is the same linear grey in pyqtgraph
 ERROR_CMAP = "inferno"
 _PG_CMAPS = {"gray": "CET-L1", "inferno": "inferno"}
+SPARE_BUILD_MS = 30  # idle spacing between building two spare panes
 
 
 def display_array(image: np.ndarray, mode: str) -> np.ndarray:
@@ -56,39 +57,62 @@ def error_array(pred: np.ndarray, ref: np.ndarray, mode: str) -> np.ndarray:
     return np.abs(diff).astype(np.float32)
 
 
+def _image_view() -> tuple[pg.GraphicsLayoutWidget, pg.LabelItem, pg.ViewBox, pg.ImageItem]:
+    """A light image view: a title label over a menu-less, aspect-locked ViewBox.
+
+    (A PlotWidget would also build four axes and its context menus: several times the
+    construction time, paid on the UI thread whenever a run adds panes.)"""
+    widget = pg.GraphicsLayoutWidget()
+    widget.setMinimumSize(60, 60)
+    widget.ci.layout.setContentsMargins(2, 2, 2, 2)
+    label = widget.addLabel("", row=0, col=0, size="9pt")
+    view = widget.addViewBox(row=1, col=0, enableMenu=False)
+    view.setAspectLocked(True)
+    view.setDefaultPadding(0.0)
+    view.invertY(True)
+    image = pg.ImageItem(axisOrder="row-major")
+    view.addItem(image)
+    return widget, label, view, image
+
+
 class Pane:
-    """One titled image (and optional error map) in the grid."""
+    """One titled image and its error map (|pred - ref|), the latter built on first use."""
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.widget = pg.PlotWidget()
-        self.widget.setMinimumSize(60, 60)
-        self.plot: pg.PlotItem = self.widget.getPlotItem()
-        self.plot.hideAxis("left")
-        self.plot.hideAxis("bottom")
-        self.plot.setMenuEnabled(False)
-        self.view: pg.ViewBox = self.plot.getViewBox()
-        self.view.setAspectLocked(True)
-        self.view.setDefaultPadding(0.0)
-        self.view.invertY(True)
-        self.image = pg.ImageItem(axisOrder="row-major")
-        self.plot.addItem(self.image)
-        self.error_widget = pg.PlotWidget()
-        self.error_widget.setMinimumSize(60, 60)
-        self.error_plot: pg.PlotItem = self.error_widget.getPlotItem()
-        self.error_plot.hideAxis("left")
-        self.error_plot.hideAxis("bottom")
-        self.error_plot.setMenuEnabled(False)
-        self.error_view: pg.ViewBox = self.error_plot.getViewBox()
-        self.error_view.setAspectLocked(True)
-        self.error_view.setDefaultPadding(0.0)
-        self.error_view.invertY(True)
-        self.error_image = pg.ImageItem(axisOrder="row-major")
-        self.error_plot.addItem(self.error_image)
+        self.widget, self.label, self.view, self.image = _image_view()
+        self._error_parts: tuple | None = None
         self.data: np.ndarray | None = None
         self.error: np.ndarray | None = None
         self.title = name
         self.roi: pg.RectROI | None = None
+
+    @property
+    def has_error_view(self) -> bool:
+        return self._error_parts is not None
+
+    def _error(self) -> tuple:
+        if self._error_parts is None:
+            widget, _label, view, image = _image_view()
+            widget.ci.removeItem(_label)  # the error map sits under its titled pane
+            self._error_parts = (widget, view, image)
+        return self._error_parts
+
+    @property
+    def error_widget(self) -> pg.GraphicsLayoutWidget:
+        return self._error()[0]
+
+    @property
+    def error_view(self) -> pg.ViewBox:
+        return self._error()[1]
+
+    @property
+    def error_image(self) -> pg.ImageItem:
+        return self._error()[2]
+
+    def widgets(self) -> list[QWidget]:
+        """The widgets built so far (pane, and error map if any)."""
+        return [self.widget] + ([self._error_parts[0]] if self._error_parts else [])
 
     def set_title(self, text: str) -> None:
         self.title = text
@@ -97,7 +121,7 @@ class Pane:
                 f"<tr><td align='center'>{line}</td></tr>" for line in text.split("<br>")
             )
             text = f"<table cellspacing='0' cellpadding='0'>{rows}</table>"
-        self.plot.setTitle(text, size="9pt")
+        self.label.setText(text, size="9pt")
 
 
 class ComparisonGrid(QWidget):
@@ -117,6 +141,12 @@ class ComparisonGrid(QWidget):
         self.error_bar_widget = pg.GraphicsLayoutWidget()
         self.error_bar_widget.setFixedWidth(80)
         self.panes: dict[str, Pane] = {}
+        self._spares: list[Pane] = []
+        self._spare_target = 0
+        self._spare_timer = QTimer(self)
+        self._spare_timer.setSingleShot(True)
+        self._spare_timer.setInterval(SPARE_BUILD_MS)
+        self._spare_timer.timeout.connect(self._build_spare)
         self._levels = (0.0, 1.0)
         self._error_levels = (0.0, 0.1)
         self.error_visible = False
@@ -155,16 +185,11 @@ class ComparisonGrid(QWidget):
         self._clear_layout(delete=[p for n, p in old.items() if n not in names])
         self.panes = {}
         for name in names:
-            pane = old.get(name)
-            if pane is None:
-                pane = Pane(name)
-                pane.set_title(name)
-                for view in (pane.view, pane.error_view):
-                    view.sigRangeChangedManually.connect(lambda *_a, v=view: self.sync_views(v))
+            pane = old.get(name) or self._take_spare(name)
             self.panes[name] = pane
         self._relayout()
         self.colorbar.setImageItem([p.image for p in self.panes.values()])
-        self.error_bar.setImageItem([p.error_image for p in self.panes.values()])
+        self._link_error_bar()
         self.set_levels(*self._levels)
         self.set_error_levels(*self._error_levels)
         if self.roi_visible:
@@ -184,17 +209,71 @@ class ComparisonGrid(QWidget):
         pane.data = None
         pane.error = None
         pane.image.clear()
-        pane.error_image.clear()
+        if pane.has_error_view:
+            pane.error_image.clear()
         if title is not None:
             pane.set_title(title)
 
+    # ----- spare panes: built in idle time so that starting a run does not build views -----
+    def keep_spare_panes(self, count: int) -> None:
+        """Keep ``count`` unused panes ready, building the missing ones (and their error maps
+        while those are shown) one view per event-loop turn while the UI is idle, so that a
+        run adding panes only has to lay them out."""
+        self._spare_target = max(0, int(count))
+        self._schedule_spares()
+
+    def spare_count(self) -> int:
+        return len(self._spares)
+
+    def _spare_work(self) -> Pane | bool:
+        """The spare that needs an error map, True if a spare is missing, else False."""
+        if self.error_visible:
+            for pane in self._spares:
+                if not pane.has_error_view:
+                    return pane
+        return len(self._spares) < self._spare_target
+
+    def _schedule_spares(self) -> None:
+        if self._spare_work() is not False and not self._spare_timer.isActive():
+            self._spare_timer.start()
+
+    def _build_spare(self) -> None:
+        work = self._spare_work()
+        if isinstance(work, Pane):
+            self._ensure_error_view(work)
+        elif work:
+            self._spares.append(self._new_pane(""))
+        self._schedule_spares()
+
+    def _new_pane(self, name: str) -> Pane:
+        pane = Pane(name)
+        pane.view.sigRangeChangedManually.connect(lambda *_a, v=pane.view: self.sync_views(v))
+        return pane
+
+    def _take_spare(self, name: str) -> Pane:
+        pane = self._spares.pop() if self._spares else self._new_pane(name)
+        pane.name = name
+        pane.set_title(name)
+        self._schedule_spares()
+        return pane
+
     def _clear_layout(self, delete: list[Pane]) -> None:
         for pane in self.panes.values():
-            for widget in (pane.widget, pane.error_widget):
+            for widget in pane.widgets():
                 self.layout_.removeWidget(widget)
                 widget.hide()
-        for pane in delete:
-            for widget in (pane.widget, pane.error_widget):
+        for pane in delete:  # back to the spares (cleared), or deleted beyond what is kept
+            pane.data = pane.error = None
+            pane.image.clear()
+            if pane.has_error_view:
+                pane.error_image.clear()
+            if pane.roi is not None:
+                pane.view.removeItem(pane.roi)
+                pane.roi = None
+            if len(self._spares) < self._spare_target:
+                self._spares.append(pane)
+                continue
+            for widget in pane.widgets():
                 widget.setParent(None)
                 widget.deleteLater()
         for widget in (self.bar_widget, self.error_bar_widget):
@@ -216,6 +295,7 @@ class ComparisonGrid(QWidget):
             self.layout_.addWidget(pane.widget, r * rows_per, c)
             pane.widget.show()
             if self.error_visible:
+                self._ensure_error_view(pane)
                 self.layout_.addWidget(pane.error_widget, r * rows_per + 1, c)
                 pane.error_widget.show()
         nrows = math.ceil(n / ncols) * rows_per
@@ -231,12 +311,28 @@ class ComparisonGrid(QWidget):
         else:
             self.error_bar_widget.hide()
 
+    def _ensure_error_view(self, pane: Pane) -> None:
+        """Build ``pane``'s error map on first use: linked zoom, error levels, colour bar."""
+        if pane.has_error_view:
+            return
+        view = pane.error_view
+        view.sigRangeChangedManually.connect(lambda *_a, v=view: self.sync_views(v))
+        pane.error_image.setLevels(self._error_levels)
+        if pane.name in self.panes:
+            self._link_error_bar()
+
+    def _link_error_bar(self) -> None:
+        self.error_bar.setImageItem(
+            [p.error_image for p in self.panes.values() if p.has_error_view]
+        )
+
     def set_error_visible(self, visible: bool) -> None:
         """Show or hide the error maps (|pred - ref|) under each pane."""
         if visible == self.error_visible:
             return
         self.error_visible = visible
         self.set_panes(list(self.panes))
+        self._schedule_spares()
 
     # ----- images and levels --------------------------------------------------------------
     def set_image(
@@ -248,14 +344,16 @@ class ComparisonGrid(QWidget):
         pane.image.setImage(data, autoLevels=False, levels=self._levels)
         pane.error = error
         if error is not None:
+            self._ensure_error_view(pane)
             pane.error_image.setImage(error, autoLevels=False, levels=self._error_levels)
-        else:
+        elif pane.has_error_view:
             pane.error_image.clear()
         if title is not None:
             pane.set_title(title)
         if first and not self._user_zoomed:
             pane.view.enableAutoRange(pg.ViewBox.XYAxes, True)
-            pane.error_view.enableAutoRange(pg.ViewBox.XYAxes, True)
+            if pane.has_error_view:
+                pane.error_view.enableAutoRange(pg.ViewBox.XYAxes, True)
 
     def levels(self) -> tuple[float, float]:
         return self._levels
@@ -279,7 +377,8 @@ class ComparisonGrid(QWidget):
         self._error_levels = (float(lo), float(hi))
         self.error_bar.setLevels(self._error_levels)
         for pane in self.panes.values():
-            pane.error_image.setLevels(self._error_levels)
+            if pane.has_error_view:
+                pane.error_image.setLevels(self._error_levels)
 
     def _on_bar_levels(self, bar) -> None:
         lo, hi = bar.levels()
@@ -292,8 +391,9 @@ class ComparisonGrid(QWidget):
 
     # ----- view state ---------------------------------------------------------------------
     def views(self) -> list[pg.ViewBox]:
-        """Every image ViewBox (panes, then error maps)."""
-        return [p.view for p in self.panes.values()] + [p.error_view for p in self.panes.values()]
+        """Every image ViewBox (panes, then the error maps built so far)."""
+        panes = list(self.panes.values())
+        return [p.view for p in panes] + [p.error_view for p in panes if p.has_error_view]
 
     def sync_views(self, source: pg.ViewBox) -> None:
         """Linked zoom/pan: give every view the source's centre and scale (units per pixel).
