@@ -22,8 +22,17 @@ IDLE_MS = 2000
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("gui", help="UI event-loop latency while a method runs in the worker")
     p.add_argument("--file", default="demo", help="k-space file (default: the demo case)")
-    p.add_argument("--method", default="l1-wavelet", help="method to run (default: l1-wavelet)")
-    p.add_argument("--max-iter", type=int, default=60, help="iterations of the method")
+    p.add_argument(
+        "--method",
+        default="l1-wavelet",
+        help="method(s) to run, comma-separated, e.g. cg-sense,l1-wavelet,model:dense "
+        "(default: l1-wavelet)",
+    )
+    p.add_argument(
+        "--max-iter", type=int, default=60, help="iterations of the classical iterative methods"
+    )
+    p.add_argument("--errors", action="store_true", help="show the error maps during the run")
+    p.add_argument("--size", default="1600x1000", help="window size WxH (default 1600x1000)")
     p.add_argument("--accel", type=float, default=4.0, help="mask acceleration")
     p.add_argument("--device", default="cpu", help="cpu or cuda:N")
     p.add_argument("--idle-ms", type=int, default=IDLE_MS, help="idle baseline length (ms)")
@@ -47,19 +56,26 @@ def run_bench(args: argparse.Namespace) -> int:
     if "QT_QPA_PLATFORM" not in os.environ and not os.environ.get("DISPLAY"):
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
     try:
-        import pyqtgraph as pg
         from PyQt6.QtCore import QElapsedTimer, QTimer
         from PyQt6.QtWidgets import QApplication
     except ImportError as exc:
         print(f"mriviewer: bench gui needs the 'gui' extra ({exc})", file=sys.stderr)
         return 1
     from mriviewer.core.errors import MriViewerError
+    from mriviewer.gui.app import configure_pyqtgraph
     from mriviewer.gui.main_window import MainWindow
 
-    pg.setConfigOptions(imageAxisOrder="row-major")
+    configure_pyqtgraph()
     app = QApplication.instance() or QApplication(["mriviewer-bench"])
+    methods = [m.strip() for m in args.method.split(",") if m.strip()]
+    if not methods:
+        raise MriViewerError("--method: give at least one method")
+    try:
+        width, height = (int(v) for v in getattr(args, "size", "1600x1000").lower().split("x"))
+    except ValueError as exc:
+        raise MriViewerError(f"--size must look like 1600x1000, got {args.size!r}") from exc
     window = MainWindow(scripted=True)
-    window.resize(1600, 1000)
+    window.resize(width, height)
     if not window.open_file(args.file):
         raise MriViewerError(
             f"cannot open {args.file}: {window.errors[-1] if window.errors else ''}"
@@ -69,6 +85,10 @@ def run_bench(args: argparse.Namespace) -> int:
         raise MriViewerError(f"device {args.device!r} is not available")
     window.methods_panel.device_combo.setCurrentIndex(idx)
     window.mask_panel.accel_spin.setValue(args.accel)
+    methods = [_panel_key(window, m) for m in methods]
+    window.methods_panel.set_checked(methods)  # as a user would before pressing Run
+    if getattr(args, "errors", False):
+        window.grid.set_error_visible(True)
     window.show()
     app.processEvents()
 
@@ -94,41 +114,47 @@ def run_bench(args: argparse.Namespace) -> int:
         time.sleep(0.001)
     marks = {"run": float(clock.elapsed())}
     window.runFinished.connect(app.quit)
-    settings = {args.method: {"max_iter": args.max_iter}} if args.max_iter else {}
+    iterative = ("cg-sense", "l1-wavelet")
+    settings = {m: {"max_iter": args.max_iter} for m in methods if m in iterative and args.max_iter}
     start = time.perf_counter()
-    if not window.run([args.method], settings=settings):
+    if not window.run(methods, settings=settings):
         raise MriViewerError(
             f"cannot start {args.method}: {window.errors[-1] if window.errors else ''}"
         )
-    window.controller.worker.prepared.connect(
-        lambda _info: marks.setdefault("iterate", float(clock.elapsed()))
-    )
+    starts: list[tuple[str, float]] = []  # (method, time its first message arrived)
+    worker = window.controller.worker
+    worker.method_started.connect(lambda name, _info: starts.append((name, clock.elapsed())))
     app.exec()
     timer.stop()
     wall = time.perf_counter() - start
-    trace = window.traces.get(args.method)
+    traces = {m: window.traces.get(m) for m in methods}
     window.close()
-    if trace is None or trace.error or not trace.iterations:
-        reason = trace.error if trace is not None else "no result"
-        raise MriViewerError(f"{args.method} failed: {reason}")
-    t_iter = marks.get("iterate", marks["run"])
-    phases = {
-        "idle (baseline)": [lat for t, lat in samples if t < marks["run"]],
-        "coil maps": [lat for t, lat in samples if marks["run"] <= t < t_iter],
-        f"{args.method} iterations": [lat for t, lat in samples if t >= t_iter],
-        "whole run": [lat for t, lat in samples if t >= marks["run"]],
-    }
+    for name, trace in traces.items():
+        if trace is None or trace.error or not trace.iterations:
+            reason = trace.error if trace is not None else "no result"
+            raise MriViewerError(f"{window.methods_panel.label(name)} failed: {reason}")
+    run_at = marks["run"]
+    label = window.methods_panel.label
+    bounds = [("start + coil maps", run_at)]
+    bounds += [(f"{label(n)} iterations", float(t)) for n, t in starts]
+    phases = {"idle (baseline)": [lat for t, lat in samples if t < run_at]}
+    for i, (name, t0) in enumerate(bounds):
+        t1 = bounds[i + 1][1] if i + 1 < len(bounds) else float("inf")
+        phases[name] = [lat for t, lat in samples if t0 <= t < t1]
+    phases["whole run"] = [lat for t, lat in samples if t >= run_at]
+    done = ", ".join(f"{label(n)} {t.iterations[-1]} it" for n, t in traces.items())
     print(
-        f"bench gui: {args.method} ({trace.iterations[-1]} iterations, {wall:.2f} s) on "
-        f"{window.volume.path.name} ({window.kspace.shape[0]} coils, "
-        f"{window.kspace.shape[1]}x{window.kspace.shape[2]}), device {args.device}, "
+        f"bench gui: {done} in {wall:.2f} s on {window.volume.path.name} "
+        f"({window.kspace.shape[0]} coils, {window.kspace.shape[1]}x{window.kspace.shape[2]}), "
+        f"device {args.device}, window {width}x{height}"
+        f"{', error maps on' if getattr(args, 'errors', False) else ''}, "
         f"load average {_loadavg()}"
     )
-    print(f"{'phase':<28} {'ticks':>6} {'max ms':>8} {'p95 ms':>8} {'mean ms':>8}")
+    print(f"{'phase':<34} {'ticks':>6} {'max ms':>8} {'p95 ms':>8} {'mean ms':>8}")
     for name, lat in phases.items():
         st = lateness_stats(lat)
         print(
-            f"{name:<28} {st['ticks']:>6d} {st['max_ms']:>8.1f} {st['p95_ms']:>8.1f} "
+            f"{name:<34} {st['ticks']:>6d} {st['max_ms']:>8.1f} {st['p95_ms']:>8.1f} "
             f"{st['mean_ms']:>8.1f}"
         )
     st = lateness_stats(phases["whole run"])
@@ -138,6 +164,18 @@ def run_bench(args: argparse.Namespace) -> int:
         f"p95 {st['p95_ms']:.1f} ms -> {verdict} (target max < {TARGET_MS:.0f} ms)"
     )
     return 0
+
+
+def _panel_key(window, method: str) -> str:
+    """The Methods panel's key for ``method`` (a zoo model ``model:NAME`` is listed by path)."""
+    panel = window.methods_panel
+    if method in panel.keys() or not method.startswith("model:"):
+        return method
+    name = method[len("model:") :]
+    for key in panel.keys():
+        if panel.label(key) == f"model: {name}":
+            return key
+    return method
 
 
 def _loadavg() -> str:

@@ -167,15 +167,22 @@ class ScriptRunner:
             self.app.exit(self.status)
 
 
+def configure_pyqtgraph() -> None:
+    """pyqtgraph options of the app (row-major images, antialiased curves); the UI benchmark
+    uses the same so it measures what the user gets."""
+    import pyqtgraph as pg
+
+    pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
+
+
 def run_app(argv: Sequence[str] | None = None) -> int:
     """Open the main window (``argv`` excludes the program name); returns the exit status."""
     args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
-    import pyqtgraph as pg
     from PyQt6.QtCore import QTimer
     from PyQt6.QtGui import QGuiApplication
     from PyQt6.QtWidgets import QApplication
 
-    pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
+    configure_pyqtgraph()
     app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "mriviewer"])
     app.setApplicationName("mriviewer")
     app.setApplicationVersion(__version__)

@@ -61,7 +61,8 @@ from mriviewer.gui.workers import (
 
 REFERENCE = "reference"
 MAX_RECENT = 8
-REFRESH_MS = 60
+REFRESH_MS = 100  # streamed results are applied at most this often (ms)
+CURVES_DELAY_MS = 40  # the curves follow the panes this much later (ms)
 
 SHORTCUTS = [
     ("Ctrl+O", "open a k-space file"),
@@ -181,6 +182,7 @@ class MainWindow(QMainWindow):
         # extra methods with mriviewer.core.compare.register_method
         self.plugin_modules: list[str] = []
         self._dirty = False
+        self._pending_layout: list[str] | None = None
         self._shown: dict[str, tuple] = {}
         self._curve_counts: dict[str, int] = {}
         self._follow = True
@@ -188,10 +190,18 @@ class MainWindow(QMainWindow):
         self._build_ui()
         self._build_menus()
         self.populate_methods()
+        self.methods_panel.list.itemChanged.connect(self._keep_spare_panes)
+        self._keep_spare_panes()
         self.refresh_timer = QTimer(self)
         self.refresh_timer.setSingleShot(True)
         self.refresh_timer.setInterval(REFRESH_MS)
-        self.refresh_timer.timeout.connect(self.refresh)
+        self.refresh_timer.timeout.connect(self._refresh_streamed)
+        # while results stream in, the curves are redrawn in their own event-loop turn, a little
+        # after the panes, so no single repaint holds the UI thread for both
+        self.curves_timer = QTimer(self)
+        self.curves_timer.setSingleShot(True)
+        self.curves_timer.setInterval(CURVES_DELAY_MS)
+        self.curves_timer.timeout.connect(self._refresh_curves)
         if default_backend() == "process":
             QTimer.singleShot(0, warm_up_compute_server)  # start it early (it imports torch)
 
@@ -469,6 +479,9 @@ class MainWindow(QMainWindow):
             self.mask_file = None
             self.regenerate_mask()
         self._update_kspace_view()
+        self._pending_layout = None
+        # the method panes go back to the grid's spares for the next run
+        self.grid.keep_spare_panes(len(self.methods_panel.checked()))
         self.grid.set_panes([REFERENCE])
         self.grid.reset_view()
         self.reset_levels()
@@ -758,12 +771,7 @@ class MainWindow(QMainWindow):
                 del self.traces[key]
         self.curves.clear_curves()
         self._curve_counts.clear()
-        self._building = True
-        self.grid.set_panes([REFERENCE, *methods])
-        for key in methods:
-            self.grid.clear_pane(key, f"{self.traces[key].label}<br>waiting…")
-        self._shown = {k: v for k, v in self._shown.items() if k not in methods}
-        self._building = False
+        self._pending_layout = [REFERENCE, *methods]
         self._follow = True
         self.iter_slider.setRange(0, 0)
         request = RunRequest(
@@ -779,19 +787,47 @@ class MainWindow(QMainWindow):
         )
         worker = self.controller.start(request)
         worker.status.connect(self.methods_panel.progress.setText)
+        worker.method_started.connect(self._on_method_started)
         worker.iteration.connect(self._on_iteration)
         worker.method_finished.connect(self._on_method_finished)
         worker.method_failed.connect(self._on_method_failed)
         worker.failed.connect(lambda text: self.show_error("Run failed", text))
         worker.finished.connect(self._on_run_finished)
         self.methods_panel.set_running(True)
-        self.refresh()
+        # the panes are laid out in the next event-loop turn (the worker is already estimating
+        # coil maps), so the Run click and the new layout do not hold the UI in one go
+        QTimer.singleShot(0, self._refresh_streamed)
         return True
+
+    def _lay_out_run(self) -> None:
+        """Lay out the reference and one pane per method of the run just started."""
+        names, self._pending_layout = self._pending_layout, None
+        if not names:
+            return
+        methods = names[1:]
+        self._building = True
+        self.grid.set_panes(names)
+        for key in methods:
+            if key in self.traces:
+                self.grid.clear_pane(key, f"{self.traces[key].label}<br>waiting…")
+        self._shown = {k: v for k, v in self._shown.items() if k not in methods}
+        self._building = False
+        self._keep_spare_panes()
 
     def cancel(self) -> None:
         if self.controller.running:
             self.controller.cancel()
             self.methods_panel.progress.setText("cancelling…")
+
+    def _keep_spare_panes(self, *_args) -> None:
+        """Have the grid build, in idle time, the panes a run of the checked methods needs."""
+        missing = [m for m in self.methods_panel.checked() if m not in self.grid.panes]
+        self.grid.keep_spare_panes(len(missing))
+
+    def _on_method_started(self, name: str, info: dict) -> None:
+        expected = info.get("expected_iterations")
+        if name in self.traces and isinstance(expected, int):
+            self.curves.expect_iterations(expected)
 
     def _on_iteration(self, payload: IterationPayload) -> None:
         trace = self.traces.get(payload.method)
@@ -825,6 +861,7 @@ class MainWindow(QMainWindow):
         if cancelled:
             self.statusBar().showMessage("run cancelled; results so far are kept", 6000)
         self.refresh_timer.stop()
+        self.curves_timer.stop()
         self.refresh()
         self.runFinished.emit(cancelled)
 
@@ -834,7 +871,20 @@ class MainWindow(QMainWindow):
         return max(its) if its else 0
 
     def refresh(self) -> None:
-        """Apply streamed results (throttled): slider range, panes, curves, table."""
+        """Apply streamed results now: slider range, panes, table and curves."""
+        self._refresh_panes()
+        self.curves_timer.stop()
+        self._refresh_curves()
+
+    def _refresh_streamed(self) -> None:
+        """Throttled update while a run streams: panes now, curves one event-loop turn later."""
+        self._refresh_panes()
+        if not self.curves_timer.isActive():
+            self.curves_timer.start()
+
+    def _refresh_panes(self) -> None:
+        if self._pending_layout:
+            self._lay_out_run()
         self._dirty = False
         top = self.max_iteration()
         follow = self._follow or self.iter_slider.value() >= self.iter_slider.maximum()
@@ -843,6 +893,9 @@ class MainWindow(QMainWindow):
         if follow:
             self.iter_slider.setValue(top)
         self.iter_slider.blockSignals(False)
+        self.show_iteration(self.iter_slider.value(), move_marker=False)
+
+    def _refresh_curves(self) -> None:
         for trace in self.traces.values():
             if trace.iterations and self._curve_counts.get(trace.key) != len(trace.iterations):
                 self._curve_counts[trace.key] = len(trace.iterations)
@@ -853,8 +906,8 @@ class MainWindow(QMainWindow):
                     trace.iterations,
                     {m: [d.get(m, np.nan) for d in trace.metrics] for m in ("psnr", "ssim")},
                 )
-        self.curves.set_iteration_span(top)
-        self.show_iteration(self.iter_slider.value())
+        self.curves.set_iteration_span(self.max_iteration())
+        self.curves.set_marker(self.iter_slider.value())
 
     def _iteration_changed(self, value: int) -> None:
         self._follow = value >= self.iter_slider.maximum()
@@ -863,10 +916,12 @@ class MainWindow(QMainWindow):
     def step_iteration(self, delta: int) -> None:
         self.iter_slider.setValue(self.iter_slider.value() + delta)
 
-    def show_iteration(self, iteration: int) -> None:
-        """Each pane shows its latest iteration <= ``iteration``."""
+    def show_iteration(self, iteration: int, move_marker: bool = True) -> None:
+        """Each pane shows its latest iteration <= ``iteration`` (and the curves' marker moves
+        there unless ``move_marker`` is False)."""
         self.iter_label.setText(f"{iteration} / {self.iter_slider.maximum()}")
-        self.curves.set_marker(iteration)
+        if move_marker:
+            self.curves.set_marker(iteration)
         if self.reference is None:
             return
         mode = self.display_mode

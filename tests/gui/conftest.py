@@ -47,10 +47,10 @@ def slow_method():
 
 @pytest.fixture
 def window(qtbot, case_file):
-    import pyqtgraph as pg
-
-    pg.setConfigOptions(imageAxisOrder="row-major")
+    from mriviewer.gui.app import configure_pyqtgraph
     from mriviewer.gui.main_window import MainWindow
+
+    configure_pyqtgraph()  # the app's options (antialiased curves)
 
     win = MainWindow()
     qtbot.addWidget(win)
