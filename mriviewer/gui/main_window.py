@@ -202,6 +202,12 @@ class MainWindow(QMainWindow):
         self.curves_timer.setSingleShot(True)
         self.curves_timer.setInterval(CURVES_DELAY_MS)
         self.curves_timer.timeout.connect(self._refresh_curves)
+        # a run's panes are laid out by a timer (not a posted call), so the paint that follows
+        # is a separate event-loop pass in which other timers and input get their turn
+        self.layout_timer = QTimer(self)
+        self.layout_timer.setSingleShot(True)
+        self.layout_timer.setInterval(1)
+        self.layout_timer.timeout.connect(self._lay_out_run)
         if default_backend() == "process":
             QTimer.singleShot(0, warm_up_compute_server)  # start it early (it imports torch)
 
@@ -796,7 +802,7 @@ class MainWindow(QMainWindow):
         self.methods_panel.set_running(True)
         # the panes are laid out in the next event-loop turn (the worker is already estimating
         # coil maps), so the Run click and the new layout do not hold the UI in one go
-        QTimer.singleShot(0, self._refresh_streamed)
+        self.layout_timer.start()
         return True
 
     def _lay_out_run(self) -> None:
@@ -806,13 +812,13 @@ class MainWindow(QMainWindow):
             return
         methods = names[1:]
         self._building = True
-        self.grid.set_panes(names)
-        for key in methods:
-            if key in self.traces:
-                self.grid.clear_pane(key, f"{self.traces[key].label}<br>waiting…")
+        waiting = {k: f"{self.traces[k].label}<br>waiting…" for k in methods if k in self.traces}
+        self.grid.set_panes(names, fresh=waiting)
         self._shown = {k: v for k, v in self._shown.items() if k not in methods}
         self._building = False
         self._keep_spare_panes()
+        if not self.refresh_timer.isActive():  # results are shown in a later turn
+            self.refresh_timer.start()
 
     def cancel(self) -> None:
         if self.controller.running:

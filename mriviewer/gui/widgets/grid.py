@@ -177,15 +177,22 @@ class ComparisonGrid(QWidget):
         self.error_bar_widget.addItem(self.error_bar)
 
     # ----- layout -------------------------------------------------------------------------
-    def set_panes(self, names: list[str]) -> None:
+    def set_panes(self, names: list[str], fresh: dict[str, str] | None = None) -> None:
         """Lay out panes with these names (first is the reference), reusing existing panes
-        (their image, title and ROI) and keeping the view."""
+        (their image, title and ROI) and keeping the view. Panes named in ``fresh`` start
+        empty with the given title (set before they are shown: one layout, one paint)."""
+        fresh = fresh or {}
         view_range = self.view_range() if self.panes and self._user_zoomed else None
         old = self.panes
         self._clear_layout(delete=[p for n, p in old.items() if n not in names])
         self.panes = {}
         for name in names:
-            pane = old.get(name) or self._take_spare(name)
+            pane = old.get(name)
+            if pane is None:  # spares are empty already
+                pane = self._take_spare(name, fresh.get(name))
+            elif name in fresh:
+                self.panes[name] = pane
+                self.clear_pane(name, fresh[name])
             self.panes[name] = pane
         self._relayout()
         self.colorbar.setImageItem([p.image for p in self.panes.values()])
@@ -250,19 +257,20 @@ class ComparisonGrid(QWidget):
         pane.view.sigRangeChangedManually.connect(lambda *_a, v=pane.view: self.sync_views(v))
         return pane
 
-    def _take_spare(self, name: str) -> Pane:
+    def _take_spare(self, name: str, title: str | None = None) -> Pane:
         pane = self._spares.pop() if self._spares else self._new_pane(name)
         pane.name = name
-        pane.set_title(name)
+        pane.set_title(title or name)
         self._schedule_spares()
         return pane
 
     def _clear_layout(self, delete: list[Pane]) -> None:
-        for pane in self.panes.values():
+        for pane in self.panes.values():  # panes that stay are not hidden (no re-show cost)
             for widget in pane.widgets():
                 self.layout_.removeWidget(widget)
-                widget.hide()
         for pane in delete:  # back to the spares (cleared), or deleted beyond what is kept
+            for widget in pane.widgets():
+                widget.hide()
             pane.data = pane.error = None
             pane.image.clear()
             if pane.has_error_view:
@@ -294,10 +302,12 @@ class ComparisonGrid(QWidget):
             r, c = divmod(i, ncols)
             self.layout_.addWidget(pane.widget, r * rows_per, c)
             pane.widget.show()
-            if self.error_visible:
+            if self.error_visible and i > 0:  # the reference has no error map
                 self._ensure_error_view(pane)
                 self.layout_.addWidget(pane.error_widget, r * rows_per + 1, c)
                 pane.error_widget.show()
+            elif pane.has_error_view:
+                pane.error_widget.hide()
         nrows = math.ceil(n / ncols) * rows_per
         for c in range(ncols):
             self.layout_.setColumnStretch(c, 1)
@@ -310,6 +320,9 @@ class ComparisonGrid(QWidget):
             self.error_bar_widget.show()
         else:
             self.error_bar_widget.hide()
+        # settle the geometry now: otherwise the grid paints once with the old sizes and again
+        # after the posted layout request
+        self.layout_.activate()
 
     def _ensure_error_view(self, pane: Pane) -> None:
         """Build ``pane``'s error map on first use: linked zoom, error levels, colour bar."""
