@@ -221,10 +221,12 @@ def _jsonable(obj: Any) -> Any:
 
 
 # ----- compute process ----------------------------------------------------------------------
-#: scheduling priority the compute process lowers itself by (Unix ``nice``), so that on a busy
-#: machine the UI process gets the CPU as soon as it needs it; ``MRIVIEWER_COMPUTE_NICE``
-#: overrides it (0 keeps the UI's priority).
-COMPUTE_NICENESS = 10
+#: how much the compute process lowers its scheduling priority (Unix ``nice``); 0 by default:
+#: the UI sleeps between repaints, so the kernel already gives it the CPU promptly, and with two
+#: CPU hogs running beside it (`mriviewer bench gui --max-iter 30`, 2 cores) nice 5 / 10 made
+#: l1-wavelet 2.3x / 8.6x slower without lowering the UI's lateness (60 / 68 / 71 ms max).
+#: ``MRIVIEWER_COMPUTE_NICE=N`` makes reconstructions yield to other work, e.g. a training run.
+COMPUTE_NICENESS = 0
 #: thread-count variables of the BLAS / OpenMP runtimes numpy, scipy and sigpy use
 _THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
