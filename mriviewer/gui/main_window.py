@@ -183,6 +183,7 @@ class MainWindow(QMainWindow):
         self.plugin_modules: list[str] = []
         self._dirty = False
         self._pending_layout: list[str] | None = None
+        self.read_probe = None  # ReadProbe: HDF5 files are read in a helper process first
         self._shown: dict[str, tuple] = {}
         self._curve_counts: dict[str, int] = {}
         self._follow = True
@@ -420,6 +421,8 @@ class MainWindow(QMainWindow):
         """Open a k-space file (or ``"demo"``); on failure the current case stays as it was."""
         from mriviewer.core.io import open_kspace
 
+        if not self._probe_read("Cannot open file", path, slice_index):
+            return False
         try:
             volume = open_kspace(path)
             index = (
@@ -446,6 +449,25 @@ class MainWindow(QMainWindow):
         self.error_label.setText("")
         return True
 
+    def _probe_read(self, title: str, path: str | Path, index: int | None) -> bool:
+        """Read an HDF5 file in the helper process first (see :mod:`read_probe`); False (and
+        a message) if that crashed it. Other formats are read by Python code and not probed."""
+        from mriviewer.gui.read_probe import ReadProbe, is_hdf5
+
+        if str(path) == "demo" or not is_hdf5(path):
+            return True
+        if self.read_probe is None:
+            self.read_probe = ReadProbe()
+        try:
+            result = self.read_probe.check(Path(path).resolve(), index)
+        except (RuntimeError, OSError) as exc:  # no helper process here: read in-process
+            self.statusBar().showMessage(f"reading without a helper process ({exc})", 5000)
+            return True
+        if result.status == "crashed":
+            self.show_error(title, result.reason)
+            return False
+        return True  # "error": the app's own read raises the same problem, with its message
+
     def _read_slice(self, volume, index: int) -> tuple[np.ndarray, np.ndarray]:
         from mriviewer.core.io import center_crop
         from mriviewer.core.physics.fft import ifft2c_np, rss
@@ -461,10 +483,14 @@ class MainWindow(QMainWindow):
             return False
         if index == self.volume.slice_index and self.kspace is not None:
             return True
+        if not self._probe_read("Cannot read slice", self.volume.path, index):
+            self.data_panel.set_slice(self.volume.slice_index)  # back to the slice shown
+            return False
         try:
             kspace, reference = self._read_slice(self.volume, index)
         except MriViewerError as exc:
             self.show_error("Cannot read slice", str(exc))
+            self.data_panel.set_slice(self.volume.slice_index)
             return False
         self.controller.stop()
         self.volume.select(index)
@@ -1389,6 +1415,8 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt API
         """Stop the worker (cancel + wait) before the window goes."""
         self.refresh_timer.stop()
+        if self.read_probe is not None:
+            self.read_probe.close()
         # a compute process that has not stopped after 3 s is terminated by stop(); a thread
         # backend can only be waited for
         ended = self.controller.stop(wait_ms=3000) or self.controller.stop(wait_ms=60000)
