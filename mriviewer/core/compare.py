@@ -21,7 +21,7 @@ from mriviewer.core.errors import ReconError
 from mriviewer.core.io.base import KSpaceVolume
 from mriviewer.core.io.fastmri import center_crop
 from mriviewer.core.metrics import all_metrics
-from mriviewer.core.physics.coils import estimate_coil_maps
+from mriviewer.core.physics.coils import auto_calibration, estimate_coil_maps
 from mriviewer.core.physics.fft import ifft2c_np, rss
 from mriviewer.core.physics.masks import SamplingMask
 from mriviewer.core.recon.base import IterationResult, ReconMethod, ReconProblem
@@ -98,7 +98,7 @@ def prepare_problem(
         acs = (
             mask.acs_size() if isinstance(mask, SamplingMask) else SamplingMask(mask_arr).acs_size()
         )
-        calib = int(max(12, min(acs)))
+        calib = auto_calibration(acs)
     maps = estimate_coil_maps(under, method=coil_method, calib=calib, source=None)
     if reference is None:
         reference = center_crop(rss(ifft2c_np(kspace)), recon_matrix).astype(np.float32)
