@@ -15,6 +15,7 @@ a fixed mask per case (``stable_seed(file name, slice, acceleration)``).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -155,7 +156,7 @@ class SliceDataset:
     def describe(self) -> dict[str, Any]:
         """JSON-ready description for model cards and run records."""
         return {
-            "folder": str(self.folder),
+            "folder": os.path.normpath(self.folder),  # config-relative "a/../b" -> "b"
             "files": len(self._volumes),
             "slices": len(self.slices),
             "shapes": [list(shape) for shape in sorted({s.shape for s in self.slices})],
