@@ -77,18 +77,6 @@ class IterationPayload:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def current_rss_mb() -> float:
-    """Resident memory of this process in MB (Linux /proc; ru_maxrss elsewhere)."""
-    try:
-        with open("/proc/self/statm") as fh:
-            pages = int(fh.read().split()[1])
-        return pages * os.sysconf("SC_PAGE_SIZE") / 1e6
-    except (OSError, ValueError, IndexError):
-        import resource
-
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
-
-
 def ui_friendly_threads() -> int:
     """torch intra-op threads for the computation: every core but one (at least one)."""
     return max(1, (os.cpu_count() or 2) - 1)
@@ -172,10 +160,14 @@ def _run_method(
     method = compare.get_method(name, **req.settings.get(name, {}))
     settings = getattr(method, "settings", dict)()
     yield ("method_started", name, {"expected_iterations": expected_iterations(settings)})
+    from mriviewer.core.memory import PeakRss
+
     cuda = req.device.startswith("cuda")
     if cuda:
         torch.cuda.reset_peak_memory_stats(req.device)
-    base_rss = current_rss_mb()
+    # CPU: the process's peak resident memory above its level before the method (the compute
+    # process is reused, so the allocator is trimmed and the kernel's peak reset first)
+    memory = None if cuda else PeakRss()
     peak = 0.0
     last = None
     for result in compare.run_method(method, problem, req.device, should_stop=should_stop):
@@ -186,7 +178,7 @@ def _run_method(
         if cuda:
             peak = torch.cuda.max_memory_allocated(req.device) / 1e6
         else:
-            peak = max(peak, current_rss_mb() - base_rss)
+            peak = memory.update()
         last = IterationPayload(
             method=name,
             iteration=int(result.iteration),

@@ -179,3 +179,10 @@ def test_run_uses_spare_panes_and_shows_the_announced_iterations(window, qtbot):
     assert run_and_wait(qtbot, window, ["zero-filled", "cg-sense"]) is False
     assert {k: id(p) for k, p in window.grid.panes.items()} == panes
     assert window.grid.spare_count() == 0 or window.grid._spare_target == 0
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="peak RSS needs /proc")
+def test_methods_report_their_peak_memory():
+    request = _request(["cg-sense"], {"cg-sense": {"max_iter": 3, "tol": 0.0}})
+    summary = next(m[2] for m in execute(request, lambda: False) if m[0] == "method_finished")
+    assert 0.0 < summary["peak_memory_mb"] < 2000.0

@@ -23,14 +23,12 @@ import statistics
 import subprocess
 import sys
 import time
-import weakref
 from typing import Any
 
 import numpy as np
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_flatten
 
+from mriviewer.core.memory import LiveTensorBytes
 from mriviewer.core.models import build_model
 from mriviewer.core.physics.fft import fft2c
 from mriviewer.core.physics.masks import MaskSpec, make_mask
@@ -43,45 +41,6 @@ MEMORY_METHODS = {
     "created in one step (TorchDispatchMode storage tracking)",
     "rss": "CPU peak RSS of a fresh subprocess per strategy (includes interpreter and libraries)",
 }
-
-
-class LiveTensorBytes(TorchDispatchMode):
-    """Track the bytes of live tensor storages created by ops while active; ``peak`` in bytes."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._refs: dict[int, list[int]] = {}
-        self.live = 0
-        self.peak = 0
-
-    def _track(self, tensor: torch.Tensor) -> None:
-        storage = tensor.untyped_storage()
-        key = storage.data_ptr()
-        if key == 0:
-            return
-        entry = self._refs.get(key)
-        if entry is None:
-            entry = self._refs[key] = [0, storage.nbytes()]
-            self.live += entry[1]
-            self.peak = max(self.peak, self.live)
-        entry[0] += 1
-        weakref.finalize(tensor, self._release, key)
-
-    def _release(self, key: int) -> None:
-        entry = self._refs.get(key)
-        if entry is None:
-            return
-        entry[0] -= 1
-        if entry[0] == 0:
-            self.live -= entry[1]
-            del self._refs[key]
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[override]
-        out = func(*args, **(kwargs or {}))
-        for item in tree_flatten(out)[0]:
-            if isinstance(item, torch.Tensor) and item.device.type == "cpu":
-                self._track(item)
-        return out
 
 
 def _tensor_bytes(tensors) -> int:

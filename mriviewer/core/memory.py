@@ -1,0 +1,118 @@
+"""Memory a computation uses on the CPU, measured from inside the process.
+
+- :class:`PeakRss`: the process's peak resident memory above its level when the measurement
+  started. A long-lived process keeps memory freed by earlier work in its allocator, so on
+  Linux the glibc allocator is trimmed (``malloc_trim``) and the kernel's high-water mark reset
+  (``/proc/self/clear_refs``) first, and the peak is read from ``VmHWM``: no per-operation cost.
+  Elsewhere the resident size is sampled at each :meth:`PeakRss.update`.
+- :class:`LiveTensorBytes`: bytes of live torch tensor storages created by ops (a
+  ``TorchDispatchMode``); exact but it costs time per op, so only ``bench train`` uses it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import resource
+import weakref
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
+
+
+def _status_mb(key: str) -> float | None:
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith(key):
+                    return int(line.split()[1]) / 1e3  # kB
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def rss_mb() -> float:
+    """Resident memory of this process in MB (Linux /proc; the lifetime peak elsewhere)."""
+    value = _status_mb("VmRSS:")
+    if value is not None:
+        return value
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
+
+
+def _trim_allocator() -> None:
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+        if libc is not None and hasattr(libc, "malloc_trim"):
+            libc.malloc_trim(0)
+    except OSError:
+        pass
+
+
+def _reset_high_water_mark() -> bool:
+    """Reset the kernel's peak-RSS counter of this process (Linux >= 4.0); True if it worked."""
+    if _status_mb("VmHWM:") is None:
+        return False
+    try:
+        with open(f"/proc/{os.getpid()}/clear_refs", "w") as fh:
+            fh.write("5")
+    except OSError:
+        return False
+    return True
+
+
+class PeakRss:
+    """Peak resident memory (MB) above the level at construction; see the module docstring."""
+
+    def __init__(self) -> None:
+        _trim_allocator()
+        self.kernel_peak = _reset_high_water_mark()
+        self.base = rss_mb()
+        self.peak = 0.0
+
+    def update(self) -> float:
+        """The peak so far (MB above the starting level)."""
+        now = _status_mb("VmHWM:") if self.kernel_peak else None
+        self.peak = max(self.peak, (now if now is not None else rss_mb()) - self.base)
+        return self.peak
+
+
+class LiveTensorBytes(TorchDispatchMode):
+    """Track the bytes of live tensor storages created by ops while active; ``peak`` in bytes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._refs: dict[int, list[int]] = {}
+        self.live = 0
+        self.peak = 0
+
+    def _track(self, tensor: torch.Tensor) -> None:
+        storage = tensor.untyped_storage()
+        key = storage.data_ptr()
+        if key == 0:
+            return
+        entry = self._refs.get(key)
+        if entry is None:
+            entry = self._refs[key] = [0, storage.nbytes()]
+            self.live += entry[1]
+            self.peak = max(self.peak, self.live)
+        entry[0] += 1
+        weakref.finalize(tensor, self._release, key)
+
+    def _release(self, key: int) -> None:
+        entry = self._refs.get(key)
+        if entry is None:
+            return
+        entry[0] -= 1
+        if entry[0] == 0:
+            self.live -= entry[1]
+            del self._refs[key]
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[override]
+        out = func(*args, **(kwargs or {}))
+        for item in tree_flatten(out)[0]:
+            if isinstance(item, torch.Tensor) and item.device.type == "cpu":
+                self._track(item)
+        return out
