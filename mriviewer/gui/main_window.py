@@ -181,13 +181,11 @@ class MainWindow(QMainWindow):
         # modules imported before each run (in the compute process too); they may register
         # extra methods with mriviewer.core.compare.register_method
         self.plugin_modules: list[str] = []
-        self._dirty = False
         self._pending_layout: list[str] | None = None
         self.read_probe = None  # ReadProbe: HDF5 files are read in a helper process first
         self._shown: dict[str, tuple] = {}
         self._curve_counts: dict[str, int] = {}
         self._follow = True
-        self._building = False
         self._build_ui()
         self._build_menus()
         self.populate_methods()
@@ -837,11 +835,9 @@ class MainWindow(QMainWindow):
         if not names:
             return
         methods = names[1:]
-        self._building = True
         waiting = {k: f"{self.traces[k].label}<br>waiting…" for k in methods if k in self.traces}
         self.grid.set_panes(names, fresh=waiting)
         self._shown = {k: v for k, v in self._shown.items() if k not in methods}
-        self._building = False
         self._keep_spare_panes()
         if not self.refresh_timer.isActive():  # results are shown in a later turn
             self.refresh_timer.start()
@@ -866,7 +862,6 @@ class MainWindow(QMainWindow):
         if trace is None:
             return
         trace.add(payload)
-        self._dirty = True
         if not self.refresh_timer.isActive():
             self.refresh_timer.start()
 
@@ -917,7 +912,6 @@ class MainWindow(QMainWindow):
     def _refresh_panes(self) -> None:
         if self._pending_layout:
             self._lay_out_run()
-        self._dirty = False
         top = self.max_iteration()
         follow = self._follow or self.iter_slider.value() >= self.iter_slider.maximum()
         self.iter_slider.blockSignals(True)

@@ -42,15 +42,10 @@ def read_slice_for_probe(path: str, index: int | None) -> int:
     returns the slice index read (the middle one when ``index`` is None)."""
     from mriviewer.core.io import open_kspace
 
-    volume = open_kspace(path)
-    try:
-        chosen = volume.num_slices // 2 if index is None else volume.select_index(index)
-        volume.read_kspace(chosen)
-        volume.read_reference(chosen)
-    finally:
-        close = getattr(volume, "close", None)
-        if callable(close):
-            close()
+    volume = open_kspace(path)  # readers open the file per read: nothing to close
+    chosen = volume.num_slices // 2 if index is None else volume.select_index(index)
+    volume.read_kspace(chosen)
+    volume.read_reference(chosen)
     return int(chosen)
 
 
