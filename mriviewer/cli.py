@@ -23,6 +23,7 @@ SUBCOMMANDS = (
     "train",
     "prune",
     "bench",
+    "doctor",
 )
 
 

@@ -182,6 +182,13 @@ def run_app(argv: Sequence[str] | None = None) -> int:
     from PyQt6.QtGui import QGuiApplication
     from PyQt6.QtWidgets import QApplication
 
+    if QApplication.instance() is None:
+        from mriviewer.gui.platform_check import platform_problem
+
+        problem = platform_problem()  # missing xcb libraries / no display: say so, not abort
+        if problem:
+            print(problem, file=sys.stderr)
+            return 1
     configure_pyqtgraph()
     app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "mriviewer"])
     app.setApplicationName("mriviewer")

@@ -1,0 +1,302 @@
+"""Can Qt open a window here? Checked before the ``QApplication`` exists, without importing Qt.
+
+On Linux, Qt's xcb platform plugin (``plugins/platforms/libqxcb.so`` inside the PyQt6 /
+PySide6 wheel) links against X11/xcb system libraries that pip cannot install
+(``libxcb-cursor0``, ``libxcb-icccm4``, ``libxcb-keysyms1``, ...). Without them Qt aborts with
+its own "could not load the Qt platform plugin" message. :func:`check_platform` finds the plugin
+through :func:`importlib.util.find_spec` (no Qt module is imported), runs ``ldd`` on it (its
+"not found" lines; ``ctypes`` on the usual libraries when there is no ``ldd``) and maps the
+missing sonames to Debian/Ubuntu and Fedora packages; :func:`platform_problem` turns that into
+the message the app prints before it exits with status 1. With no display at all it says so in
+one line and points to the scripted offscreen mode.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+#: soname -> (Debian/Ubuntu package, Fedora package)
+SONAME_PACKAGES: dict[str, tuple[str, str]] = {
+    "libxcb-cursor.so.0": ("libxcb-cursor0", "xcb-util-cursor"),
+    "libxcb-icccm.so.4": ("libxcb-icccm4", "xcb-util-wm"),
+    "libxcb-keysyms.so.1": ("libxcb-keysyms1", "xcb-util-keysyms"),
+    "libxcb-image.so.0": ("libxcb-image0", "xcb-util-image"),
+    "libxcb-render-util.so.0": ("libxcb-render-util0", "xcb-util-renderutil"),
+    "libxcb-util.so.1": ("libxcb-util1", "xcb-util"),
+    "libxkbcommon-x11.so.0": ("libxkbcommon-x11-0", "libxkbcommon-x11"),
+    "libxkbcommon.so.0": ("libxkbcommon0", "libxkbcommon"),
+    "libxcb-shape.so.0": ("libxcb-shape0", "libxcb"),
+    "libxcb-xinerama.so.0": ("libxcb-xinerama0", "libxcb"),
+    "libxcb-randr.so.0": ("libxcb-randr0", "libxcb"),
+    "libxcb-shm.so.0": ("libxcb-shm0", "libxcb"),
+    "libxcb-sync.so.1": ("libxcb-sync1", "libxcb"),
+    "libxcb-xfixes.so.0": ("libxcb-xfixes0", "libxcb"),
+    "libxcb-render.so.0": ("libxcb-render0", "libxcb"),
+    "libxcb-xkb.so.1": ("libxcb-xkb1", "libxcb"),
+    "libxcb-xinput.so.0": ("libxcb-xinput0", "libxcb"),
+    "libxcb-glx.so.0": ("libxcb-glx0", "libxcb"),
+    "libxcb.so.1": ("libxcb1", "libxcb"),
+    "libX11-xcb.so.1": ("libx11-xcb1", "libX11-xcb"),
+    "libX11.so.6": ("libx11-6", "libX11"),
+    "libGL.so.1": ("libgl1", "libglvnd-glx"),
+    "libEGL.so.1": ("libegl1", "libglvnd-egl"),
+    "libOpenGL.so.0": ("libopengl0", "libglvnd-opengl"),
+    "libfontconfig.so.1": ("libfontconfig1", "fontconfig"),
+    "libfreetype.so.6": ("libfreetype6", "freetype"),
+    "libglib-2.0.so.0": ("libglib2.0-0", "glib2"),
+    "libgthread-2.0.so.0": ("libglib2.0-0", "glib2"),
+    "libdbus-1.so.3": ("libdbus-1-3", "dbus-libs"),
+}
+
+#: what the Qt 6 xcb plugin links beyond a base system: the README's first-launch list and the
+#: libraries tried with ctypes when ``ldd`` is not available.
+XCB_SONAMES: tuple[str, ...] = (
+    "libxcb-cursor.so.0",
+    "libxcb-icccm.so.4",
+    "libxcb-keysyms.so.1",
+    "libxcb-image.so.0",
+    "libxcb-render-util.so.0",
+    "libxcb-shape.so.0",
+    "libxcb-xinerama.so.0",
+    "libxkbcommon-x11.so.0",
+)
+
+#: Qt bindings in the order the app tries them, with the plugin folder inside the package.
+BINDINGS: tuple[tuple[str, str], ...] = (
+    ("PyQt6", "Qt6/plugins/platforms"),
+    ("PySide6", "Qt/plugins/platforms"),
+)
+
+OFFSCREEN_HINT = (
+    "QT_QPA_PLATFORM=offscreen mriviewer --demo --run zero-filled,cg-sense "
+    "--screenshot shot.png --exit"
+)
+
+_NOT_FOUND = re.compile(r"^\s*(\S+)\s+=>\s+not found\s*$")
+
+
+@dataclass
+class PlatformStatus:
+    """What :func:`check_platform` found.
+
+    ``status`` is one of ``ok`` (the plugin's libraries load, or nothing needs checking),
+    ``missing-libraries``, ``no-display``, ``not-linux`` (nothing to check), ``plugin-not-found``
+    (no Qt binding, or no libqxcb.so in it) or ``unchecked`` (neither ``ldd`` nor ``ctypes``
+    could tell). Only ``missing-libraries`` and ``no-display`` stop the app (see ``fatal``).
+    """
+
+    platform: str
+    status: str
+    binding: str | None = None
+    plugin: str | None = None
+    method: str | None = None
+    missing: list[str] = field(default_factory=list)
+    fatal: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict (the ``qt`` part of ``mriviewer doctor --json``)."""
+        data = asdict(self)
+        data["install"] = install_commands(self.missing) if self.missing else {}
+        return data
+
+
+def requested_platform(env: Mapping[str, str] | None = None) -> str:
+    """The platform named by ``QT_QPA_PLATFORM`` (first of a ``;`` list, options after ``:``
+    dropped), or ``""`` when unset."""
+    env = os.environ if env is None else env
+    value = (env.get("QT_QPA_PLATFORM") or "").strip()
+    return value.split(";")[0].split(":")[0].strip().lower()
+
+
+def find_platform_plugin(name: str = "xcb") -> tuple[str, Path | None] | None:
+    """``(binding, path)`` of ``libq<name>.so`` in the first installed Qt binding, found through
+    the package's location only (no Qt module is imported); path is None when the binding has
+    no such file (e.g. a distribution's PyQt6 using the system Qt); None without a binding."""
+    first: tuple[str, Path | None] | None = None
+    for binding, sub in BINDINGS:
+        try:
+            spec = importlib.util.find_spec(binding)
+        except (ImportError, ValueError):
+            spec = None
+        if spec is None:
+            continue
+        roots = list(spec.submodule_search_locations or [])
+        if not roots and spec.origin:
+            roots = [str(Path(spec.origin).parent)]
+        for root in roots:
+            plugin = Path(root) / sub / f"libq{name}.so"
+            if plugin.is_file():
+                return binding, plugin
+        first = first or (binding, None)
+    return first
+
+
+def run_ldd(path: Path) -> str | None:
+    """``ldd PATH``'s output (stdout and stderr), or None when there is no ``ldd``."""
+    ldd = shutil.which("ldd")
+    if ldd is None:
+        return None
+    try:
+        proc = subprocess.run(
+            [ldd, str(path)], capture_output=True, text=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return proc.stdout + proc.stderr
+
+
+def parse_ldd_missing(output: str) -> list[str]:
+    """The sonames of ``ldd``'s ``NAME => not found`` lines, in order, without repeats."""
+    missing: list[str] = []
+    for line in output.splitlines():
+        match = _NOT_FOUND.match(line)
+        if match and match.group(1) not in missing:
+            missing.append(match.group(1))
+    return missing
+
+
+def ctypes_missing(sonames: tuple[str, ...] = XCB_SONAMES) -> list[str]:
+    """The sonames that ``ctypes.CDLL`` cannot load (the fallback when there is no ``ldd``)."""
+    missing = []
+    for soname in sonames:
+        try:
+            ctypes.CDLL(soname)
+        except OSError:
+            missing.append(soname)
+    return missing
+
+
+def missing_libraries(plugin: Path) -> tuple[list[str], str | None]:
+    """``(missing sonames, method)`` for the plugin; method is ``ldd``, ``ctypes`` or None
+    (could not tell)."""
+    output = run_ldd(plugin)
+    if output is not None and "=>" in output:
+        return parse_ldd_missing(output), "ldd"
+    try:
+        return ctypes_missing(), "ctypes"
+    except Exception:  # noqa: BLE001 - a check must never crash the launch
+        return [], None
+
+
+def install_commands(missing: list[str]) -> dict[str, str]:
+    """``{"apt": "sudo apt-get install ...", "dnf": "sudo dnf install ..."}`` for the missing
+    sonames; a soname outside :data:`SONAME_PACKAGES` adds ``"unknown": "..."``."""
+    apt: list[str] = []
+    dnf: list[str] = []
+    unknown: list[str] = []
+    for soname in missing:
+        packages = SONAME_PACKAGES.get(soname)
+        if packages is None:
+            unknown.append(soname)
+            continue
+        if packages[0] not in apt:
+            apt.append(packages[0])
+        if packages[1] not in dnf:
+            dnf.append(packages[1])
+    out: dict[str, str] = {}
+    if apt:
+        out["apt"] = "sudo apt-get install " + " ".join(apt)
+        out["dnf"] = "sudo dnf install " + " ".join(dnf)
+    if unknown:
+        out["unknown"] = " ".join(unknown)
+    return out
+
+
+def check_platform(
+    env: Mapping[str, str] | None = None, system: str | None = None
+) -> PlatformStatus:
+    """Check the platform Qt will use (``QT_QPA_PLATFORM``, default xcb on Linux) before any
+    ``QApplication`` exists. Only xcb is checked; offscreen/minimal need no display."""
+    env = os.environ if env is None else env
+    system = sys.platform if system is None else system
+    requested = requested_platform(env)
+    if not system.startswith("linux"):
+        return PlatformStatus(platform=requested or "native", status="not-linux")
+    if requested and requested != "xcb":
+        # offscreen, minimal, wayland, eglfs, vnc, ...: Qt's own checks apply.
+        return PlatformStatus(platform=requested, status="ok")
+    has_x = bool(env.get("DISPLAY"))
+    has_wayland = bool(env.get("WAYLAND_DISPLAY"))
+    if not requested and has_wayland and not has_x:
+        return PlatformStatus(platform="wayland", status="ok")
+    found = find_platform_plugin("xcb")
+    platform = "xcb"
+    if found is None or found[1] is None:
+        status = PlatformStatus(
+            platform=platform,
+            status="plugin-not-found",
+            binding=found[0] if found else None,
+            plugin=str(found[1]) if found else None,
+        )
+    else:
+        binding, plugin = found[0], found[1]
+        missing, method = missing_libraries(plugin)
+        status = PlatformStatus(
+            platform=platform,
+            status="missing-libraries" if missing else ("ok" if method else "unchecked"),
+            binding=binding,
+            plugin=str(plugin),
+            method=method,
+            missing=missing,
+            # With QT_QPA_PLATFORM unset on a Wayland session Qt may not need xcb at all.
+            fatal=bool(missing) and (requested == "xcb" or not has_wayland),
+        )
+    if not has_x and not has_wayland and not status.missing:
+        status.status = "no-display"
+        status.fatal = True
+    return status
+
+
+def describe(status: PlatformStatus) -> str:
+    """The message for a status that stops the app (or a warning for a non-fatal problem);
+    ``""`` when there is nothing to say."""
+    if status.status == "missing-libraries":
+        commands = install_commands(status.missing)
+        lines = [
+            f"mriviewer: error: Qt's {status.platform} platform plugin cannot load: missing "
+            f"system libraries {', '.join(status.missing)} (pip cannot install them)",
+        ]
+        if "apt" in commands:
+            lines.append(f"  Debian/Ubuntu: {commands['apt']}")
+            lines.append(f"  Fedora:        {commands['dnf']}")
+        if "unknown" in commands:
+            lines.append(
+                f"  no known package for {commands['unknown']}: "
+                "apt-file search NAME / dnf provides '*/NAME'"
+            )
+        lines.append(f"  without a display: {OFFSCREEN_HINT}")
+        if not status.fatal:
+            lines[0] = lines[0].replace("mriviewer: error:", "mriviewer: warning:", 1)
+        return "\n".join(lines)
+    if status.status == "no-display":
+        return (
+            "mriviewer: error: no display ($DISPLAY and $WAYLAND_DISPLAY are unset); "
+            f"for a headless run use the scripted offscreen mode: {OFFSCREEN_HINT}"
+        )
+    return ""
+
+
+def platform_problem(env: Mapping[str, str] | None = None) -> str | None:
+    """The message to print (then exit with status 1) when Qt cannot open a window here, else
+    None. A non-fatal warning (xcb libraries missing on a Wayland session) is printed to stderr
+    here and None returned."""
+    try:
+        status = check_platform(env)
+    except Exception:  # noqa: BLE001 - never block a launch because the check itself failed
+        return None
+    message = describe(status)
+    if status.fatal:
+        return message
+    if message:
+        print(message, file=sys.stderr)
+    return None
