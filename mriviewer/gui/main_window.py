@@ -51,6 +51,7 @@ from mriviewer.gui.widgets.panels import (
     MetricsTable,
     method_color,
 )
+from mriviewer.gui.widgets.system_report import show_system_report
 from mriviewer.gui.workers import (
     IterationPayload,
     RunController,
@@ -360,6 +361,7 @@ class MainWindow(QMainWindow):
 
         h = bar.addMenu("&Help")
         self._action(h, "Keyboard &shortcuts", self.show_shortcuts)
+        self._action(h, "System &report…", lambda: show_system_report(self))
         self._action(h, "&About", self.show_about)
 
     # ===== messages =======================================================================
