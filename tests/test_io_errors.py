@@ -35,7 +35,7 @@ from test_io_readers import (  # noqa: E402
     write_mat73,
 )
 
-GOOD = random_kspace((2, 3, 8, 6))
+GOOD = random_kspace((2, 3, 8, 8))
 
 
 def with_nan(array: np.ndarray) -> np.ndarray:
@@ -109,7 +109,7 @@ def ismrmrd_rows(rows, xml: str | None = None) -> Callable[[Path], Path]:
         with h5py.File(path, "w") as h5:
             grp = h5.create_group("dataset")
             grp.create_dataset("xml", shape=(1,), dtype=h5py.string_dtype())
-            grp["xml"][0] = xml or mrd_xml(8, 6, 8, 6)
+            grp["xml"][0] = xml or mrd_xml(8, 8, 8, 8)
             table = np.concatenate(rows) if rows else np.zeros(0, ACQUISITION)
             grp.create_dataset("data", data=table, maxshape=(None,))
         return path
@@ -197,7 +197,7 @@ CASES: dict[str, tuple[Callable[[Path], Path], str]] = {
         ),
         r"refusing to unpickle",
     ),
-    "npy-zeros": (npy(np.zeros((2, 4, 4), np.complex64)), r"all zeros"),
+    "npy-zeros": (npy(np.zeros((2, 8, 8), np.complex64)), r"all zeros"),
     # NumPy .npz
     "npz-truncated": (then(npz(kspace=GOOD), truncate), r"truncated or corrupt \.npz"),
     "npz-missing-variable": (npz(mask=np.ones(3)), r"no complex array \(variables: mask\)"),

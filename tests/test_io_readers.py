@@ -189,14 +189,15 @@ def write_ismrmrd(
     path: Path,
     kspace: np.ndarray,
     lines: list[int] | None = None,
-    noise: bool = True,
+    noise: bool = False,
     shuffle: bool = True,
     recon: tuple[int, int] | None = None,
     xml: str | None = None,
     extra_rows: list[np.ndarray] | None = None,
 ) -> Path:
-    """An ISMRMRD file of ``kspace`` (S, C, H=readout, W=lines): a noise scan and a navigator
-    first (both must be skipped), then one acquisition per (slice, acquired line), shuffled."""
+    """An ISMRMRD file of ``kspace`` (S, C, H=readout, W=lines): with ``noise``, a noise scan and
+    a navigator first (the navigator is skipped; the noise gives the noise covariance), then one
+    acquisition per (slice, acquired line), shuffled."""
     s, c, h, w = kspace.shape
     rng = np.random.default_rng(1)
     rows = []
@@ -371,12 +372,25 @@ def test_bart_partitions_fft_or_slices(tmp_path):
 
 def test_ismrmrd_round_trip_skips_noise_and_places_lines(tmp_path):
     kspace = random_kspace(SHAPE)
-    path = write_ismrmrd(tmp_path / "mrd.h5", kspace, recon=(6, 10))
+    path = write_ismrmrd(tmp_path / "mrd.h5", kspace, recon=(6, 10), noise=True)
     assert detect_format(path) == "ismrmrd-h5"
+    raw = open_kspace(path, prewhiten=False)
+    check_volume(raw, kspace, "ismrmrd-h5")
+    # The noise acquisition (random_kspace((3, 24), 5) * 1e3) gives the covariance; by default
+    # the k-space is prewhitened with it.
+    noise = random_kspace((3, 24), 5).astype(np.complex128) * 1e3
+    expected_psi = noise @ noise.conj().T / 24
     volume = open_kspace(path)
-    check_volume(volume, kspace, "ismrmrd-h5")
+    np.testing.assert_allclose(volume.noise_covariance, expected_psi, rtol=1e-5)
+    from mriviewer.core.physics.noise import prewhiten
+
+    np.testing.assert_allclose(
+        volume.read_kspace(1), prewhiten(kspace[1], expected_psi), rtol=1e-4, atol=1e-5
+    )
+    assert volume.header["noise_acquisitions"] == 1 and volume.header["noise_samples"] == 24
+    volume = raw
     assert volume.recon_matrix == (6, 10)
-    assert volume.header["skipped_acquisitions"] == {"noise": 1, "navigator": 1}
+    assert volume.header["skipped_acquisitions"] == {"navigator": 1}
     assert volume.header["acquisition"] == "test_gre"
     assert volume.header["field_strength_t"] == 3.0
     from mriviewer.commands.convert import convert_volume
@@ -470,14 +484,14 @@ def test_twix_without_twixtools_says_which_extra(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("xml_layout", ["scalar", "absent"])
 def test_ismrmrd_xml_variants(tmp_path, xml_layout):
-    kspace = random_kspace((1, 2, 8, 6))
+    kspace = random_kspace((1, 2, 8, 8))
     path = write_ismrmrd(tmp_path / "mrd.h5", kspace)
     with h5py.File(path, "a") as h5:
         del h5["dataset/xml"]
         if xml_layout == "scalar":
-            h5["dataset"].create_dataset("xml", data=mrd_xml(8, 6, 4, 6))
+            h5["dataset"].create_dataset("xml", data=mrd_xml(8, 8, 4, 8))
     volume = open_kspace(path)
-    assert volume.recon_matrix == ((4, 6) if xml_layout == "scalar" else (8, 6))
+    assert volume.recon_matrix == ((4, 8) if xml_layout == "scalar" else (8, 8))
     np.testing.assert_array_equal(volume.kspace, kspace[0])
 
 
@@ -500,14 +514,14 @@ def test_ismrmrd_partial_fourier_lines_are_centred(tmp_path):
 
 
 def test_ismrmrd_3d_partitions_become_slices(tmp_path):
-    volume3d = random_kspace((2, 8, 6, 4))  # (coils, kx, ky, kz)
-    rows = [acquisition(volume3d[:, :, ky, kz], ky, kz=kz) for kz in range(4) for ky in range(6)]
+    volume3d = random_kspace((2, 8, 8, 4))  # (coils, kx, ky, kz)
+    rows = [acquisition(volume3d[:, :, ky, kz], ky, kz=kz) for kz in range(4) for ky in range(8)]
     path = write_ismrmrd(
         tmp_path / "3d.h5",
         volume3d[None, :, :, :0, 0],
         lines=[],
         extra_rows=rows,
-        xml=mrd_xml(8, 6, 8, 6, nz=4),
+        xml=mrd_xml(8, 8, 8, 8, nz=4),
     )
     volume = open_kspace(path)
     assert volume.num_slices == 4 and volume.header["partitions"] == 4

@@ -54,12 +54,16 @@ def detect_format(path: str | Path) -> str:
     )
 
 
-def open_kspace(path: str | Path, slice: int | None = None, **options: Any) -> KSpaceVolume:
+def open_kspace(
+    path: str | Path, slice: int | None = None, prewhiten: bool = True, **options: Any
+) -> KSpaceVolume:
     """Open any supported k-space file (or ``"demo"``); the format is detected from content.
 
     Returns a :class:`KSpaceVolume` whose ``kspace`` is the ``(coils, H, W)`` complex64 k-space of
-    the current slice (``slice`` or 0). Reader options (e.g. ``variable=`` for MATLAB/npz) pass
-    through. Every failure raises :class:`KSpaceReadError` naming the file and the problem.
+    the current slice (``slice`` or 0). Reader options (e.g. ``variable=`` for MATLAB/npz,
+    ``encoding=`` for ISMRMRD) pass through. Files with noise data (MRD noise acquisitions, the
+    TWIX noise-adjust scan) are prewhitened unless ``prewhiten=False``. Every failure raises
+    :class:`KSpaceReadError` naming the file and the problem.
     """
     path = resolve_input(path)
     fmt = detect_format(path)
@@ -82,6 +86,7 @@ def open_kspace(path: str | Path, slice: int | None = None, **options: Any) -> K
         raise KSpaceReadError(
             f"cannot read {fmt} file ({type(exc).__name__}: {exc})", path
         ) from exc
+    volume.prewhiten = bool(prewhiten)
     if slice is not None:
         volume.select(slice)
     # Validate the current slice up front so a corrupt file fails at open, not later.

@@ -5,6 +5,9 @@ column-major (Fortran) order. BART dims are ``[RO, PE1, PE2, COIL, MAPS, TE, ...
 is ``(COIL, RO, PE1)`` = ``(C, H, W)`` (phase-encode lines along W). PE2 partitions become slices
 after a centred inverse FFT along PE2 (``partitions="fft"``, default) or as they are
 (``partitions="slices"``, for stacks of 2-D k-space); every further non-singleton dim adds slices.
+A READ dimension of 1 with PE1 and PE2 both above 1 (the layout of the ESPIRiT example data,
+``[1, H, W, C]``) is one 2-D k-space in PHS1 x PHS2: slices are ``(COIL, PE1, PE2)``.
+The reading is checked with :func:`~mriviewer.core.io.base.check_layout`.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from mriviewer.core.errors import KSpaceReadError
-from mriviewer.core.io.base import KSpaceVolume
+from mriviewer.core.io.base import KSpaceVolume, check_layout
 
 HDR_MAGIC = b"# Dimensions"
 BART_DIM_NAMES = (
@@ -113,6 +116,35 @@ def open_bart(path: Path, partitions: str = "fft", **options: Any) -> KSpaceVolu
     extra = int(np.prod(dims[4:]))
     view = data.reshape((ro, pe1, pe2, coils, extra), order="F")
     cache: dict[int, np.ndarray] = {}
+    shown = " ".join(str(d) for d in dims[: _last(dims)])
+    hint = (
+        "BART k-space must hold the image in READ x PHS1 (or PHS1 x PHS2 with READ = 1) and "
+        "the coils in dim 3"
+    )
+    named = {BART_DIM_NAMES[i]: d for i, d in enumerate(dims) if d > 1}
+    if ro == 1 and pe1 > 1 and pe2 > 1:
+        # ESPIRiT-example layout [1, H, W, C]: the 2-D k-space lies in PHS1 x PHS2.
+        check_layout(
+            path, coils, (pe1, pe2), f"BART dims [{shown}] read as (COIL, PHS1, PHS2)", hint
+        )
+
+        def read_plane(k: int) -> np.ndarray:
+            return np.ascontiguousarray(np.asarray(view[0, :, :, :, k]).transpose(2, 0, 1))
+
+        return KSpaceVolume(
+            path=path,
+            format="bart",
+            num_slices=extra,
+            num_coils=coils,
+            matrix=(pe1, pe2),
+            reader=read_plane,
+            header={
+                "bart_dims": dims[: _last(dims)],
+                "bart_named_dims": named,
+                "bart_layout": "READ = 1: 2-D k-space in PHS1 x PHS2",
+            },
+        )
+    check_layout(path, coils, (ro, pe1), f"BART dims [{shown}] read as (COIL, READ, PHS1)", hint)
 
     def read(k: int) -> np.ndarray:
         e, p = divmod(k, pe2)
@@ -128,7 +160,6 @@ def open_bart(path: Path, partitions: str = "fft", **options: Any) -> KSpaceVolu
             sl = np.asarray(view[:, :, p, :, e])
         return np.ascontiguousarray(sl.transpose(2, 0, 1))
 
-    named = {BART_DIM_NAMES[i]: d for i, d in enumerate(dims) if d > 1}
     return KSpaceVolume(
         path=path,
         format="bart",

@@ -12,7 +12,7 @@ import numpy as np
 
 from mriviewer.core.errors import KSpaceReadError, KSpaceWriteError
 from mriviewer.core.io.atomic import atomic_write_path
-from mriviewer.core.io.base import KSpaceVolume
+from mriviewer.core.io.base import KSpaceVolume, check_layout
 
 REFERENCE_KEYS = ("reconstruction_rss", "reconstruction_esc")
 
@@ -122,6 +122,14 @@ def open_fastmri(path: Path) -> KSpaceVolume:
         )
     if 0 in shape:
         raise KSpaceReadError(f"'kspace' is empty (shape {shape})", path)
+    check_layout(
+        path,
+        int(num_coils),
+        (int(h), int(w)),
+        f"'kspace' of shape ({', '.join(str(int(n)) for n in shape)}) read as "
+        + ("(S, H, W)" if single_coil else "(S, C, H, W)"),
+        "fastMRI 'kspace' must be (slices, coils, H, W) or (slices, H, W)",
+    )
     header: dict[str, Any] = {"attrs": attrs, "single_coil": single_coil}
     if xml is not None:
         try:

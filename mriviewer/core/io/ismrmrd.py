@@ -22,7 +22,7 @@ import h5py
 import numpy as np
 
 from mriviewer.core.errors import KSpaceReadError
-from mriviewer.core.io.base import KSpaceVolume
+from mriviewer.core.io.base import KSpaceVolume, check_layout
 
 # ISMRMRD acquisition flag bits (1-based, as in ismrmrd/constants.py).
 ACQ_IS_NOISE_MEASUREMENT = 19
@@ -89,14 +89,33 @@ def _text(node: ET.Element | None, *tags: str) -> str | None:
     return None if found is None else (found.text or "").strip() or None
 
 
-def parse_mrd_xml(xml: bytes | str, path: Path) -> dict[str, Any]:
-    """Encoding facts from the MRD XML header in mriviewer's (H, W) = (x, y) order."""
+def _matrix(enc: ET.Element, space: str) -> list[int] | None:
+    x, y = _int(enc, space, "matrixSize", "x"), _int(enc, space, "matrixSize", "y")
+    return [x, y] if x and y else None
+
+
+def parse_mrd_xml(xml: bytes | str, path: Path, encoding: int = 0) -> dict[str, Any]:
+    """Encoding facts from the MRD XML header in mriviewer's (H, W) = (x, y) order.
+
+    The facts are those of ``<encoding>`` number ``encoding`` (0-based, as ``encoding_space_ref``
+    counts them); ``xml_encodings`` lists every ``<encoding>`` (index, encoded and recon matrix).
+    """
     try:
         root = ET.fromstring(xml)
     except ET.ParseError as exc:
         raise KSpaceReadError(f"ISMRMRD XML header is not valid XML ({exc})", path) from exc
-    enc = _child(root, "encoding")
-    out: dict[str, Any] = {}
+    encodings = [c for c in root if c.tag.split("}")[-1] == "encoding"]
+    enc = encodings[encoding] if 0 <= encoding < len(encodings) else None
+    out: dict[str, Any] = {
+        "xml_encodings": [
+            {
+                "index": i,
+                "encoded_matrix": _matrix(e, "encodedSpace"),
+                "recon_matrix": _matrix(e, "reconSpace"),
+            }
+            for i, e in enumerate(encodings)
+        ]
+    }
     if enc is not None:
         trajectory = _text(enc, "trajectory")
         if trajectory:
@@ -135,14 +154,28 @@ def _flag(flags: np.ndarray, bit: int) -> np.ndarray:
     return ((flags >> np.uint64(bit - 1)) & np.uint64(1)).astype(bool)
 
 
-def open_ismrmrd(path: Path, group: str | None = None, **options: Any) -> KSpaceVolume:
-    """Open an ISMRMRD HDF5 file; one volume slice per (slice, contrast, phase, rep, set[, z])."""
+def open_ismrmrd(
+    path: Path, group: str | None = None, encoding: int | None = None, **options: Any
+) -> KSpaceVolume:
+    """Open an ISMRMRD HDF5 file; one volume slice per (slice, contrast, phase, rep, set[, z]).
+
+    ``encoding`` (default 0) picks the encoding space: only acquisitions whose
+    ``encoding_space_ref`` equals it are read (others, e.g. a low-resolution reference scan, are
+    listed in ``header["encodings"]``). Noise acquisitions give ``noise_covariance``.
+    Raises :class:`KSpaceReadError` for a missing encoding or an implausible layout.
+    """
     if options:
         raise KSpaceReadError(
             f"ISMRMRD reader does not take option(s) {', '.join(sorted(options))} "
-            "(it takes group=)",
+            "(it takes group=, encoding=)",
             path,
         )
+    try:
+        encoding = 0 if encoding is None else int(encoding)
+    except (TypeError, ValueError) as exc:
+        raise KSpaceReadError(f"encoding must be an integer, got {encoding!r}", path) from exc
+    if encoding < 0:
+        raise KSpaceReadError(f"encoding must be 0 or more, got {encoding}", path)
     try:
         with h5py.File(path, "r") as h5:
             name = group or _find_group(h5)
@@ -175,7 +208,9 @@ def open_ismrmrd(path: Path, group: str | None = None, **options: Any) -> KSpace
         raise KSpaceReadError(f"truncated or corrupt ISMRMRD file ({exc})", path) from exc
     header: dict[str, Any] = {"ismrmrd_group": name}
     if xml is not None:
-        header.update(parse_mrd_xml(xml if isinstance(xml, bytes | str) else bytes(xml), path))
+        header.update(
+            parse_mrd_xml(xml if isinstance(xml, bytes | str) else bytes(xml), path, encoding)
+        )
     traj = str(header.get("trajectory", "cartesian")).lower()
     if traj != "cartesian":
         raise KSpaceReadError(
@@ -183,18 +218,95 @@ def open_ismrmrd(path: Path, group: str | None = None, **options: Any) -> KSpace
         )
     if heads.size == 0:
         raise KSpaceReadError("ISMRMRD file holds no acquisitions", path)
-    return _assemble(path, name, heads, header)
+    return _assemble(path, name, heads, header, encoding)
 
 
-def _assemble(path: Path, group: str, heads: np.ndarray, header: dict[str, Any]) -> KSpaceVolume:
+def _encodings(
+    heads: np.ndarray, other: np.ndarray, header: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Every encoding space the XML lists or an acquisition refers to, with its acquisitions."""
+    refs = heads["encoding_space_ref"].astype(np.int64)
+    xml = {e["index"]: e for e in header.get("xml_encodings", [])}
+    count = max([*xml, *refs[~other].tolist(), 0]) + 1 if len(refs) else len(xml)
+    out = []
+    for i in range(count):
+        entry = {"index": i, "acquisitions": int(((refs == i) & ~other).sum())}
+        for key in ("encoded_matrix", "recon_matrix"):
+            if xml.get(i, {}).get(key):
+                entry[key] = xml[i][key]
+        out.append(entry)
+    return out
+
+
+def _encoding_text(encodings: list[dict[str, Any]]) -> str:
+    parts = []
+    for e in encodings:
+        size = " x ".join(str(n) for n in e.get("encoded_matrix") or []) or "size unknown"
+        parts.append(f"{e['index']} ({size}, {e['acquisitions']} acquisitions)")
+    return ", ".join(parts)
+
+
+def _noise_covariance(
+    path: Path, group: str, heads: np.ndarray, rows: np.ndarray, coils: int
+) -> tuple[np.ndarray | None, int, str | None]:
+    """``(Psi, samples per coil, why not)`` from the noise acquisitions ``rows``."""
+    from mriviewer.core.errors import ReconError
+    from mriviewer.core.physics.noise import estimate_noise_covariance
+
+    if rows.size == 0:
+        return None, 0, None
+    channels = heads["active_channels"][rows].astype(np.int64)
+    if (channels != coils).any():
+        counts = ", ".join(str(n) for n in sorted(set(channels.tolist())))
+        return None, 0, f"noise acquisitions have {counts} coils, the imaging data {coils}"
+    try:
+        with h5py.File(path, "r") as h5:
+            payload = h5[group]["data"].fields("data")[rows]
+    except (OSError, KeyError, ValueError, RuntimeError, TypeError) as exc:
+        raise KSpaceReadError(f"cannot read ISMRMRD noise acquisitions ({exc})", path) from exc
+    lines = []
+    for row, flat in zip(rows, payload, strict=True):
+        n = int(heads["number_of_samples"][row])
+        if flat.size != 2 * coils * n:
+            raise KSpaceReadError(
+                f"noise acquisition {row} holds {flat.size} floats, header says "
+                f"{coils} coils x {n} samples (truncated or corrupt)",
+                path,
+            )
+        lines.append(np.asarray(flat, np.float32).view(np.complex64).reshape(coils, n))
+    samples = np.concatenate(lines, axis=1)
+    try:
+        return estimate_noise_covariance(samples), samples.shape[1], None
+    except ReconError as exc:
+        return None, samples.shape[1], exc.problem
+
+
+def _assemble(
+    path: Path, group: str, heads: np.ndarray, header: dict[str, Any], encoding: int = 0
+) -> KSpaceVolume:
     flags = heads["flags"].astype(np.uint64)
+    noise_rows = np.flatnonzero(_flag(flags, ACQ_IS_NOISE_MEASUREMENT))
     skip = np.zeros(flags.shape, bool)
     skipped: dict[str, int] = {}
     for bit, label in SKIPPED_FLAGS.items():
         hit = _flag(flags, bit)
-        if hit.any():
+        if hit.any() and bit != ACQ_IS_NOISE_MEASUREMENT:
             skipped[label] = int((hit & ~skip).sum())
         skip |= hit
+    encodings = _encodings(heads, skip, header)
+    header.pop("xml_encodings", None)
+    header["encoding"] = encoding
+    header["encodings"] = encodings
+    if (~skip).any() and (encoding >= len(encodings) or not encodings[encoding]["acquisitions"]):
+        raise KSpaceReadError(
+            f"encoding {encoding} holds no acquisitions; the file's encodings: "
+            f"{_encoding_text(encodings)} (choose one with --encoding N)",
+            path,
+        )
+    other = heads["encoding_space_ref"].astype(np.int64) != encoding
+    if (other & ~skip).any():
+        skipped["other encodings"] = int((other & ~skip).sum())
+    skip |= other
     samples = heads["number_of_samples"].astype(np.int64)
     pre = heads["discard_pre"].astype(np.int64)
     post = heads["discard_post"].astype(np.int64)
@@ -203,16 +315,19 @@ def _assemble(path: Path, group: str, heads: np.ndarray, header: dict[str, Any])
     if not imaging.any():
         imaging = ~skip  # calibration-only file: keep what there is
     if not imaging.any():
-        detail = ", ".join(f"{n} {k}" for k, n in skipped.items())
+        found = ({"noise": int(noise_rows.size)} if noise_rows.size else {}) | skipped
+        detail = ", ".join(f"{n} {k}" for k, n in found.items())
         raise KSpaceReadError(f"no imaging acquisitions in the file (only {detail})", path)
     readout = int(np.bincount(useful[imaging]).argmax())
-    calib = ~skip & ~imaging & (useful == readout) & (heads["encoding_space_ref"] == 0)
+    calib = ~skip & ~imaging & (useful == readout)
     keep = imaging | calib
     header["skipped_acquisitions"] = skipped
     header["calibration_lines"] = int(calib.sum())
     if (useful[keep] != readout).any():
+        lengths = ", ".join(str(n) for n in sorted(set(useful[keep].tolist())))
         raise KSpaceReadError(
-            f"imaging acquisitions have varying readout lengths {sorted(set(useful[keep]))}",
+            f"imaging acquisitions of encoding {encoding} have varying readout lengths "
+            f"({lengths} samples)",
             path,
         )
     if readout <= 0:
@@ -220,9 +335,9 @@ def _assemble(path: Path, group: str, heads: np.ndarray, header: dict[str, Any])
     channels = heads["active_channels"].astype(np.int64)
     coils = int(channels[keep][0])
     if (channels[keep] != coils).any() or coils <= 0:
+        counts = ", ".join(str(n) for n in sorted(set(channels[keep].tolist())))
         raise KSpaceReadError(
-            f"imaging acquisitions have varying or zero coil counts {sorted(set(channels[keep]))}",
-            path,
+            f"imaging acquisitions have varying or zero coil counts ({counts})", path
         )
     idx = heads["idx"]
     ky = idx["kspace_encode_step_1"].astype(np.int64)
@@ -298,6 +413,23 @@ def _assemble(path: Path, group: str, heads: np.ndarray, header: dict[str, Any])
     header["volume_counters"] = {c: n for c, n in distinct.items() if n > 1}
     header["partitions"] = nz
     header["acquisitions"] = int(keep.sum())
+    psi, noise_samples, noise_problem = _noise_covariance(path, group, heads, noise_rows, coils)
+    if noise_rows.size:
+        header["noise_acquisitions"] = int(noise_rows.size)
+        header["noise_samples"] = int(noise_samples)
+    if noise_problem:
+        header["noise_ignored"] = noise_problem
+    multi = len(encodings) > 1
+    check_layout(
+        path,
+        coils,
+        (nx, ny),
+        f"(coils, readout, lines) = ({coils}, {nx}, {ny})"
+        + (f" of encoding {encoding}" if multi else ""),
+        "choose another encoding with --encoding N"
+        if multi
+        else "the acquisitions do not form a 2-D Cartesian image",
+    )
     return KSpaceVolume(
         path=path,
         format="ismrmrd-h5",
@@ -306,4 +438,5 @@ def _assemble(path: Path, group: str, heads: np.ndarray, header: dict[str, Any])
         matrix=(nx, ny),
         reader=read,
         header=header,
+        noise_covariance=psi,
     )

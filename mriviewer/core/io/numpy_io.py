@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from mriviewer.core.errors import KSpaceReadError
-from mriviewer.core.io.base import KSpaceVolume
+from mriviewer.core.io.base import KSpaceVolume, check_layout
 
 NPY_MAGIC = b"\x93NUMPY"
 ZIP_MAGIC = b"PK\x03\x04"
@@ -74,6 +74,16 @@ def array_volume(
     dims = dict(zip(axes, shape, strict=True))
     num_slices = dims.get("S", 1)
     num_coils = dims.get("C", 1)
+    hint = "give the layout with --axes (letters S C H W, e.g. HWC)"
+    if fmt != "npy":
+        hint += " or choose another array with --variable"
+    check_layout(
+        path,
+        num_coils,
+        (dims["H"], dims["W"]),
+        f"{what} of shape ({', '.join(str(n) for n in shape)}) read as ({', '.join(axes)})",
+        hint,
+    )
     order = [c for c in "CHW" if c in axes]
 
     def read(k: int) -> np.ndarray:

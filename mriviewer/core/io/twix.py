@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from mriviewer.core.errors import KSpaceReadError
-from mriviewer.core.io.base import KSpaceVolume
+from mriviewer.core.io.base import KSpaceVolume, check_layout
 
 CORE_DIMS = ("Lin", "Cha", "Col")
 
@@ -128,6 +128,13 @@ def open_twix(path: Path, remove_os: bool = True, scan: int = -1, **options: Any
             cache[loop_index] = read_block(loop_index)
         return cache[loop_index][p]
 
+    check_layout(
+        path,
+        size["Cha"],
+        (size["Col"], size["Lin"]),
+        f"TWIX (Cha, Col, Lin) = ({size['Cha']}, {size['Col']}, {size['Lin']})",
+        "the measurement does not hold 2-D Cartesian k-space (try another scan=)",
+    )
     header = _twix_header(measurement)
     header.update(
         {
@@ -135,8 +142,14 @@ def open_twix(path: Path, remove_os: bool = True, scan: int = -1, **options: Any
             "readout_oversampling_removed": bool(remove_os),
         }
     )
+    psi, noise_samples, noise_problem = _twix_noise(scans, size["Cha"])
+    if noise_samples:
+        header["noise_samples"] = noise_samples
+    if noise_problem:
+        header["noise_ignored"] = noise_problem
     return KSpaceVolume(
         path=path,
+        noise_covariance=psi,
         format="twix",
         num_slices=partitions * int(np.prod(loop_shape, dtype=np.int64)),
         num_coils=size["Cha"],
@@ -168,3 +181,37 @@ def _twix_header(measurement: dict[str, Any]) -> dict[str, Any]:
     if accel:
         out["acceleration"] = int(accel)
     return out
+
+
+def _twix_noise(scans: list[Any], coils: int) -> tuple[np.ndarray | None, int, str | None]:
+    """``(Psi, samples per coil, why not)`` from the noise-adjust data (a ``noise`` entry of
+    any measurement, e.g. the noise-adjust scan before the imaging scan); ``(None, 0, None)``
+    when the file holds none."""
+    from mriviewer.core.errors import ReconError
+    from mriviewer.core.physics.noise import estimate_noise_covariance
+
+    blocks = [m["noise"] for m in scans if isinstance(m, dict) and m.get("noise") is not None]
+    if not blocks:
+        return None, 0, None
+    samples = []
+    for noise in blocks:
+        try:
+            noise.flags["remove_os"] = False
+            dims = list(noise.dims)
+            with _quiet():
+                arr = np.asarray(noise[:])
+        except Exception as exc:  # noqa: BLE001 - twixtools raises many types
+            return None, 0, f"cannot read the TWIX noise data ({type(exc).__name__}: {exc})"
+        if "Cha" not in dims:
+            return None, 0, "TWIX noise data has no Cha dimension"
+        arr = np.moveaxis(arr, dims.index("Cha"), 0)
+        samples.append(arr.reshape(arr.shape[0], -1))
+    if any(block.shape[0] != coils for block in samples):
+        counts = ", ".join(str(b.shape[0]) for b in samples)
+        return None, 0, f"TWIX noise data has {counts} coils, the imaging data {coils}"
+    stacked = np.concatenate(samples, axis=1)
+    stacked = stacked[:, np.any(stacked != 0, axis=0)]  # zero-filled gaps are no noise
+    try:
+        return estimate_noise_covariance(stacked), int(stacked.shape[1]), None
+    except ReconError as exc:
+        return None, int(stacked.shape[1]), exc.problem

@@ -120,17 +120,21 @@ def _key(
     h = hashlib.sha256()
     region = calib[0] if calib[0] == calib[1] else calib  # square keys as before
     h.update(f"{method}|{region}|{crop:.4f}|{source}|{kspace.shape}".encode())
-    if source is None:
-        # No stable file identity: hash the calibration data itself.
-        c, hh, ww = kspace.shape
-        cy, cx = hh // 2, ww // 2
-        ry, rx = calib
-        h.update(
-            np.ascontiguousarray(
-                kspace[:, cy - ry // 2 : cy + ry // 2 + 1, cx - rx // 2 : cx + rx // 2 + 1]
-            ).tobytes()
-        )
+    # Always hash the calibration data too: the same file and slice may be read differently
+    # (prewhitened or not, another encoding), and the source name alone would hit stale maps.
+    c, hh, ww = kspace.shape
+    cy, cx = hh // 2, ww // 2
+    ry, rx = calib
+    h.update(
+        np.ascontiguousarray(
+            kspace[:, cy - ry // 2 : cy + ry // 2 + 1, cx - rx // 2 : cx + rx // 2 + 1]
+        ).tobytes()
+    )
     return h.hexdigest()[:32]
+
+
+# Smallest image side coil-map estimation accepts (an axis of size 1 is never an image axis).
+MIN_MAP_SIZE = 8
 
 
 def estimate_coil_maps(
@@ -155,6 +159,12 @@ def estimate_coil_maps(
     kspace = np.asarray(kspace)
     if kspace.ndim != 3:
         raise ReconError(f"coil-map estimation needs (C, H, W) k-space, got {kspace.shape}")
+    if min(kspace.shape[-2:]) < MIN_MAP_SIZE:
+        h, w = kspace.shape[-2:]
+        raise ReconError(
+            f"coil-map estimation needs an image of at least {MIN_MAP_SIZE} x {MIN_MAP_SIZE}, "
+            f"got {h} x {w} (is an image axis of the file really a coil or slice axis?)"
+        )
     if not np.all(np.isfinite(kspace)):
         raise ReconError("k-space contains NaN/Inf; cannot estimate coil maps")
     region = _region(calib, kspace.shape[-2:])
