@@ -6,7 +6,9 @@
   reproducible per case.
 - :func:`add_device_argument` / :func:`resolve_device`: ``--device auto|cpu|cuda|cuda:N``.
 - :func:`add_coil_method_argument`: ``--coil-method espirit|jsense|lowres`` (default espirit).
-- :func:`add_reader_arguments`: ``--variable NAME`` and ``--axes AXES`` for array files.
+- :func:`add_reader_arguments` / :func:`reader_options`: ``--variable NAME`` and ``--axes AXES``
+  for array files, ``--encoding N`` for MRD files with several encoding spaces,
+  ``--no-prewhiten`` (files with noise data are prewhitened by default).
 - :func:`add_method_option_argument` / :func:`method_options`: ``--method-option KEY=VALUE``
   (or ``METHOD.KEY=VALUE`` to target one method), values parsed as int, float, bool or text.
 - :func:`parse_slices`: ``all``, ``K`` or ``A:B`` -> slice indices.
@@ -164,6 +166,32 @@ def add_reader_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="AXES",
         help="layout of .npy/.npz/.mat arrays, letters S C H W (e.g. HWC); default by rank",
     )
+    parser.add_argument(
+        "--encoding",
+        type=int,
+        default=None,
+        metavar="N",
+        help="encoding space of an ISMRMRD/MRD file with several (default 0)",
+    )
+    parser.add_argument(
+        "--no-prewhiten",
+        dest="prewhiten",
+        action="store_false",
+        help="do not prewhiten k-space with the file's noise data (MRD noise acquisitions, "
+        "TWIX noise scan); files without noise data are never prewhitened",
+    )
+
+
+def reader_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``open_kspace`` keyword options from :func:`add_reader_arguments`' flags (unset ones are
+    left out, so each reader keeps its own default; ``prewhiten`` is always given)."""
+    options = {
+        key: getattr(args, key, None)
+        for key in ("variable", "axes", "encoding")
+        if getattr(args, key, None) is not None
+    }
+    options["prewhiten"] = bool(getattr(args, "prewhiten", True))
+    return options
 
 
 def resolve_device(text: str) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from mriviewer.commands.common import add_reader_arguments
+from mriviewer.commands.common import add_reader_arguments, reader_options
 from mriviewer.core.errors import KSpaceWriteError
 from mriviewer.core.io import open_kspace, write_fastmri
 from mriviewer.core.io.base import KSpaceVolume
@@ -60,6 +60,7 @@ def convert_volume(volume: KSpaceVolume, output: str | Path) -> dict[str, Any]:
         "converted_from": str(volume.path),
         "source_format": volume.format,
         "sampled_fraction": round(fraction, 4),
+        "prewhitened": volume.whitened,
     }
     with_reference = reference is not None or fully_sampled
     write_fastmri(
@@ -89,8 +90,7 @@ def convert_volume(volume: KSpaceVolume, output: str | Path) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    options = {k: v for k, v in (("variable", args.variable), ("axes", args.axes)) if v}
-    volume = open_kspace(args.input, **options)
+    volume = open_kspace(args.input, **reader_options(args))
     done = convert_volume(volume, args.output)
     h, w = done["matrix"]
     rh, rw = done["recon_matrix"]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -31,13 +32,15 @@ from mriviewer.commands.common import (
     add_device_argument,
     add_mask_arguments,
     add_method_option_argument,
+    add_reader_arguments,
     mask_from_args,
     method_options,
     parse_slices,
+    reader_options,
     resolve_device,
     sampled_fraction,
 )
-from mriviewer.core.errors import ConfigError, ReconError
+from mriviewer.core.errors import ConfigError, MriViewerError, ReconError
 
 METRIC_DEFINITION = (
     "fastMRI per-volume metrics on magnitude images in original units, centre-cropped to the "
@@ -68,6 +71,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_coil_method_argument(parser)
     add_device_argument(parser)
+    add_reader_arguments(parser)
     parser.add_argument("--json", dest="json_out", default=None, help="write results as JSON")
     parser.set_defaults(func=run)
 
@@ -91,8 +95,48 @@ def _check_fully_sampled(kspace: np.ndarray, path: Path, index: int) -> None:
         )
 
 
+def evaluate_each(args: argparse.Namespace) -> dict[str, Any]:
+    """:func:`evaluate_files` one file at a time: a file that fails (unreadable, NaN, not fully
+    sampled, a method error) is recorded and the others are still evaluated.
+
+    The result is :func:`evaluate_files`' (same keys) with ``settings["cases"][CASE]["error"]``
+    for each failed case (absent from ``cases``) and a top-level ``failures`` list of
+    ``{"case", "file", "error"}``. Raises the error itself when every case failed.
+    """
+    names = _case_names(args.files)
+    merged: dict[str, Any] | None = None
+    failures: list[dict[str, str]] = []
+    for file, case in zip(args.files, names, strict=True):
+        one = argparse.Namespace(**{**vars(args), "files": [file]})
+        try:
+            result = evaluate_files(one)
+        except MriViewerError as exc:
+            if len(args.files) == 1:
+                raise
+            failures.append({"case": case, "file": str(file), "error": str(exc)})
+            continue
+        (got,) = result["cases"]  # the single-file run names the case by file name alone
+        case_settings = result["settings"]["cases"][got]
+        if merged is None:
+            merged = {"cases": {}, "settings": {**result["settings"], "cases": {}}}
+        merged["cases"][case] = result["cases"][got]
+        merged["settings"]["cases"][case] = case_settings
+    if merged is None:
+        raise MriViewerError(
+            "every case failed: " + "; ".join(f"{f['case']}: {f['error']}" for f in failures)
+        )
+    for failure in failures:
+        merged["settings"]["cases"][failure["case"]] = {
+            "file": failure["file"],
+            "error": failure["error"],
+        }
+    merged["failures"] = failures
+    return merged
+
+
 def evaluate_files(args: argparse.Namespace) -> dict[str, Any]:
-    """Run the benchmark the options describe; returns the JSON-ready result."""
+    """Run the benchmark the options describe; returns the JSON-ready result (the first failure
+    raises; :func:`evaluate_each` records failures per file instead)."""
     from mriviewer.core.compare import get_method, prepare_from_volume, to_original_units
     from mriviewer.core.io import center_crop, open_kspace
     from mriviewer.core.metrics import all_metrics
@@ -109,7 +153,7 @@ def evaluate_files(args: argparse.Namespace) -> dict[str, Any]:
     cases: dict[str, dict[str, dict[str, float]]] = {}
     per_case: dict[str, dict[str, Any]] = {}
     for file, case in zip(args.files, _case_names(args.files), strict=True):
-        volume = open_kspace(file)
+        volume = open_kspace(file, **reader_options(args))
         slices = parse_slices(args.slices, volume.num_slices)
         refs: list[np.ndarray] = []
         preds: dict[str, list[np.ndarray]] = {m: [] for m in methods}
@@ -194,11 +238,13 @@ def format_table(result: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    result = evaluate_files(args)
+    result = evaluate_each(args)
     print(format_table(result))
     if args.json_out:
         from mriviewer.core.io.atomic import atomic_write_text
 
         atomic_write_text(args.json_out, json.dumps(result, indent=2) + "\n")
         print(f"wrote {args.json_out}")
-    return 0
+    for failure in result.get("failures", []):
+        print(f"mriviewer eval: failed: {failure['error']}", file=sys.stderr)
+    return 1 if result.get("failures") else 0

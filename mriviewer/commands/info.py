@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from mriviewer.commands.common import add_reader_arguments
+from mriviewer.commands.common import add_reader_arguments, reader_options
 from mriviewer.core.io import open_kspace
 
 MODEL_CARD_NAMES = ("model_card.json", "modelcard.json", "card.json")
@@ -25,6 +25,7 @@ HEADER_LINES = (
     ("acceleration", "acceleration"),
     ("axes", "array axes"),
     ("bart_named_dims", "BART dims"),
+    ("bart_layout", "BART layout"),
     ("twix_dims", "TWIX dims"),
     ("skipped_acquisitions", "skipped acquisitions"),
     ("calibration_lines", "calibration lines"),
@@ -58,10 +59,20 @@ def is_model_target(target: str) -> bool:
     )
 
 
-def describe_file(target: str, variable: str | None = None, axes: str | None = None) -> dict:
+def describe_file(
+    target: str,
+    variable: str | None = None,
+    axes: str | None = None,
+    encoding: int | None = None,
+    prewhiten: bool = True,
+) -> dict:
     """The JSON-ready summary of a k-space file (see ``KSpaceVolume.summary``)."""
-    options = {k: v for k, v in (("variable", variable), ("axes", axes)) if v is not None}
-    return open_kspace(target, **options).summary()
+    options = {
+        k: v
+        for k, v in (("variable", variable), ("axes", axes), ("encoding", encoding))
+        if v is not None
+    }
+    return open_kspace(target, prewhiten=prewhiten, **options).summary()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -74,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
         else:
             print(format_nested(info))
         return 0
-    info = describe_file(args.file, args.variable, args.axes)
+    options = reader_options(args)
+    info = describe_file(args.file, **options)
     if args.json:
         print(json.dumps(info, indent=2, default=str))
     else:
@@ -100,7 +112,38 @@ def human_lines(info: dict[str, Any]) -> list[tuple[str, str]]:
     for key, label in HEADER_LINES:
         if key in header and header[key] not in (None, {}, []):
             lines.append((label, _text(header[key])))
+    encodings = header.get("encodings") or []
+    if len(encodings) > 1:
+        lines.append(("encodings", encodings_text(encodings, header.get("encoding", 0))))
+    if "noise" in info:
+        lines.append(("noise", noise_text(info["noise"])))
+    if header.get("noise_ignored"):
+        lines.append(("noise data ignored", str(header["noise_ignored"])))
     return lines
+
+
+def encodings_text(encodings: list[dict[str, Any]], current: int) -> str:
+    """``0: 64 x 64, 64 acquisitions (read); 1: 64 x 32, 32 acquisitions``."""
+    parts = []
+    for e in encodings:
+        size = " x ".join(str(n) for n in e.get("encoded_matrix") or []) or "size unknown"
+        read = " (read)" if e["index"] == current else ""
+        parts.append(f"{e['index']}: {size}, {e['acquisitions']} acquisitions{read}")
+    return "; ".join(parts) + " (choose with --encoding N)"
+
+
+def noise_text(noise: dict[str, Any]) -> str:
+    """One line on the noise data: prewhitened or not, condition number, noise level per coil."""
+    if "condition_number" not in noise:
+        return f"{noise.get('reason', 'no noise data')}: not prewhitened"
+    state = "prewhitened" if noise["prewhitened"] else "not prewhitened (--no-prewhiten)"
+    levels = ", ".join(f"{s:.3g}" for s in noise["noise_std_per_coil"])
+    samples = noise.get("samples_per_coil")
+    source = f" from {samples} samples per coil" if samples else ""
+    return (
+        f"{state}; covariance{source}: condition number {noise['condition_number']:.3g}, "
+        f"max coil correlation {noise['max_correlation']:.2f}, noise std per coil {levels}"
+    )
 
 
 def format_lines(lines: list[tuple[str, str]]) -> str:

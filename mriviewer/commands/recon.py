@@ -28,9 +28,11 @@ from mriviewer.commands.common import (
     add_device_argument,
     add_mask_arguments,
     add_method_option_argument,
+    add_reader_arguments,
     mask_description,
     mask_from_args,
     method_options,
+    reader_options,
     resolve_device,
     resolved_mask_kind,
 )
@@ -55,6 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_mask_arguments(parser, allow_auto=True)
     add_coil_method_argument(parser)
     add_device_argument(parser)
+    add_reader_arguments(parser)
     parser.add_argument("--out", required=True, help="output file: .h5 or .npy")
     parser.set_defaults(func=run)
 
@@ -73,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--out must end in .h5 or .npy, got {out.name!r}")
     device = resolve_device(args.device)
     method = get_method(args.method, **method_options(args.method_option, args.method))
-    volume = open_kspace(args.file)
+    volume = open_kspace(args.file, **reader_options(args))
     index = volume.select_index(args.slice)
     kspace = volume.read_kspace(index)
     mask_kind = resolved_mask_kind(args.mask, kspace)
