@@ -20,7 +20,10 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# doctor --check-gui: Qt's xcb plugin needs system libraries pip cannot install; a missing one
+# (or no display) is named with its apt/dnf install line instead of Qt's abort (README: First launch).
 run: $(STAMP)
+	@$(VENV)/bin/mriviewer doctor --check-gui
 	$(VENV)/bin/mriviewer --demo
 
 test: $(STAMP)

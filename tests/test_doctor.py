@@ -251,3 +251,17 @@ def test_real_plugin_is_found_when_pyqt6_is_installed():
     found = pc.find_platform_plugin("xcb")
     assert found is not None and found[0] == "PyQt6"
     assert found[1] is not None and found[1].name == "libqxcb.so" and found[1].is_file()
+
+
+def test_readme_first_launch_matches_the_check():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    commands = pc.install_commands(list(pc.XCB_SONAMES))
+    assert commands["apt"] in readme and commands["dnf"] in readme
+    status = pc.PlatformStatus(
+        platform="xcb",
+        status="missing-libraries",
+        missing=["libxcb-icccm.so.4", "libxcb-keysyms.so.1"],
+        fatal=True,
+    )
+    assert pc.describe(status) in readme
+    assert "mriviewer doctor --check-gui" in readme
