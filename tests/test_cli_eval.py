@@ -37,7 +37,7 @@ def test_eval_json_has_exact_keys(phantom_file, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "PSNR" in printed and "l1-wavelet" in printed and f"wrote {out}" in printed
     result = json.loads(out.read_text())
-    assert set(result) == {"cases", "settings"}
+    assert set(result) == {"cases", "settings", "failures"} and result["failures"] == []
     assert list(result["cases"]) == ["phantom.h5"]
     case = result["cases"]["phantom.h5"]
     assert list(case) == ["zero-filled", "cg-sense", "l1-wavelet"]
