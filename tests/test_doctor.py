@@ -265,3 +265,22 @@ def test_readme_first_launch_matches_the_check():
     )
     assert pc.describe(status) in readme
     assert "mriviewer doctor --check-gui" in readme
+
+
+def test_package_version_without_metadata_reads_loaded_modules(monkeypatch):
+    """A PyInstaller bundle may lack dist-info: versions come from modules already imported."""
+    import types
+
+    from mriviewer.commands import doctor
+
+    def no_metadata(name):
+        raise doctor.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(doctor.metadata, "version", no_metadata)
+    monkeypatch.setitem(sys.modules, "fakepkg", types.SimpleNamespace(__version__="1.2.3"))
+    core = types.SimpleNamespace(PYQT_VERSION_STR="6.9.0", QT_VERSION_STR="6.9.1")
+    monkeypatch.setitem(sys.modules, "PyQt6.QtCore", core)
+    assert doctor.package_version("fakepkg") == "1.2.3"
+    assert doctor.package_version("PyQt6") == "6.9.0"
+    assert doctor.package_version("PyQt6-Qt6") == "6.9.1"
+    assert doctor.package_version("not-there-at-all") is None

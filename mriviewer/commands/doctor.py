@@ -60,11 +60,20 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def package_version(name: str) -> str | None:
-    """Installed version of the distribution ``name``, or None when it is not installed."""
+    """Installed version of the distribution ``name``, or None when it is not installed.
+
+    Without the distribution's metadata (e.g. in a PyInstaller bundle) an already imported
+    module's ``__version__`` (PyQt6: ``PYQT_VERSION_STR``) is used; nothing is imported here."""
     try:
         return metadata.version(name)
     except metadata.PackageNotFoundError:
-        return None
+        pass
+    if name == "PyQt6":
+        return getattr(sys.modules.get("PyQt6.QtCore"), "PYQT_VERSION_STR", None)
+    if name == "PyQt6-Qt6":
+        return getattr(sys.modules.get("PyQt6.QtCore"), "QT_VERSION_STR", None)
+    version = getattr(sys.modules.get(name), "__version__", None)
+    return str(version) if version is not None else None
 
 
 def _distribution() -> str | None:
