@@ -142,19 +142,20 @@ def test_missing_xcb_library_message_and_exit_status(monkeypatch, fake_plugin, c
 LAUNCH = (
     "import sys; import mriviewer.gui.platform_check as pc; "
     "pc.run_ldd = lambda path: sys.argv[1]; "
-    "from mriviewer.cli import main; raise SystemExit(main(['--demo']))"
+    "from mriviewer.cli import main; raise SystemExit(main(sys.argv[2:] or ['--demo']))"
 )
 
 
-def _launch(ldd_output: str, **env: str) -> subprocess.CompletedProcess:
-    """``mriviewer --demo`` in a fresh process whose ldd says ``ldd_output``."""
+def _launch(ldd_output: str, *args: str, **env: str) -> subprocess.CompletedProcess:
+    """``mriviewer ARGS`` (default ``--demo``) in a fresh process whose ldd says
+    ``ldd_output``."""
     base = {
         k: v
         for k, v in os.environ.items()
         if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")
     }
     return subprocess.run(
-        [sys.executable, "-c", LAUNCH, ldd_output],
+        [sys.executable, "-c", LAUNCH, ldd_output, *args],
         capture_output=True,
         text=True,
         timeout=120,
@@ -173,6 +174,14 @@ def test_app_launch_stops_with_the_message_before_qt_aborts():
     )
     assert "sudo apt-get install libxcb-cursor0 libxcb-keysyms1" in proc.stderr
     assert "Traceback" not in proc.stderr and "qt.qpa" not in proc.stderr
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="xcb is Linux only")
+def test_bench_gui_on_a_display_checks_too():
+    pytest.importorskip("PyQt6")
+    proc = _launch(LDD_MISSING, "bench", "gui", DISPLAY=":0")
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.startswith("mriviewer: error: Qt's xcb platform plugin cannot load")
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="xcb is Linux only")

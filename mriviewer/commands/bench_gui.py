@@ -66,7 +66,12 @@ def run_bench(args: argparse.Namespace) -> int:
     from mriviewer.core.errors import MriViewerError
     from mriviewer.gui.app import configure_pyqtgraph
     from mriviewer.gui.main_window import MainWindow
+    from mriviewer.gui.platform_check import platform_problem
 
+    problem = None if QApplication.instance() else platform_problem()
+    if problem:  # missing xcb libraries: name them instead of Qt's abort
+        print(problem, file=sys.stderr)
+        return 1
     configure_pyqtgraph()
     app = QApplication.instance() or QApplication(["mriviewer-bench"])
     methods = [m.strip() for m in args.method.split(",") if m.strip()]
