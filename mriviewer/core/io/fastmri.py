@@ -31,7 +31,9 @@ def parse_ismrmrd_header(xml: str | bytes) -> dict[str, Any]:
 
     Returns keys ``encoded_matrix``, ``recon_matrix`` as ``(rows, cols)`` of the image = ``(x, y)`` of the header, exactly as
     fastMRI crops (matrixSize x runs along the readout, which is the image's first axis H),
-    ``encoded_fov_mm``, ``field_strength_t``, ``system``, ``sequence`` where present.
+    ``encoded_fov_mm``, ``field_strength_t``, ``system``, ``sequence``,
+    ``kspace_encoding_step_1_center`` / ``_maximum`` (the encoding limits fastMRI derives the
+    zero padding from, see :mod:`mriviewer.core.physics.band`) where present.
     """
     if isinstance(xml, bytes):
         xml = xml.decode("utf-8", errors="replace")
@@ -45,6 +47,10 @@ def parse_ismrmrd_header(xml: str | bytes) -> dict[str, Any]:
             y = _xml_text(e, [space, "matrixSize", "y"])
             if x and y:
                 out[key] = [int(float(x)), int(float(y))]
+        for limit in ("center", "maximum"):  # fastMRI derives the padding from these
+            value = _xml_text(e, ["encodingLimits", "kspace_encoding_step_1", limit])
+            if value:
+                out[f"kspace_encoding_step_1_{limit}"] = int(float(value))
         fx = _xml_text(e, ["encodedSpace", "fieldOfView_mm", "x"])
         fy = _xml_text(e, ["encodedSpace", "fieldOfView_mm", "y"])
         if fx and fy:

@@ -3,11 +3,30 @@
 Every mask is an ``(H, W)`` bool array (a 1-D Cartesian mask is broadcast along the readout axis
 ``H``; phase-encode lines run along the last axis ``W``, as in fastMRI). ``SamplingMask`` carries
 the spec that made it and reports its achieved acceleration.
+
+Settings are validated against the matrix before any generator runs (:func:`check_reachable`),
+the same rules for every kind:
+
+- R = 1 gives the full mask (inside the acquired band) for every kind; no generator runs.
+- R asking for less than one line (1-D) or one point (2-D) is refused (:class:`MaskError`).
+- A calibration region (1-D centre block ``round(W * center_fraction)`` columns, 2-D
+  ``calib x calib`` square) that alone holds more than 10% over the points R allows is refused
+  with the largest calibration and R that fit.
+- Poisson disc runs a bounded search (at most :data:`POISSON_MAX_DRAWS` sigpy pattern draws,
+  never sigpy's own unbounded loop); when its nearest pattern misses R by more than 10% the
+  request is refused, naming the nearest R.
+- Any generated mask whose achieved R misses the request by more than 10% (random draws on few
+  columns, equispaced rounding, fastMRI's equispaced rule adding the centre) carries a line in
+  ``SamplingMask.warnings``.
+
+Masks of zero-padded files (fastMRI knee) are drawn inside the acquired band (``band``
+argument, see :mod:`mriviewer.core.physics.band`); R is reported over the band.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -16,6 +35,17 @@ import numpy as np
 from mriviewer.core.errors import MaskError
 
 MASK_KINDS = ("random", "equispaced", "poisson", "gaussian", "array")
+#: relative miss of the achieved R above which a mask carries a warning (or is refused)
+R_TOLERANCE = 0.10
+#: most sigpy Poisson-disc pattern draws one mask may take (bounds the search's time)
+POISSON_MAX_DRAWS = 30
+#: the Poisson search stops once its slope interval is narrower than this (patterns no longer
+#: change); with POISSON_MAX_DRAWS it bounds the draws to about 20 on fastMRI-sized matrices
+POISSON_SLOPE_RESOLUTION = 1e-3
+#: a Poisson-disc pattern (points >= 1 pixel apart) is never denser than about this R outside
+#: its calibration square (sigpy's densest draws measured R 1.20-1.34 on 128 x 40 .. 640 x 368);
+#: requests more than 10% below the bound it implies are refused without drawing
+POISSON_DENSEST_R = 1.15
 
 
 def stable_seed(*parts: object) -> int:
@@ -59,33 +89,57 @@ class SamplingMask:
 
     array: np.ndarray
     spec: MaskSpec = field(default_factory=lambda: MaskSpec(kind="array"))
+    #: acquired columns ``(start, stop)``; None = all columns. R is reported over the band.
+    band: tuple[int, int] | None = None
+    #: one line per problem the user should know (e.g. achieved R misses the request by > 10%)
+    warnings: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.array = validate_mask_array(self.array)
+        if self.band is not None:
+            start, stop = int(self.band[0]), int(self.band[1])
+            if not 0 <= start < stop <= self.array.shape[1]:
+                raise MaskError(
+                    f"acquired band [{start}, {stop}) is outside the mask's "
+                    f"{self.array.shape[1]} columns"
+                )
+            if not self.array[:, start:stop].any():
+                raise MaskError(f"mask samples no point inside the acquired band [{start}, {stop})")
+            self.band = None if (start, stop) == (0, self.array.shape[1]) else (start, stop)
 
     @property
     def shape(self) -> tuple[int, int]:
         return tuple(self.array.shape)  # type: ignore[return-value]
 
+    def _in_band(self) -> np.ndarray:
+        return self.array if self.band is None else self.array[:, self.band[0] : self.band[1]]
+
     @property
     def achieved_acceleration(self) -> float:
-        """Number of k-space points divided by the number of sampled points."""
-        return float(self.array.size / self.array.sum())
+        """Number of k-space points divided by the number of sampled points, both counted
+        inside the acquired band (all columns when ``band`` is None)."""
+        inside = self._in_band()
+        return float(inside.size / inside.sum())
 
     @property
     def sampled_fraction(self) -> float:
-        return float(self.array.mean())
+        """Fraction of the acquired band's points that are sampled."""
+        return float(self._in_band().mean())
 
     def acs_size(self) -> tuple[int, int]:
         """Size (rows, cols) of the fully sampled centre block around the k-space centre."""
         return fully_sampled_center(self.array)
 
     def to_dict(self) -> dict:
-        return {
+        out = {
             "spec": self.spec.to_dict(),
             "shape": list(self.shape),
             "achieved_acceleration": self.achieved_acceleration,
+            "warnings": list(self.warnings),
         }
+        if self.band is not None:
+            out["band"] = list(self.band)
+        return out
 
 
 def validate_mask_array(array: np.ndarray, path: str | Path | None = None) -> np.ndarray:
@@ -160,21 +214,53 @@ def equispaced_lines(num_cols: int, acceleration: float, center_fraction: float,
 
 def poisson_disc(
     shape: tuple[int, int], acceleration: float, calib: int, seed: int | None
-) -> np.ndarray:
-    """2-D Poisson-disc pattern from sigpy with a ``calib x calib`` fully sampled centre."""
-    import sigpy.mri
+) -> tuple[np.ndarray, float]:
+    """2-D Poisson-disc pattern (sigpy's generator) with a ``calib x calib`` fully sampled centre.
 
-    h, w = shape
-    c = (min(calib, h), min(calib, w))
-    arr = sigpy.mri.poisson(
-        (h, w),
-        acceleration,
-        calib=c,
-        dtype=np.complex64,
-        crop_corner=False,
-        seed=0 if seed is None else int(seed % (2**31)),
-    )
-    return np.abs(arr) > 0
+    The search over sigpy's density slope is sigpy.mri.poisson's bisection (same draws, same
+    result whenever sigpy's own search returns) but bounded: at most :data:`POISSON_MAX_DRAWS`
+    draws, stopping at sigpy's tolerance (|R - target| < 0.1) or when the slope interval is
+    narrower than :data:`POISSON_SLOPE_RESOLUTION`. Returns ``(pattern, achieved R)``
+    of the draw closest to ``acceleration``; the caller decides whether that is close enough.
+    Raises :class:`MaskError` if sigpy's generator is unavailable.
+    """
+    try:
+        from sigpy.mri.samp import _poisson
+    except ImportError as exc:  # pragma: no cover - depends on the installed sigpy
+        raise MaskError(f"sigpy's Poisson-disc generator is unavailable ({exc})") from exc
+
+    ny, nx = shape
+    c = (min(calib, ny), min(calib, nx))
+    y, x = np.mgrid[:ny, :nx]
+    x = np.maximum(abs(x - nx / 2) - c[1] / 2, 0)
+    if x.max() > 0:
+        x /= x.max()
+    y = np.maximum(abs(y - ny / 2) - c[0] / 2, 0)
+    if y.max() > 0:
+        y /= y.max()
+    r = np.sqrt(x**2 + y**2)
+    seed_value = 0 if seed is None else int(seed % (2**31))
+    slope_min, slope_max = 0.0, float(max(nx, ny))
+    best: tuple[float, np.ndarray] | None = None
+    for _ in range(POISSON_MAX_DRAWS):
+        if not slope_max - slope_min > POISSON_SLOPE_RESOLUTION:
+            break  # the draws no longer change: sigpy's loop would spin here forever
+        slope = (slope_max + slope_min) / 2
+        radius_x = np.clip((1 + r * slope) * nx / max(nx, ny), 1, None)
+        radius_y = np.clip((1 + r * slope) * ny / max(nx, ny), 1, None)
+        pattern = _poisson(nx, ny, 30, radius_x, radius_y, c, seed_value) > 0
+        count = int(pattern.sum())
+        actual = nx * ny / count if count else float("inf")
+        if best is None or abs(actual - acceleration) < abs(best[0] - acceleration):
+            best = (actual, pattern)
+        if abs(actual - acceleration) < 0.1:
+            return pattern, float(actual)
+        if actual < acceleration:
+            slope_min = slope
+        else:
+            slope_max = slope
+    assert best is not None
+    return best[1], float(best[0])
 
 
 def gaussian_density(shape: tuple[int, int], acceleration: float, calib: int, rng) -> np.ndarray:
@@ -203,25 +289,135 @@ def gaussian_density(shape: tuple[int, int], acceleration: float, calib: int, rn
     return (rng.uniform(size=shape) < prob) | calib_mask
 
 
-def make_mask(spec: MaskSpec, shape: tuple[int, int]) -> SamplingMask:
-    """Draw a mask of ``shape = (H, W)`` from ``spec`` (reproducible for a given seed)."""
+def _relative_miss(achieved: float, requested: float) -> float:
+    return abs(achieved - requested) / requested
+
+
+def _floor(value: float, digits: int) -> float:
+    scale = 10**digits
+    return math.floor(value * scale) / scale
+
+
+def check_reachable(spec: MaskSpec, shape: tuple[int, int]) -> None:
+    """Refuse settings no mask of ``shape = (H, W)`` (W = the acquired band's columns) can meet.
+
+    Rules (module docstring): R = 1 is always reachable (the full mask); R must ask for at least
+    one line (1-D) or point (2-D); the calibration region alone may exceed the points R allows
+    by at most :data:`R_TOLERANCE` (relative R). Raises :class:`MaskError` with one line that
+    names the largest calibration and R that fit. Poisson-disc reachability beyond this is
+    checked by :func:`make_mask` after its bounded search.
+    """
+    h, w = int(shape[0]), int(shape[1])
+    accel = float(spec.acceleration)
+    if spec.kind == "array" or accel == 1.0:
+        return
+    if spec.kind in ("random", "equispaced"):
+        budget = w / accel
+        if budget < 1:
+            raise MaskError(
+                f"R={accel:g} asks for {budget:.2f} of {w} phase-encode lines (fewer than one): "
+                f"R can be at most {w} on this matrix"
+            )
+        num_low = int(round(w * spec.center_fraction))
+        if num_low > budget and _relative_miss(w / num_low, accel) > R_TOLERANCE:
+            raise MaskError(
+                f"centre fraction {spec.center_fraction:g} keeps {num_low} of {w} lines, more "
+                f"than the {budget:.1f} that R={accel:g} allows: use a centre fraction <= "
+                f"{_floor(math.floor(budget) / w, 3):g} or R <= {_floor(w / num_low, 2):g}"
+            )
+        return
+    budget = h * w / accel
+    if budget < 1:
+        raise MaskError(
+            f"R={accel:g} asks for fewer than one of the {h} x {w} k-space points: R can be at "
+            f"most {h * w} on this matrix"
+        )
+    ch, cw = min(spec.calib, h), min(spec.calib, w)
+    points = ch * cw
+    if points > budget and _relative_miss(h * w / points, accel) > R_TOLERANCE:
+        fit = spec.calib
+        while fit > 0 and min(fit, h) * min(fit, w) > budget:
+            fit -= 1
+        raise MaskError(
+            f"calibration {ch} x {cw} ({points} points) alone exceeds the {budget:.0f} points "
+            f"R={accel:g} allows on {h} x {w}: use a calibration <= {fit} or "
+            f"R <= {_floor(h * w / points, 2):g}"
+        )
+
+
+def make_mask(
+    spec: MaskSpec, shape: tuple[int, int], band: tuple[int, int] | None = None
+) -> SamplingMask:
+    """Draw an ``(H, W)`` bool mask from ``spec`` (reproducible for a given seed).
+
+    band: acquired phase-encode columns ``(start, stop)`` of a zero-padded file (see
+    :mod:`mriviewer.core.physics.band`); the mask is drawn on the ``(H, stop - start)`` band,
+    its centre moved onto the k-space centre column ``W // 2``, and columns outside the band
+    are never sampled. None = all columns. R, centre fraction and calibration refer to the band.
+
+    The settings are checked first (:func:`check_reachable`); R = 1 gives the full band.
+    Raises :class:`MaskError` (one line) for settings no mask can meet, or a Poisson-disc R
+    whose nearest pattern misses by more than 10%; a generated mask whose achieved R misses
+    the request by more than 10% carries a line in ``warnings``. Time is bounded for every
+    kind (Poisson disc: at most :data:`POISSON_MAX_DRAWS` pattern draws).
+    """
     h, w = int(shape[0]), int(shape[1])
     if h <= 0 or w <= 0:
         raise MaskError(f"cannot draw a mask of shape {shape}")
-    rng = _rng(spec.seed)
-    if spec.kind == "random":
-        lines = random_lines(w, spec.acceleration, spec.center_fraction, rng)
-        array = np.broadcast_to(lines[None, :], (h, w)).copy()
-    elif spec.kind == "equispaced":
-        lines = equispaced_lines(w, spec.acceleration, spec.center_fraction, rng)
-        array = np.broadcast_to(lines[None, :], (h, w)).copy()
-    elif spec.kind == "poisson":
-        array = poisson_disc((h, w), spec.acceleration, spec.calib, spec.seed)
-    elif spec.kind == "gaussian":
-        array = gaussian_density((h, w), spec.acceleration, spec.calib, rng)
-    else:
+    if spec.kind == "array":
         raise MaskError("an 'array' mask is loaded from a file or drawn, not generated")
-    return SamplingMask(array, spec)
+    start, stop = (0, w) if band is None else (int(band[0]), int(band[1]))
+    if not 0 <= start < stop <= w:
+        raise MaskError(f"acquired band [{start}, {stop}) is outside the {w} k-space columns")
+    wb = stop - start
+    check_reachable(spec, (h, wb))
+    accel = float(spec.acceleration)
+    rng = _rng(spec.seed)
+    if accel == 1.0:
+        sub = np.ones((h, wb), dtype=bool)
+    elif spec.kind == "random":
+        lines = random_lines(wb, accel, spec.center_fraction, rng)
+        sub = np.broadcast_to(lines[None, :], (h, wb))
+    elif spec.kind == "equispaced":
+        lines = equispaced_lines(wb, accel, spec.center_fraction, rng)
+        sub = np.broadcast_to(lines[None, :], (h, wb))
+    elif spec.kind == "poisson":
+        c = min(spec.calib, h), min(spec.calib, wb)
+        fc = c[0] * c[1] / (h * wb)
+        densest = 1 / (fc + (1 - fc) / POISSON_DENSEST_R)
+        if _relative_miss(densest, accel) > R_TOLERANCE and accel < densest:
+            raise MaskError(
+                f"poisson: R={accel:g} is denser than a Poisson-disc pattern gets on {h} x {wb} "
+                f"with a {c[0]} x {c[1]} calibration (R >= about {densest:.2f}): use R = 1 for "
+                "the full mask, a larger R, or a random or gaussian mask"
+            )
+        sub, achieved = poisson_disc((h, wb), accel, spec.calib, spec.seed)
+        if _relative_miss(achieved, accel) > R_TOLERANCE:
+            raise MaskError(
+                f"poisson: R={accel:g} cannot be reached on {h} x {wb} with a {c[0]} x {c[1]} "
+                f"calibration (nearest R={achieved:.2f} in at most {POISSON_MAX_DRAWS} draws): "
+                "choose an R near that, a smaller calibration, or a random or gaussian mask"
+            )
+    else:  # gaussian (MaskSpec has checked the kind)
+        sub = gaussian_density((h, wb), accel, spec.calib, rng)
+    array = np.zeros((h, w), dtype=bool)
+    shift = (w // 2 - start) - wb // 2
+    array[:, start:stop] = np.roll(sub, shift, axis=1) if shift else sub
+    mask = SamplingMask(array, spec, band=(start, stop))
+    achieved = mask.achieved_acceleration
+    if _relative_miss(achieved, accel) > R_TOLERANCE:
+        why = {
+            "equispaced": "fastMRI's equispaced rule keeps one line in "
+            f"{max(int(round(accel)), 1)} plus the centre",
+            "random": "a random draw on few lines",
+            "gaussian": "a random draw on a small matrix",
+        }.get(spec.kind, "")
+        mask.warnings.append(
+            f"{spec.kind} mask: achieved R={achieved:.2f} misses the requested R={accel:g} by "
+            f"{100 * _relative_miss(achieved, accel):.0f}% on {h} x {wb}"
+            + (f" ({why})" if why else "")
+        )
+    return mask
 
 
 def save_mask(mask: SamplingMask, path: str | Path) -> Path:
