@@ -293,3 +293,27 @@ def test_package_version_without_metadata_reads_loaded_modules(monkeypatch):
     assert doctor.package_version("PyQt6") == "6.9.0"
     assert doctor.package_version("PyQt6-Qt6") == "6.9.1"
     assert doctor.package_version("not-there-at-all") is None
+
+
+def test_cuda_devices_are_listed_with_memory(monkeypatch):
+    """The CUDA branch, faked (CI has no GPU): each device with its name and memory."""
+    import types
+
+    import torch
+
+    from mriviewer.commands import doctor
+
+    props = types.SimpleNamespace(name="Fake H200", total_memory=141 * 2**30)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda i: props)
+    monkeypatch.setattr(torch.version, "cuda", "12.8")
+    report = doctor.collect_report()
+    assert report["torch"]["cuda_available"] is True
+    assert report["torch"]["devices"] == [
+        {"kind": "cuda", "index": i, "name": "Fake H200", "memory_bytes": 141 * 2**30}
+        for i in range(2)
+    ]
+    text = doctor.format_report(report)
+    assert "(CUDA 12.8)" in text
+    assert "devices:          cuda:0 Fake H200 (141.0 GiB); cuda:1 Fake H200 (141.0 GiB)" in text
