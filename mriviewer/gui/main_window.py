@@ -268,6 +268,7 @@ class MainWindow(QMainWindow):
         self.data_panel.open_button.clicked.connect(self.open_file_dialog)
         self.data_panel.sliceChanged.connect(self.load_slice)
         self.data_panel.coilChanged.connect(self._update_kspace_view)
+        self.data_panel.encodingChanged.connect(self.reopen_with_encoding)
         self.mask_panel.specChanged.connect(self.regenerate_mask)
         self.mask_panel.edit_combo.currentIndexChanged.connect(
             lambda _i: self.kspace_view.set_edit_mode(self.mask_panel.edit_combo.currentData())
@@ -417,14 +418,18 @@ class MainWindow(QMainWindow):
         if path:
             self.open_file(path)
 
-    def open_file(self, path: str | Path, slice_index: int | None = None) -> bool:
-        """Open a k-space file (or ``"demo"``); on failure the current case stays as it was."""
+    def open_file(
+        self, path: str | Path, slice_index: int | None = None, encoding: int | None = None
+    ) -> bool:
+        """Open a k-space file (or ``"demo"``); on failure the current case stays as it was.
+
+        ``encoding``: the encoding space of an MRD file with several (None: the reader's 0)."""
         from mriviewer.core.io import open_kspace
 
         if not self._probe_read("Cannot open file", path, slice_index):
             return False
         try:
-            volume = open_kspace(path)
+            volume = open_kspace(path, **({} if encoding is None else {"encoding": encoding}))
             index = (
                 volume.num_slices // 2 if slice_index is None else volume.select_index(slice_index)
             )
@@ -448,6 +453,12 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"opened {volume.path}", 5000)
         self.error_label.setText("")
         return True
+
+    def reopen_with_encoding(self, encoding: int) -> bool:
+        """Reopen the current file with another encoding space (the data panel's selector)."""
+        if self.volume is None or encoding == self.volume.header.get("encoding", 0):
+            return False
+        return self.open_file(self.volume.path, encoding=encoding)
 
     def _probe_read(self, title: str, path: str | Path, index: int | None) -> bool:
         """Read an HDF5 file in the helper process first (see :mod:`read_probe`); False (and

@@ -63,6 +63,7 @@ class DataPanel(QWidget):
 
     sliceChanged = pyqtSignal(int)
     coilChanged = pyqtSignal()
+    encodingChanged = pyqtSignal(int)
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -95,6 +96,19 @@ class DataPanel(QWidget):
         self.coil_combo.setObjectName("coilCombo")
         row.addWidget(self.coil_combo, 1)
         layout.addLayout(row)
+        # Encoding spaces of an MRD file; shown only when the file has more than one.
+        self.encoding_row = QWidget()
+        row = QHBoxLayout(self.encoding_row)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(QLabel("Encoding"))
+        self.encoding_combo = QComboBox()
+        self.encoding_combo.setObjectName("encodingCombo")
+        row.addWidget(self.encoding_combo, 1)
+        self.encoding_row.setVisible(False)
+        layout.addWidget(self.encoding_row)
+        self.encoding_combo.activated.connect(
+            lambda i: self.encodingChanged.emit(int(self.encoding_combo.itemData(i)))
+        )
         self.kspace_view = KSpaceView()
         self.kspace_view.setMinimumHeight(120)
         layout.addWidget(self.kspace_view, 1)
@@ -116,7 +130,12 @@ class DataPanel(QWidget):
         acq = summary.get("acquisition")
         if acq:
             lines.append(f"acq      {json.dumps(acq) if not isinstance(acq, str) else acq}"[:200])
+        noise = summary.get("noise") or {}
+        if "condition_number" in noise:
+            state = "prewhitened" if noise.get("prewhitened") else "not prewhitened"
+            lines.append(f"noise    {state}, condition number {noise['condition_number']:.3g}")
         self.summary.setPlainText("\n".join(lines))
+        self._set_encodings(summary.get("header") or {})
         self._guard = True
         try:
             for w in (self.slice_slider, self.slice_spin):
@@ -130,6 +149,21 @@ class DataPanel(QWidget):
             self.coil_combo.blockSignals(False)
         finally:
             self._guard = False
+
+    def _set_encodings(self, header: dict[str, Any]) -> None:
+        """Fill the encoding selector from ``header["encodings"]``; hidden for one encoding."""
+        encodings = header.get("encodings") or []
+        self.encoding_combo.blockSignals(True)
+        self.encoding_combo.clear()
+        for e in encodings:
+            size = " x ".join(str(n) for n in e.get("encoded_matrix") or []) or "?"
+            self.encoding_combo.addItem(
+                f"{e['index']}: {size}, {e['acquisitions']} acquisitions", e["index"]
+            )
+        current = self.encoding_combo.findData(header.get("encoding", 0))
+        self.encoding_combo.setCurrentIndex(max(current, 0))
+        self.encoding_combo.blockSignals(False)
+        self.encoding_row.setVisible(len(encodings) > 1)
 
     def coil(self) -> int | None:
         data = self.coil_combo.currentData()
