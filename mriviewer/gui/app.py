@@ -25,6 +25,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--session", help="restore a saved session JSON")
     p.add_argument("--slice", type=int, default=None, help="slice index (default: middle)")
     p.add_argument(
+        "--encoding", type=int, default=None, help="encoding space of an MRD file (default 0)"
+    )
+    p.add_argument(
+        "--no-prewhiten",
+        dest="prewhiten",
+        action="store_false",
+        help="do not prewhiten with the file's noise data",
+    )
+    p.add_argument(
         "--run",
         default=None,
         help="comma-separated methods to run (e.g. zero-filled,cg-sense,model:NAME)",
@@ -225,7 +234,7 @@ def run_app(argv: Sequence[str] | None = None) -> int:
         opened = window.restore_session(args.session)
     else:
         target = "demo" if (args.demo or not args.file) else args.file
-        opened = window.open_file(target, args.slice)
+        opened = window.open_file(target, args.slice, args.encoding, args.prewhiten)
     window.show()
     if scripted and not opened:
         window.close()

@@ -419,17 +419,23 @@ class MainWindow(QMainWindow):
             self.open_file(path)
 
     def open_file(
-        self, path: str | Path, slice_index: int | None = None, encoding: int | None = None
+        self,
+        path: str | Path,
+        slice_index: int | None = None,
+        encoding: int | None = None,
+        prewhiten: bool = True,
     ) -> bool:
         """Open a k-space file (or ``"demo"``); on failure the current case stays as it was.
 
-        ``encoding``: the encoding space of an MRD file with several (None: the reader's 0)."""
+        ``encoding``: the encoding space of an MRD file with several (None: the reader's 0).
+        ``prewhiten``: prewhiten with the file's noise data, if it has any (default)."""
         from mriviewer.core.io import open_kspace
 
         if not self._probe_read("Cannot open file", path, slice_index):
             return False
         try:
-            volume = open_kspace(path, **({} if encoding is None else {"encoding": encoding}))
+            options = {} if encoding is None else {"encoding": encoding}
+            volume = open_kspace(path, prewhiten=prewhiten, **options)
             index = (
                 volume.num_slices // 2 if slice_index is None else volume.select_index(slice_index)
             )
@@ -458,7 +464,9 @@ class MainWindow(QMainWindow):
         """Reopen the current file with another encoding space (the data panel's selector)."""
         if self.volume is None or encoding == self.volume.header.get("encoding", 0):
             return False
-        return self.open_file(self.volume.path, encoding=encoding)
+        return self.open_file(
+            self.volume.path, encoding=encoding, prewhiten=self.volume.prewhiten
+        )
 
     def _probe_read(self, title: str, path: str | Path, index: int | None) -> bool:
         """Read an HDF5 file in the helper process first (see :mod:`read_probe`); False (and
