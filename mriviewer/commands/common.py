@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from mriviewer.core.errors import ConfigError, MaskError
+from mriviewer.core.physics.band import FULLY_SAMPLED_FRACTION, AcquiredBand, acquired_band
 from mriviewer.core.physics.masks import (
     MASK_KINDS,
     MaskSpec,
@@ -83,18 +84,27 @@ def mask_from_args(
     file: str | Path,
     slice_index: int,
     kspace: np.ndarray | None = None,
+    band: AcquiredBand | None = None,
 ) -> SamplingMask:
     """The ``(H, W)`` mask the options ask for, for slice ``slice_index`` of ``file``.
 
     ``kspace`` ``(C, H, W)`` is needed for ``--mask data`` (its non-zero points).
+    ``band``: the acquired phase-encode columns (zero-padded fastMRI files; see
+    :func:`mriviewer.core.physics.band.acquired_band`); None = detected from ``kspace`` when
+    given, else all columns. Masks are drawn inside the band and R is reported over it.
     Raises :class:`MaskError` for a bad file or settings.
     """
-    kind = resolved_mask_kind(args.mask, kspace)
+    if band is None and kspace is not None:
+        band = acquired_band(kspace)
+    columns = None if band is None else band.columns
+    kind = resolved_mask_kind(args.mask, kspace, band)
     if kind == "data":
         if kspace is None:
             raise MaskError("--mask data needs the k-space of the slice")
         sampled = np.any(np.asarray(kspace) != 0, axis=0)
-        return SamplingMask(sampled, MaskSpec(kind="array", acceleration=1.0, seed=None))
+        return SamplingMask(
+            sampled, MaskSpec(kind="array", acceleration=1.0, seed=None), band=columns
+        )
     if kind in GENERATED_MASKS:
         spec = MaskSpec(
             kind=kind,
@@ -103,36 +113,72 @@ def mask_from_args(
             calib=int(args.calib),
             seed=mask_seed(args, file, slice_index),
         )
-        return make_mask(spec, shape)
+        return make_mask(spec, shape, band=columns)
     path = Path(kind)
     if path.suffix != ".npy" and not path.exists():
         raise MaskError(
             f"unknown mask {kind!r}: use one of {', '.join(GENERATED_MASKS)}, data, or a .npy file"
         )
-    return load_mask(path, shape=shape)
+    loaded = load_mask(path, shape=shape)
+    if columns is None:
+        return loaded
+    return SamplingMask(loaded.array, loaded.spec, band=columns)
 
 
-def sampled_fraction(kspace: np.ndarray) -> float:
-    """Fraction of ``(C, H, W)`` k-space positions that hold data in any coil."""
-    return float(np.any(np.asarray(kspace) != 0, axis=0).mean())
+def sampled_fraction(kspace: np.ndarray, band: AcquiredBand | None = None) -> float:
+    """Fraction of ``(C, H, W)`` k-space positions that hold data in any coil, counted inside
+    the acquired ``band`` (all columns when None): zero-padded columns are not "unsampled"."""
+    held = np.any(np.asarray(kspace) != 0, axis=0)
+    if band is not None:
+        held = held[..., band.start : band.stop]
+    return float(held.mean())
 
 
-def resolved_mask_kind(kind: str, kspace: np.ndarray | None) -> str:
-    """``auto`` -> ``data`` when ``kspace`` is undersampled (< 95% non-zero), else ``random``."""
+def resolved_mask_kind(
+    kind: str, kspace: np.ndarray | None, band: AcquiredBand | None = None
+) -> str:
+    """``auto`` -> ``data`` when ``kspace`` is undersampled (< 95% non-zero inside the acquired
+    ``band``; None = detected from ``kspace``), else ``random``."""
     if kind != "auto":
         return kind
-    if kspace is not None and sampled_fraction(kspace) < 0.95:
-        return "data"
+    if kspace is not None:
+        if band is None:
+            band = acquired_band(kspace)
+        if sampled_fraction(kspace, band) < FULLY_SAMPLED_FRACTION:
+            return "data"
     return "random"
 
 
 def mask_description(mask: SamplingMask, option: str, kind: str) -> dict[str, Any]:
-    """JSON-ready description of a mask: spec, shape, achieved acceleration, the ``--mask``
+    """JSON-ready description of a mask: spec, shape, achieved acceleration (over the acquired
+    band, given as ``band`` when not all columns), ``warnings`` (one line each), the ``--mask``
     option as given and the kind it resolved to (``auto`` -> ``data`` or ``random``)."""
     out = mask.to_dict()
     out["option"] = option
     out["kind"] = kind
     return out
+
+
+def add_reference_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``--reference rss|sense`` (default rss, fastMRI's) and ``--metrics-region
+    all|foreground`` (default all): what metrics are measured against and where."""
+    from mriviewer.core.reference import METRIC_REGIONS, REFERENCE_KINDS
+
+    group = parser.add_argument_group("metrics")
+    group.add_argument(
+        "--reference",
+        default="rss",
+        choices=REFERENCE_KINDS,
+        help="reference convention: rss (fastMRI, default) or sense (the fully sampled data "
+        "combined with ESPIRiT maps of the fully sampled data, as the MoDL/GLEAM/PUN papers)",
+    )
+    group.add_argument(
+        "--metrics-region",
+        default="all",
+        choices=METRIC_REGIONS,
+        help="pixels the metrics cover: all (default) or foreground (the reference "
+        "thresholded at 10%% of its 99th percentile, holes filled; the same for every method)",
+    )
 
 
 def add_device_argument(parser: argparse.ArgumentParser) -> None:

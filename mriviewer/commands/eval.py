@@ -10,7 +10,12 @@ the mean over slices (same data_range). ``seconds`` is each method's reconstruct
 over the slices (coil-map estimation excluded). JSON (``--json``)::
 
     {"cases": {CASE: {METHOD: {"psnr": .., "ssim": .., "nmse": .., "seconds": ..}}},
-     "settings": {...}}
+     "settings": {..., "reference": "rss"|"sense", "metrics_region": "all"|"foreground",
+                  "cases": {CASE: {..., "warnings": [...]}}}}
+
+``--reference`` picks the convention (rss, fastMRI's, by default; sense: the MoDL/GLEAM/PUN
+papers'), ``--metrics-region foreground`` restricts every metric to the reference's foreground
+mask; both are printed above the table and recorded in ``settings``.
 
 CASE is the file name as given (``demo`` for the demo); METHOD the names given to ``--methods``.
 """
@@ -33,6 +38,7 @@ from mriviewer.commands.common import (
     add_mask_arguments,
     add_method_option_argument,
     add_reader_arguments,
+    add_reference_arguments,
     mask_from_args,
     method_options,
     parse_slices,
@@ -41,6 +47,7 @@ from mriviewer.commands.common import (
     sampled_fraction,
 )
 from mriviewer.core.errors import ConfigError, MriViewerError, ReconError
+from mriviewer.core.physics.band import FULLY_SAMPLED_FRACTION, AcquiredBand, acquired_band
 
 METRIC_DEFINITION = (
     "fastMRI per-volume metrics on magnitude images in original units, centre-cropped to the "
@@ -69,6 +76,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--slices", default="all", help="slices per file: all (default), K or A:B (half-open)"
     )
+    add_reference_arguments(parser)
     add_coil_method_argument(parser)
     add_device_argument(parser)
     add_reader_arguments(parser)
@@ -85,12 +93,17 @@ def _case_names(files: list[str]) -> list[str]:
     return names
 
 
-def _check_fully_sampled(kspace: np.ndarray, path: Path, index: int) -> None:
-    sampled = sampled_fraction(kspace)
-    if sampled < 0.95:
+def _check_fully_sampled(
+    kspace: np.ndarray, path: Path, index: int, band: AcquiredBand | None = None
+) -> None:
+    """Refuse a slice with less than 95% non-zero points inside its acquired ``band``
+    (zero-padded fastMRI columns are outside it, not "unsampled")."""
+    sampled = sampled_fraction(kspace, band)
+    if sampled < FULLY_SAMPLED_FRACTION:
+        where = "" if band is None or band.is_full else f" inside the acquired {band.describe()}"
         raise ReconError(
-            f"slice {index} is not fully sampled ({100 * sampled:.0f}% of k-space points are "
-            "non-zero): eval needs fully sampled data to undersample retrospectively",
+            f"slice {index} is not fully sampled ({100 * sampled:.0f}% of k-space points{where} "
+            "are non-zero): eval needs fully sampled data to undersample retrospectively",
             path,
         )
 
@@ -137,9 +150,15 @@ def evaluate_each(args: argparse.Namespace) -> dict[str, Any]:
 def evaluate_files(args: argparse.Namespace) -> dict[str, Any]:
     """Run the benchmark the options describe; returns the JSON-ready result (the first failure
     raises; :func:`evaluate_each` records failures per file instead)."""
-    from mriviewer.core.compare import get_method, prepare_from_volume, to_original_units
+    from mriviewer.core.compare import (
+        get_method,
+        prepare_from_volume,
+        run_method,
+        to_original_units,
+    )
     from mriviewer.core.io import center_crop, open_kspace
     from mriviewer.core.metrics import all_metrics
+    from mriviewer.core.reference import describe_reference
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     if not methods:
@@ -159,25 +178,40 @@ def evaluate_files(args: argparse.Namespace) -> dict[str, Any]:
         preds: dict[str, list[np.ndarray]] = {m: [] for m in methods}
         seconds = dict.fromkeys(methods, 0.0)
         accelerations = []
+        regions: list[np.ndarray | None] = []
+        warnings: list[str] = []
         for index in slices:
             kspace = volume.read_kspace(index)
-            _check_fully_sampled(kspace, volume.path, index)
-            mask = mask_from_args(args, volume.matrix, file, index)
+            band = acquired_band(kspace, volume.header)
+            _check_fully_sampled(kspace, volume.path, index, band)
+            mask = mask_from_args(args, volume.matrix, file, index, band=band)
             accelerations.append(mask.achieved_acceleration)
-            problem = prepare_from_volume(volume, mask, index, coil_method=args.coil_method)
+            problem = prepare_from_volume(
+                volume,
+                mask,
+                index,
+                coil_method=args.coil_method,
+                reference_kind=args.reference,
+                metrics_region=args.metrics_region,
+                fully_sampled=True,
+            )
             refs.append(problem.reference)
+            regions.append(problem.foreground)
+            warnings.extend(f"slice {index}: {w}" for w in problem.warnings)
+            warnings.extend(f"slice {index}: {w}" for w in (*band.warnings, *mask.warnings))
             for name, method in built.items():
                 start = time.perf_counter()
                 last = None
-                for result in method.iterate(problem, device=device):
+                for result in run_method(method, problem, device):
                     last = result
                 seconds[name] += time.perf_counter() - start
                 image = np.abs(to_original_units(problem, last.image))
                 preds[name].append(center_crop(image, problem.reference.shape))
         ref = np.stack(refs)
+        region = np.stack(regions) if args.metrics_region == "foreground" else None
         cases[case] = {}
         for name in methods:
-            metrics = all_metrics(ref, np.stack(preds[name]))
+            metrics = all_metrics(ref, np.stack(preds[name]), region=region)
             cases[case][name] = {
                 "psnr": metrics["psnr"],
                 "ssim": metrics["ssim"],
@@ -188,6 +222,7 @@ def evaluate_files(args: argparse.Namespace) -> dict[str, Any]:
             "file": str(volume.path),
             "slices": slices,
             "achieved_acceleration": float(np.mean(accelerations)),
+            "warnings": warnings,
         }
     settings = {
         "methods": methods,
@@ -199,6 +234,9 @@ def evaluate_files(args: argparse.Namespace) -> dict[str, Any]:
         "seed": args.seed if args.seed is not None else "stable_seed(file name, slice)",
         "slices": args.slices,
         "coil_method": args.coil_method,
+        "reference": args.reference,
+        "reference_definition": describe_reference(args.reference, args.metrics_region),
+        "metrics_region": args.metrics_region,
         "device": device,
         "cases": per_case,
         "metrics": METRIC_DEFINITION,
@@ -239,6 +277,11 @@ def format_table(result: dict[str, Any]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     result = evaluate_each(args)
+    settings = result["settings"]
+    print(settings["reference_definition"])
+    for case, info in settings["cases"].items():
+        for warning in info.get("warnings", []):
+            print(f"warning: {case}: {warning}", file=sys.stderr)
     print(format_table(result))
     if args.json_out:
         from mriviewer.core.io.atomic import atomic_write_text

@@ -9,7 +9,10 @@ iterate is written atomically:
   ``(1, h, w)`` complex64 in the file's original units (centre-cropped to the recon matrix),
   ``mask`` ``(H, W)`` uint8, and attributes ``method``, ``method_settings``, ``mask`` (spec and
   achieved acceleration), ``source``, ``slice``, ``iterations``, ``seconds``, ``device``,
-  ``scale`` and ``metrics`` (when the file has a reference image), JSON-encoded where nested.
+  ``scale``, ``reference`` (rss | sense | none), ``reference_definition``, ``metrics_region``,
+  ``acceleration`` (achieved R of the sampling used, against the full grid), ``warnings``, and
+  ``metrics`` (with a reference) or ``ground_truth_free`` (``dc_residual`` = ||M F S x - y|| /
+  ||y|| and ``rel_change`` of the last iteration, without one), JSON-encoded where nested.
 - ``.npy``: the ``(h, w)`` complex64 image in original units.
 """
 
@@ -29,6 +32,7 @@ from mriviewer.commands.common import (
     add_mask_arguments,
     add_method_option_argument,
     add_reader_arguments,
+    add_reference_arguments,
     mask_description,
     mask_from_args,
     method_options,
@@ -37,6 +41,7 @@ from mriviewer.commands.common import (
     resolved_mask_kind,
 )
 from mriviewer.core.errors import ConfigError, KSpaceWriteError
+from mriviewer.core.physics.band import acquired_band
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -55,6 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_method_option_argument(parser)
     add_mask_arguments(parser, allow_auto=True)
+    add_reference_arguments(parser)
     add_coil_method_argument(parser)
     add_device_argument(parser)
     add_reader_arguments(parser)
@@ -63,13 +69,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
+
     from mriviewer.core.compare import (
-        evaluate_image,
         get_method,
+        iteration_metrics,
         prepare_from_volume,
+        run_method,
         to_original_units,
     )
     from mriviewer.core.io import open_kspace
+    from mriviewer.core.reference import describe_reference
 
     out = Path(args.out)
     if out.suffix not in (".h5", ".npy"):
@@ -79,18 +89,32 @@ def run(args: argparse.Namespace) -> int:
     volume = open_kspace(args.file, **reader_options(args))
     index = volume.select_index(args.slice)
     kspace = volume.read_kspace(index)
-    mask_kind = resolved_mask_kind(args.mask, kspace)
-    mask = mask_from_args(args, volume.matrix, args.file, index, kspace=kspace)
-    problem = prepare_from_volume(volume, mask, index, coil_method=args.coil_method)
+    band = acquired_band(kspace, volume.header)
+    mask_kind = resolved_mask_kind(args.mask, kspace, band)
+    mask = mask_from_args(args, volume.matrix, args.file, index, kspace=kspace, band=band)
+    problem = prepare_from_volume(
+        volume,
+        mask,
+        index,
+        coil_method=args.coil_method,
+        reference_kind=args.reference,
+        metrics_region=args.metrics_region,
+    )
+    problem.warnings[:0] = [*band.warnings, *mask.warnings]
+    for warning in problem.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     start = time.perf_counter()
-    last = None
-    for result in method.iterate(problem, device=device):
+    last = previous = None
+    for result in run_method(method, problem, device):
+        previous = None if last is None else last.image
         last = result
     seconds = time.perf_counter() - start
     if last is None:  # pragma: no cover - every method yields at least iteration 0
         raise ConfigError(f"method {args.method} produced no image")
     image = to_original_units(problem, last.image).astype(np.complex64)
-    metrics = evaluate_image(problem, last.image) if volume.has_reference else None
+    measures = iteration_metrics(problem, last.image, previous)
+    metrics = measures if problem.reference is not None else None
+    gt_free = None if metrics is not None else measures
     attrs = {
         "method": args.method,
         "method_settings": json.dumps(method.settings()),
@@ -103,17 +127,32 @@ def run(args: argparse.Namespace) -> int:
         "device": device,
         "scale": problem.scale,
         "coil_method": args.coil_method,
+        "reference": problem.reference_kind or "none",
+        "reference_definition": describe_reference(problem.reference_kind, args.metrics_region),
+        "metrics_region": args.metrics_region,
+        "acceleration": problem.info["acceleration"],
+        "warnings": json.dumps(problem.warnings),
         "generator": f"mriviewer {__version__} recon",
     }
     if metrics is not None:
         attrs["metrics"] = json.dumps(metrics)
+    if gt_free is not None:
+        attrs["ground_truth_free"] = json.dumps(gt_free)
     write_output(out, image, mask.array, attrs)
     line = (
         f"{args.method} on {volume.path.name} slice {index}: {last.iteration} iteration(s), "
-        f"{seconds:.2f} s, mask {mask_kind} R={mask.achieved_acceleration:.2f}"
+        f"{seconds:.2f} s, mask {mask_kind} R={problem.info['acceleration']:.2f}"
     )
     if metrics is not None:
-        line += f", PSNR {metrics['psnr']:.2f} dB, SSIM {metrics['ssim']:.4f}"
+        line += (
+            f", PSNR {metrics['psnr']:.2f} dB, SSIM {metrics['ssim']:.4f} "
+            f"(vs {problem.reference_kind} reference)"
+        )
+    else:
+        line += (
+            f", no ground truth: data-consistency residual {gt_free['dc_residual']:.4f}, "
+            f"last change {gt_free['rel_change']:.2e}"
+        )
     print(line)
     print(f"wrote {out}")
     return 0

@@ -27,6 +27,10 @@ from mriviewer.core.physics.masks import SamplingMask
 from mriviewer.core.recon.base import IterationResult, ReconMethod, ReconProblem
 
 MethodFactory = Callable[..., ReconMethod]
+#: fewest fully sampled central lines (narrow side of the ACS) coil-map estimation is run on;
+#: below it CG-SENSE was no better than zero-filled with any estimator (ESPIRiT, JSENSE,
+#: low-resolution maps) on the bughunt 08 case and the demo (tests/test_calibration_check.py)
+MIN_CALIB_LINES = 4
 METHODS: dict[str, MethodFactory] = {}
 
 
@@ -71,16 +75,44 @@ def prepare_problem(
     reference: np.ndarray | None = None,
     recon_matrix: tuple[int, int] | None = None,
     coil_method: str = "espirit",
-    calib: int | None = None,
+    calib: int | tuple[int, int] | None = None,
     source: str = "",
+    reference_kind: str = "rss",
+    metrics_region: str = "all",
+    fully_sampled: bool | None = None,
 ) -> ReconProblem:
     """Undersample ``(C, H, W)`` k-space with ``mask`` and get everything a method needs.
 
-    kspace may be fully sampled (retrospective) or already undersampled (zeros are kept).
-    The reference defaults to the RSS of the fully sampled input cropped to ``recon_matrix``
-    (only meaningful when the input is fully sampled; pass ``reference`` otherwise).
-    Coil maps come from the sampled data's fully sampled centre (ESPIRiT by default).
+    kspace may be fully sampled (retrospective undersampling) or already undersampled (a
+    scanner's accelerated scan): its own sampling (:func:`detect_sampling`: the points that
+    hold data) is detected unless ``fully_sampled`` says which, and ``mask`` is applied on top
+    of it (``info["acceleration"]`` is the achieved R of the result over the acquired band).
+
+    Reference (what metrics are measured against), in original units, cropped to
+    ``recon_matrix``:
+
+    - fully sampled input: ``reference_kind`` ``rss`` (fastMRI; ``reference`` if given, e.g.
+      the file's ``reconstruction_rss``) or ``sense`` (:mod:`mriviewer.core.reference`);
+    - undersampled input: ``reference`` if the file carries one (RSS convention), else none
+      (``problem.reference`` is None: no PSNR/SSIM/NMSE, only the ground-truth-free measures
+      of :func:`iteration_metrics`). ``sense`` then raises ReconError.
+
+    metrics_region: ``all`` or ``foreground`` (a mask of the reference, the same for every
+    method). Coil maps come from the fully sampled centre of the sampled data (ESPIRiT by
+    default); a centre narrower than :data:`MIN_CALIB_LINES` lines leaves ``coil_maps`` None,
+    and SENSE-based methods then fail with the reason (``problem.warnings`` holds it too).
+    Raises ReconError for mismatched shapes, an empty mask, NaN/Inf or an unknown convention.
     """
+    from mriviewer.core.physics.sampling import detect_sampling
+    from mriviewer.core.reference import (
+        check_metrics_region,
+        check_reference_kind,
+        foreground_mask,
+        reference_image,
+    )
+
+    check_reference_kind(reference_kind)
+    check_metrics_region(metrics_region)
     mask_arr = mask.array if isinstance(mask, SamplingMask) else np.asarray(mask, dtype=bool)
     if mask_arr.shape != kspace.shape[-2:]:
         raise ReconError(
@@ -90,27 +122,84 @@ def prepare_problem(
         raise ReconError("mask samples no k-space point")
     if not np.all(np.isfinite(kspace)):
         raise ReconError("k-space contains NaN or Inf")
+    if min(kspace.shape[-2:]) < 2:
+        raise ReconError(
+            f"k-space of {kspace.shape[-2]} x {kspace.shape[-1]} has an image dimension of size "
+            "1: not a 2-D slice (check the file's layout, e.g. --axes)"
+        )
     recon_matrix = tuple(recon_matrix) if recon_matrix else tuple(kspace.shape[-2:])
-    under = (kspace * mask_arr[None]).astype(np.complex64)
+    warnings: list[str] = []
+    sampling = detect_sampling(kspace)
+    if fully_sampled is None:
+        fully_sampled = sampling.fully_sampled
+    effective = mask_arr if fully_sampled else mask_arr & sampling.pattern
+    if not effective.any():
+        raise ReconError("the mask and the data's own sampling share no k-space point")
+    under = (kspace * effective[None]).astype(np.complex64)
     scale = kspace_scale(under)
     under = under / np.float32(scale)
-    if calib is None:
-        acs = (
-            mask.acs_size() if isinstance(mask, SamplingMask) else SamplingMask(mask_arr).acs_size()
+    acs = SamplingMask(effective).acs_size()
+    calibration_error = None
+    if kspace.shape[0] > 1 and min(acs) < MIN_CALIB_LINES:
+        calibration_error = (
+            f"the sampled data's fully sampled centre (calibration region) is {acs[0]} x "
+            f"{acs[1]} points; coil-map estimation needs at least {MIN_CALIB_LINES} x "
+            f"{MIN_CALIB_LINES}: SENSE-based methods are refused (raise --center-fraction or "
+            "--calib, or use zero-filled-rss)"
         )
-        calib = auto_calibration(acs)
-    maps = estimate_coil_maps(under, method=coil_method, calib=calib, source=None)
-    if reference is None:
-        reference = center_crop(rss(ifft2c_np(kspace)), recon_matrix).astype(np.float32)
+        warnings.append(calibration_error)
+        maps = None
+    else:
+        if calib is None:
+            calib = auto_calibration(acs)
+        maps = estimate_coil_maps(under, method=coil_method, calib=calib, source=None)
+    kind: str | None = reference_kind
+    if fully_sampled:
+        if reference is None or reference_kind == "sense":
+            ref_source = f"{source}#full" if source else None
+            reference = reference_image(kspace, reference_kind, recon_matrix, source=ref_source)
+    elif reference is None:
+        kind = None
+    elif reference_kind == "sense":
+        raise ReconError(
+            "the SENSE reference needs fully sampled k-space, and this slice is undersampled "
+            f"(R {sampling.acceleration:.1f}); use --reference rss with the file's own reference"
+        )
+    if not fully_sampled:
+        warnings.append(
+            f"k-space is undersampled (R {sampling.acceleration:.2f} of the full grid): "
+            + ("metrics against the file's own reference" if kind else "no ground truth, no PSNR")
+        )
+    foreground = None
+    if reference is not None and metrics_region == "foreground":
+        foreground = foreground_mask(reference)
+    info = {
+        "calib": calib,
+        "coil_method": coil_method if maps is not None else None,
+        "fully_sampled": bool(fully_sampled),
+        "data_sampling": sampling.to_dict(),
+        # R over the acquired band (zero-padded fastMRI columns are not "unsampled")
+        "acceleration": float(
+            effective[:, sampling.band[0] : sampling.band[1]].size
+            / max(int(effective[:, sampling.band[0] : sampling.band[1]].sum()), 1)
+        ),
+        "acs": [int(acs[0]), int(acs[1])],
+    }
+    if calibration_error:
+        info["calibration_error"] = calibration_error
     return ReconProblem(
         kspace=under,
-        mask=mask_arr,
+        mask=effective,
         coil_maps=maps,
         reference=reference,
         scale=scale,
         recon_matrix=recon_matrix,
         source=source,
-        info={"calib": calib, "coil_method": coil_method},
+        info=info,
+        reference_kind=kind if reference is not None else None,
+        metrics_region=metrics_region,
+        foreground=foreground,
+        warnings=warnings,
     )
 
 
@@ -138,14 +227,65 @@ def to_original_units(problem: ReconProblem, image: np.ndarray) -> np.ndarray:
 
 
 def evaluate_image(problem: ReconProblem, image: np.ndarray) -> dict[str, float]:
-    """fastMRI metrics of a method's image against the problem's reference (magnitude)."""
+    """fastMRI metrics of a method's image against the problem's reference (magnitude), over
+    the problem's metric region. Raises ReconError when there is no reference."""
     if problem.reference is None:
         raise ReconError("no reference image: metrics need a fully sampled reference")
     pred = np.abs(to_original_units(problem, image))
     ref = problem.reference
     if pred.shape != ref.shape:
         pred = center_crop(pred, ref.shape)
-    return all_metrics(ref, pred)
+    return all_metrics(ref, pred, region=problem.foreground)
+
+
+#: the measures shown without ground truth (keys of :func:`iteration_metrics`)
+GT_FREE_METRICS = ("dc_residual", "rel_change")
+
+
+def data_consistency(problem: ReconProblem, image: np.ndarray) -> float:
+    """``||M F S x - y|| / ||y||`` of a normalised ``(H, W)`` image (no ground truth needed).
+
+    Uses the problem's coil maps (NaN without them); x is the method's uncropped image."""
+    if problem.coil_maps is None:
+        return float("nan")
+    from mriviewer.core.physics.fft import fft2c_np
+
+    x = np.asarray(image, dtype=np.complex64)
+    residual = fft2c_np(problem.coil_maps * x[None]) * problem.mask[None] - problem.kspace
+    norm_y = float(np.linalg.norm(problem.kspace))
+    return float(np.linalg.norm(residual) / norm_y) if norm_y > 0 else float("nan")
+
+
+def relative_change(previous: np.ndarray | None, image: np.ndarray) -> float:
+    """``||x_k - x_{k-1}|| / ||x_k||`` between two iterates (NaN for the first)."""
+    if previous is None:
+        return float("nan")
+    norm = float(np.linalg.norm(image))
+    return float(np.linalg.norm(np.asarray(image) - previous) / norm) if norm > 0 else float("nan")
+
+
+def iteration_metrics(
+    problem: ReconProblem, image: np.ndarray, previous: np.ndarray | None = None
+) -> dict[str, float]:
+    """What can be measured for one iterate: fastMRI's PSNR/SSIM/NMSE against the reference
+    when there is one, else the ground-truth-free ``dc_residual`` (:func:`data_consistency`) and
+    ``rel_change`` (:func:`relative_change` from ``previous``). Images are normalised
+    ``(H, W)`` complex, as methods yield them."""
+    if problem.reference is not None:
+        return evaluate_image(problem, image)
+    return {
+        "dc_residual": data_consistency(problem, image),
+        "rel_change": relative_change(previous, image),
+    }
+
+
+def needs_coil_maps(method: ReconMethod) -> bool:
+    """False only for methods that combine coils without maps (``combine = "rss"``)."""
+    flag = getattr(method, "needs_coil_maps", None)
+    if flag is not None:
+        return bool(flag)
+    settings = getattr(method, "settings", dict)()
+    return settings.get("combine") != "rss"
 
 
 def run_method(
@@ -154,7 +294,13 @@ def run_method(
     device: str = "cpu",
     should_stop: Callable[[], bool] | None = None,
 ) -> Iterator[IterationResult]:
-    """Iterate ``method`` on ``problem``; stops between iterations once ``should_stop()``."""
+    """Iterate ``method`` on ``problem``; stops between iterations once ``should_stop()``.
+
+    Raises ReconError (the calibration reason) for a SENSE-based method on a problem without
+    coil maps."""
+    if problem.coil_maps is None and needs_coil_maps(method):
+        reason = problem.info.get("calibration_error", "no coil maps")
+        raise ReconError(f"{getattr(method, 'name', 'method')} needs coil maps: {reason}")
     for result in method.iterate(problem, device=device):
         if should_stop is not None and should_stop():
             return

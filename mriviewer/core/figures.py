@@ -21,6 +21,16 @@ from mriviewer.core.io.atomic import atomic_write_path, atomic_write_text
 FIGURE_FORMATS = ("png", "svg", "pdf")
 
 
+#: y-axis labels of the per-iteration curves (ground-truth-free measures included)
+CURVE_LABELS = {
+    "psnr": "PSNR (dB)",
+    "ssim": "SSIM",
+    "nmse": "NMSE",
+    "dc_residual": "DC residual ||MFSx-y||/||y||",
+    "rel_change": "relative change",
+}
+
+
 @dataclass
 class FigurePane:
     """One image pane: ``image`` is a real ``(h, w)`` array already in display form."""
@@ -135,7 +145,7 @@ def render_figure(spec: FigureSpec, dpi: int = 200):
             if spec.current_iteration is not None:
                 ax.axvline(spec.current_iteration, color="0.4", ls="--", lw=0.8)
             ax.set_xlabel("iteration", fontsize=8)
-            ax.set_ylabel(metric.upper() + (" (dB)" if metric == "psnr" else ""), fontsize=8)
+            ax.set_ylabel(CURVE_LABELS.get(metric, metric.upper()), fontsize=8)
             ax.tick_params(labelsize=7)
             ax.grid(alpha=0.3)
             if j == 0:

@@ -42,8 +42,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--mask",
         default=None,
-        choices=["random", "equispaced", "poisson", "gaussian"],
-        help="mask type",
+        choices=["random", "equispaced", "poisson", "gaussian", "data"],
+        help="mask type (data: the file's own sampling, the default for undersampled files; "
+        "another type on an undersampled file is applied on top of its sampling)",
+    )
+    p.add_argument(
+        "--reference",
+        default=None,
+        choices=["rss", "sense"],
+        help="metric reference convention: rss (fastMRI, default) or sense (MoDL/GLEAM/PUN)",
+    )
+    p.add_argument(
+        "--metrics-region",
+        default=None,
+        choices=["all", "foreground"],
+        help="pixels the metrics cover (default all)",
     )
     p.add_argument("--mask-file", default=None, help="load a .npy mask instead")
     p.add_argument("--center-fraction", type=float, default=None, help="centre fraction (1-D)")
@@ -161,12 +174,24 @@ class ScriptRunner:
                 print(f"metrics: {args.export_metrics}")
             else:
                 self.fail(f"cannot export metrics {args.export_metrics}")
+        if w.traces:
+            print(w.reference_description())
+        for warning in w.run_warnings:
+            print(f"warning: {warning}")
+        nan = float("nan")
         for trace in w.traces.values():
             if trace.metrics:
                 m = trace.metrics[-1]
+                if w.ground_truth:
+                    measures = f"PSNR {m.get('psnr', nan):6.2f} dB  SSIM {m.get('ssim', nan):.4f}"
+                else:
+                    measures = (
+                        f"DC residual {m.get('dc_residual', nan):.4f}  "
+                        f"change {m.get('rel_change', nan):.2e}"
+                    )
                 print(
-                    f"{trace.key:24s} it {trace.iterations[-1]:3d}  PSNR {m.get('psnr', float('nan')):6.2f} dB"
-                    f"  SSIM {m.get('ssim', float('nan')):.4f}  {trace.elapsed[-1]:.2f} s"
+                    f"{trace.key:24s} it {trace.iterations[-1]:3d}  {measures}  "
+                    f"{trace.elapsed[-1]:.2f} s"
                 )
         self.finish()
 
@@ -187,17 +212,21 @@ def configure_pyqtgraph() -> None:
 def run_app(argv: Sequence[str] | None = None) -> int:
     """Open the main window (``argv`` excludes the program name); returns the exit status."""
     args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
-    from PyQt6.QtCore import QTimer
-    from PyQt6.QtGui import QGuiApplication
-    from PyQt6.QtWidgets import QApplication
+    from mriviewer.gui.platform_check import import_error_message, platform_problem
 
-    if QApplication.instance() is None:
-        from mriviewer.gui.platform_check import platform_problem
-
-        problem = platform_problem()  # missing xcb libraries / no display: say so, not abort
+    widgets = sys.modules.get("PyQt6.QtWidgets")
+    if widgets is None or widgets.QApplication.instance() is None:
+        problem = platform_problem()  # missing Qt system libraries / no display: say so
         if problem:
             print(problem, file=sys.stderr)
             return 1
+    try:
+        from PyQt6.QtCore import QTimer
+        from PyQt6.QtGui import QGuiApplication
+        from PyQt6.QtWidgets import QApplication
+    except ImportError as exc:
+        print(import_error_message(exc), file=sys.stderr)
+        return 1
     configure_pyqtgraph()
     app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "mriviewer"])
     app.setApplicationName("mriviewer")
@@ -235,6 +264,15 @@ def run_app(argv: Sequence[str] | None = None) -> int:
     else:
         target = "demo" if (args.demo or not args.file) else args.file
         opened = window.open_file(target, args.slice, args.encoding, args.prewhiten)
+    if opened and args.mask:  # asked for explicitly: also on top of an undersampled file
+        _apply_mask_args(window, args)
+        window.regenerate_mask()
+    for combo, value in (
+        (window.reference_combo, args.reference),
+        (window.region_combo, args.metrics_region),
+    ):
+        if value is not None:
+            combo.setCurrentIndex(combo.findData(value))
     window.show()
     if scripted and not opened:
         window.close()

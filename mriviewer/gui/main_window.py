@@ -16,6 +16,7 @@ import numpy as np
 from PyQt6.QtCore import QSettings, Qt, QTimer, pyqtSignal
 from PyQt6.QtGui import QAction, QKeySequence
 from PyQt6.QtWidgets import (
+    QComboBox,
     QDialog,
     QDockWidget,
     QFileDialog,
@@ -170,6 +171,12 @@ class MainWindow(QMainWindow):
         self.volume = None
         self.kspace: np.ndarray | None = None
         self.reference: np.ndarray | None = None
+        # the data's own sampling (SamplingInfo) and whether metrics have a ground truth: a
+        # prospectively undersampled slice has none (its pane shows the acquired data's RSS)
+        self.sampling = None
+        self.ground_truth = True
+        self.reference_kind = "rss"  # the convention of the last run's metrics
+        self.run_warnings: list[str] = []
         self.mask = None  # SamplingMask
         self.mask_file: str | None = None
         self.traces: dict[str, MethodTrace] = {}
@@ -234,7 +241,27 @@ class MainWindow(QMainWindow):
         self.metrics_note.setObjectName("metricsNote")
         self.metrics_note.setWordWrap(True)
         self.metrics_note.setMinimumWidth(100)
-        layout.addWidget(self.metrics_note)
+        note_row = QHBoxLayout()
+        note_row.addWidget(self.metrics_note, 1)
+        self.reference_combo = QComboBox()
+        self.reference_combo.setObjectName("referenceKind")
+        self.reference_combo.addItem("vs RSS", "rss")
+        self.reference_combo.addItem("vs SENSE", "sense")
+        self.reference_combo.setToolTip(
+            "what PSNR/SSIM/NMSE are measured against: the RSS of the fully sampled data "
+            "(fastMRI) or its SENSE combination with ESPIRiT maps of the fully sampled data"
+        )
+        note_row.addWidget(self.reference_combo)
+        self.region_combo = QComboBox()
+        self.region_combo.setObjectName("metricsRegion")
+        self.region_combo.addItem("all", "all")
+        self.region_combo.addItem("foreground", "foreground")
+        self.region_combo.setToolTip(
+            "pixels the metrics cover: all, or the reference's foreground (10% of its 99th "
+            "percentile, holes filled), the same for every method"
+        )
+        note_row.addWidget(self.region_combo)
+        layout.addLayout(note_row)
         self.setCentralWidget(central)
 
         self.data_panel = DataPanel()
@@ -283,6 +310,8 @@ class MainWindow(QMainWindow):
         for dev in available_devices():
             self.methods_panel.device_combo.addItem(dev)
         self.grid.levelsChanged.connect(lambda *_: self._update_note())
+        self.reference_combo.currentIndexChanged.connect(lambda _i: self._metrics_setting_changed())
+        self.region_combo.currentIndexChanged.connect(lambda _i: self._metrics_setting_changed())
         self.grid.roiChanged.connect(self._update_table)
 
     def _action(
@@ -439,7 +468,7 @@ class MainWindow(QMainWindow):
             index = (
                 volume.num_slices // 2 if slice_index is None else volume.select_index(slice_index)
             )
-            kspace, reference = self._read_slice(volume, index)
+            kspace, reference, sampling = self._read_slice(volume, index)
         except MriViewerError as exc:
             self.show_error("Cannot open file", str(exc))
             return False
@@ -452,7 +481,7 @@ class MainWindow(QMainWindow):
         self.data_panel.set_volume_info(
             volume.summary(), volume.num_slices, volume.num_coils, index
         )
-        self._set_slice_data(kspace, reference)
+        self._set_slice_data(kspace, reference, sampling)
         self.setWindowTitle(f"mriviewer {__version__} — {Path(volume.path).name}")
         if str(path) != "demo":
             self._add_recent(str(Path(path).resolve()))
@@ -487,15 +516,21 @@ class MainWindow(QMainWindow):
             return False
         return True  # "error": the app's own read raises the same problem, with its message
 
-    def _read_slice(self, volume, index: int) -> tuple[np.ndarray, np.ndarray]:
+    def _read_slice(self, volume, index: int) -> tuple[np.ndarray, np.ndarray, Any]:
+        """k-space, the image shown in the reference pane and the data's own sampling.
+
+        The image is the file's reference, else the RSS of the k-space: a reference when the
+        k-space is fully sampled, only the acquired data's RSS when it is undersampled."""
         from mriviewer.core.io import center_crop
         from mriviewer.core.physics.fft import ifft2c_np, rss
+        from mriviewer.core.physics.sampling import detect_sampling
 
         kspace = volume.read_kspace(index)
+        sampling = detect_sampling(kspace)
         reference = volume.read_reference(index)
         if reference is None:
             reference = center_crop(rss(ifft2c_np(kspace)), volume.recon_matrix).astype(np.float32)
-        return kspace, reference
+        return kspace, reference, sampling
 
     def load_slice(self, index: int) -> bool:
         if self.volume is None:
@@ -506,7 +541,7 @@ class MainWindow(QMainWindow):
             self.data_panel.set_slice(self.volume.slice_index)  # back to the slice shown
             return False
         try:
-            kspace, reference = self._read_slice(self.volume, index)
+            kspace, reference, sampling = self._read_slice(self.volume, index)
         except MriViewerError as exc:
             self.show_error("Cannot read slice", str(exc))
             self.data_panel.set_slice(self.volume.slice_index)
@@ -514,21 +549,40 @@ class MainWindow(QMainWindow):
         self.controller.stop()
         self.volume.select(index)
         self.data_panel.set_slice(index)
-        self._set_slice_data(kspace, reference)
+        self._set_slice_data(kspace, reference, sampling)
         return True
 
-    def _set_slice_data(self, kspace: np.ndarray, reference: np.ndarray) -> None:
+    def _set_slice_data(self, kspace: np.ndarray, reference: np.ndarray, sampling: Any) -> None:
         self.kspace = kspace
         self.reference = reference
+        self.sampling = sampling
+        has_file_reference = self.volume is not None and self.volume.has_reference
+        self.ground_truth = bool(sampling.fully_sampled or has_file_reference)
+        self.reference_kind = self.reference_combo.currentData() if self.ground_truth else None
+        self.run_warnings = []
+        # no ground truth, no convention to choose: the selectors say so by being disabled
+        self.reference_combo.setEnabled(self.ground_truth)
+        self.region_combo.setEnabled(self.ground_truth)
+        self.table.set_ground_truth(self.ground_truth)
+        self.curves.set_ground_truth(self.ground_truth)
         self.traces = {}
         self.curves.clear_curves()
         self._curve_counts.clear()
         self.iter_slider.setRange(0, 0)
-        if self.mask is None or self.mask.shape != kspace.shape[-2:]:
-            if self.mask_panel.kind() == "array":
+        if not sampling.fully_sampled:
+            # an accelerated scan: its own sampling is the mask unless the user asks for more
+            self.mask_panel.set_kind("data", emit=False)
+            self.mask_file = None
+            self.regenerate_mask()
+        elif self.mask is None or self.mask.shape != kspace.shape[-2:] or (
+            self.mask_panel.kind() == "data"
+        ):
+            if self.mask_panel.kind() in ("array", "data"):
                 self.mask_panel.set_kind("random", emit=False)
             self.mask_file = None
             self.regenerate_mask()
+        else:
+            self._mask_changed()
         self._update_kspace_view()
         self._pending_layout = None
         # the method panes go back to the grid's spares for the next run
@@ -609,6 +663,11 @@ class MainWindow(QMainWindow):
         if self.kspace is None or self.mask_panel.kind() == "array":
             self._mask_changed()
             return
+        if self.mask_panel.kind() == "data":
+            self.mask = self.data_mask()
+            self.mask_file = None
+            self._mask_changed()
+            return
         try:
             self.mask = make_mask(self.mask_spec(), self.kspace.shape[-2:])
         except MriViewerError as exc:
@@ -617,11 +676,43 @@ class MainWindow(QMainWindow):
         self.mask_file = None
         self._mask_changed()
 
+    def data_mask(self):
+        """The data's own sampling as a mask (all points for fully sampled data)."""
+        from mriviewer.core.physics.masks import MaskSpec, SamplingMask
+
+        pattern = (
+            self.sampling.pattern
+            if self.sampling is not None
+            else np.ones(self.kspace.shape[-2:], dtype=bool)
+        )
+        return SamplingMask(pattern.copy(), MaskSpec(kind="array", acceleration=1.0, seed=None))
+
+    def effective_mask(self) -> np.ndarray | None:
+        """The points a run uses: the mask, within the data's own sampling when undersampled."""
+        if self.mask is None:
+            return None
+        arr = self.mask.array
+        if self.sampling is not None and not self.sampling.fully_sampled:
+            arr = arr & self.sampling.pattern
+        return arr
+
     def _mask_changed(self) -> None:
         if self.mask is None:
             return
-        arr = self.mask.array
-        self.mask_panel.set_achieved(self.mask.achieved_acceleration, int(arr.sum()), arr.size)
+        arr = self.effective_mask()
+        sampled = int(arr.sum())
+        achieved = arr.size / max(sampled, 1)
+        note = ""
+        if self.sampling is not None and not self.sampling.fully_sampled:
+            if self.mask_panel.kind() == "data":
+                acs = self.sampling.acs
+                note = f"data's own sampling, ACS {acs[0]} x {acs[1]}"
+            else:
+                note = (
+                    f"mask on top of the data's own sampling (R {self.sampling.acceleration:.2f});"
+                    " R of the full grid"
+                )
+        self.mask_panel.set_achieved(achieved, sampled, arr.size, note)
         self.kspace_view.set_mask(arr)
         self.kspace_view.set_acs(self.acs_band())
 
@@ -825,11 +916,18 @@ class MainWindow(QMainWindow):
         self._pending_layout = [REFERENCE, *methods]
         self._follow = True
         self.iter_slider.setRange(0, 0)
+        kind = self.reference_combo.currentData()
+        file_reference = self.volume is not None and self.volume.has_reference
         request = RunRequest(
             kspace=self.kspace,
-            mask=self.mask.array.copy(),
-            reference=self.reference,
+            mask=self.effective_mask().copy(),
+            # the file's own reference (RSS convention), else computed by the core from the
+            # fully sampled k-space in the chosen convention; none for undersampled data
+            reference=self.reference if (file_reference and kind == "rss") else None,
             recon_matrix=tuple(self.reference.shape),
+            reference_kind=kind,
+            metrics_region=self.region_combo.currentData(),
+            fully_sampled=bool(self.sampling.fully_sampled) if self.sampling else None,
             methods=methods,
             device=self.methods_panel.device_combo.currentText() or "cpu",
             source=f"{self.volume.path}#slice{self.volume.slice_index}" if self.volume else "",
@@ -838,6 +936,7 @@ class MainWindow(QMainWindow):
         )
         worker = self.controller.start(request)
         worker.status.connect(self.methods_panel.progress.setText)
+        worker.prepared.connect(self._on_prepared)
         worker.method_started.connect(self._on_method_started)
         worker.iteration.connect(self._on_iteration)
         worker.method_finished.connect(self._on_method_finished)
@@ -872,6 +971,32 @@ class MainWindow(QMainWindow):
         """Have the grid build, in idle time, the panes a run of the checked methods needs."""
         missing = [m for m in self.methods_panel.checked() if m not in self.grid.panes]
         self.grid.keep_spare_panes(len(missing))
+
+    def _on_prepared(self, info: dict) -> None:
+        """The core's reference (the convention's image the metrics use) and its warnings."""
+        reference = info.get("reference")
+        self.reference_kind = info.get("reference_kind")
+        if reference is not None and self.ground_truth:
+            self.reference = np.asarray(reference, dtype=np.float32)
+            self._shown.pop(REFERENCE, None)
+        self.run_warnings = list(info.get("warnings") or [])
+        if self.run_warnings:
+            self.error_label.setText("; ".join(self.run_warnings)[:200])
+            self.statusBar().showMessage(self.run_warnings[0], 10000)
+
+    def _metrics_setting_changed(self) -> None:
+        """A new reference convention or metric region: the shown comparison is run again (coil
+        maps are cached), so no figure mixes conventions."""
+        if not self.ground_truth or not self.traces or self.controller.running:
+            return
+        if self.reference_combo.currentData() == "rss" and self.volume is not None:
+            # back to the file's (or the RSS) reference for display
+            try:
+                _, self.reference, _ = self._read_slice(self.volume, self.volume.slice_index)
+            except MriViewerError as exc:
+                self.show_error("Cannot read slice", str(exc))
+                return
+        self.run(list(self.run_methods))
 
     def _on_method_started(self, name: str, info: dict) -> None:
         expected = info.get("expected_iterations")
@@ -951,7 +1076,10 @@ class MainWindow(QMainWindow):
                     trace.label,
                     trace.color,
                     trace.iterations,
-                    {m: [d.get(m, np.nan) for d in trace.metrics] for m in ("psnr", "ssim")},
+                    {
+                        slot: [d.get(m, np.nan) for d in trace.metrics]
+                        for slot, m in zip(("psnr", "ssim"), self.measures(), strict=True)
+                    },
                 )
         self.curves.set_iteration_span(self.max_iteration())
         self.curves.set_marker(self.iter_slider.value())
@@ -978,11 +1106,7 @@ class MainWindow(QMainWindow):
             state = (id(pane), mode, id(self.reference))
             if self._shown.get(REFERENCE) != state:  # redraw only what changed (throttled UI)
                 self._shown[REFERENCE] = state
-                self.grid.set_image(
-                    REFERENCE,
-                    display_array(self.reference, mode),
-                    title="reference (fully sampled)<br>&nbsp;",
-                )
+                self.grid.set_image(REFERENCE, display_array(self.reference, mode), title=self.reference_title())
         for key, trace in self.traces.items():
             pane = self.grid.panes.get(key)
             if pane is None:
@@ -1001,10 +1125,10 @@ class MainWindow(QMainWindow):
             met = trace.metrics[idx]
             title = (
                 f"<span style='color:{trace.color}'>{trace.label}</span><br>"
-                f"PSNR {met.get('psnr', np.nan):.2f} dB · SSIM {met.get('ssim', np.nan):.3f}"
-                f" · it {trace.iterations[idx]}"
+                f"{self.metrics_text(met)} · it {trace.iterations[idx]}"
             )
-            err = error_array(image, self.reference, mode) if errors else None
+            # error maps need a ground truth: none against the acquired data's RSS
+            err = error_array(image, self.reference, mode) if errors and self.ground_truth else None
             self.grid.set_image(key, display_array(image, mode), title=title, error=err)
         self._update_table()
         self._update_note()
@@ -1032,6 +1156,8 @@ class MainWindow(QMainWindow):
                         "PSNR (dB)": met.get("psnr"),
                         "SSIM": met.get("ssim"),
                         "NMSE": met.get("nmse"),
+                        "DC residual": met.get("dc_residual"),
+                        "change": met.get("rel_change"),
                         "time (s)": trace.elapsed[idx],
                     }
                 )
@@ -1042,13 +1168,55 @@ class MainWindow(QMainWindow):
             rows.append(row)
         self.table.set_rows(rows)
 
+    def measures(self) -> tuple[str, str]:
+        """The two per-iteration measures shown: PSNR/SSIM, or without ground truth the
+        data-consistency residual and the relative change."""
+        return ("psnr", "ssim") if self.ground_truth else ("dc_residual", "rel_change")
+
+    def metrics_text(self, met: dict) -> str:
+        """One line of a method's metrics for pane titles and figure captions."""
+        if self.ground_truth:
+            return f"PSNR {met.get('psnr', np.nan):.2f} dB · SSIM {met.get('ssim', np.nan):.3f}"
+        return (
+            f"DC residual {met.get('dc_residual', np.nan):.4f} · "
+            f"change {met.get('rel_change', np.nan):.1e}"
+        )
+
+    def reference_title(self) -> str:
+        """Title of the reference pane: what the image is."""
+        if not self.ground_truth:
+            return "acquired data, zero-filled RSS<br>not a reference: no ground truth"
+        kind = self.reference_kind or self.reference_combo.currentData()
+        name = {"rss": "RSS", "sense": "SENSE"}.get(kind, kind)
+        region = " · foreground" if self.region_combo.currentData() == "foreground" else ""
+        return f"reference ({name} of the fully sampled data){region}<br>&nbsp;"
+
+    def reference_description(self) -> str:
+        """The metric convention in words (notes, captions, sidecars)."""
+        from mriviewer.core.reference import describe_reference
+
+        if not self.ground_truth:
+            return describe_reference(None)
+        kind = self.reference_kind or self.reference_combo.currentData()
+        return describe_reference(kind, self.region_combo.currentData())
+
     def _update_note(self) -> None:
         if self.reference is None:
             return
         lo, hi = self.grid.levels()
+        if self.ground_truth:
+            what = (
+                f"{self.reference_description()}; PSNR/SSIM/NMSE on |image| (fastMRI definitions),"
+                f" data_range = max(reference) = {float(self.reference.max()):.4g}"
+            )
+        else:
+            r = self.sampling.acceleration if self.sampling is not None else float("nan")
+            what = (
+                f"k-space undersampled (R {r:.2f}): no ground truth, no PSNR/SSIM/NMSE; shown: "
+                "data-consistency residual ||M F S x - y|| / ||y|| and change per iteration"
+            )
         self.metrics_note.setText(
-            f"PSNR/SSIM/NMSE: |image| vs reference (fastMRI definitions), data_range = max(reference)"
-            f" = {float(self.reference.max()):.4g}   ·   display: {self.display_mode}, "
+            f"{what}   ·   display: {self.display_mode}, "
             f"window [{lo:.4g}, {hi:.4g}] (same for all panes)"
         )
 
@@ -1108,12 +1276,16 @@ class MainWindow(QMainWindow):
         for key, pane in self.grid.panes.items():
             if pane.data is None:
                 continue
-            title = "reference" if key == REFERENCE else self.traces[key].label
+            title = (
+                self.reference_title().split("<br>")[0]
+                if key == REFERENCE
+                else self.traces[key].label
+            )
             if key != REFERENCE:
                 idx = self.traces[key].index_at(self.iter_slider.value())
                 if idx is not None:
                     met = self.traces[key].metrics[idx]
-                    title += f"\nPSNR {met.get('psnr', np.nan):.2f} dB, SSIM {met.get('ssim', np.nan):.3f}"
+                    title += "\n" + self.metrics_text(met).replace(" · ", ", ")
             panes.append(
                 FigurePane(title, pane.data, pane.error if self.grid.error_visible else None)
             )
@@ -1121,7 +1293,7 @@ class MainWindow(QMainWindow):
             FigureCurve(
                 t.label,
                 list(t.iterations),
-                {m: [d.get(m, np.nan) for d in t.metrics] for m in ("psnr", "ssim")},
+                {m: [d.get(m, np.nan) for d in t.metrics] for m in self.measures()},
                 color=t.color,
             )
             for t in self.traces.values()
@@ -1137,18 +1309,34 @@ class MainWindow(QMainWindow):
             curves=curves,
             current_iteration=self.iter_slider.value(),
             colorbar_label=self.display_mode,
-            note=f"metrics on |image| vs reference, data_range = {data_range:.4g}; "
-            f"{self.mask_description()}",
+            curve_metrics=self.measures(),
+            note=(
+                f"{self.reference_description()}; metrics on |image|, data_range = "
+                f"{data_range:.4g}; {self.mask_description()}"
+                if self.ground_truth
+                else f"{self.reference_description()}; {self.mask_description()}"
+            ),
         )
 
     def mask_description(self) -> str:
         if self.mask is None:
             return "no mask"
         spec = self.mask.spec
-        achieved = self.mask.achieved_acceleration
+        arr = self.effective_mask()
+        achieved = arr.size / max(int(arr.sum()), 1)
+        if self.mask_panel.kind() == "data":
+            return f"the data's own sampling, R = {achieved:.2f}"
+        on_top = (
+            " on top of the data's own sampling (R of the full grid)"
+            if self.sampling is not None and not self.sampling.fully_sampled
+            else ""
+        )
         if spec.kind == "array":
-            return f"user mask, achieved R = {achieved:.2f}"
-        return f"{spec.kind} mask R = {spec.acceleration:g} (achieved {achieved:.2f}), seed {spec.seed}"
+            return f"user mask{on_top}, achieved R = {achieved:.2f}"
+        return (
+            f"{spec.kind} mask{on_top} R = {spec.acceleration:g} (achieved {achieved:.2f}), "
+            f"seed {spec.seed}"
+        )
 
     def provenance(self, out_path: Path | None = None) -> dict[str, Any]:
         """Everything needed to redo the comparison (file + hash, slice, mask, methods, levels)."""
@@ -1168,7 +1356,9 @@ class MainWindow(QMainWindow):
                 "achieved_acceleration": self.mask.achieved_acceleration,
                 "shape": list(self.mask.shape),
             }
-            if self.mask.spec.kind == "array":
+            if self.mask_panel.kind() == "data":
+                mask_info["spec"] = {"kind": "data", "description": "the data's own sampling"}
+            elif self.mask.spec.kind == "array":
                 if out_path is not None:
                     mpath = out_path.with_name(out_path.name + ".mask.npy")
                     save_mask(self.mask, mpath)
@@ -1198,6 +1388,13 @@ class MainWindow(QMainWindow):
                 entry["metrics"] = trace.metrics[idx]
             methods.append(entry)
         info["methods"] = methods
+        info["ground_truth"] = self.ground_truth
+        info["reference"] = self.reference_kind if self.ground_truth else None
+        info["reference_definition"] = self.reference_description()
+        info["metrics_region"] = self.region_combo.currentData()
+        if self.sampling is not None:
+            info["data_sampling"] = self.sampling.to_dict()
+        info["warnings"] = list(self.run_warnings)
         info["device"] = self.methods_panel.device_combo.currentText()
         info["display"] = self.display_mode
         info["levels"] = list(self.grid.levels())
@@ -1237,6 +1434,8 @@ class MainWindow(QMainWindow):
                         "psnr": met.get("psnr"),
                         "ssim": met.get("ssim"),
                         "nmse": met.get("nmse"),
+                        "dc_residual": met.get("dc_residual"),
+                        "rel_change": met.get("rel_change"),
                         "seconds": trace.elapsed[i],
                         "peak_memory_mb": trace.peak_memory_mb,
                         "final": i == len(trace.iterations) - 1 and trace.complete,
@@ -1262,6 +1461,8 @@ class MainWindow(QMainWindow):
                         "psnr",
                         "ssim",
                         "nmse",
+                        "dc_residual",
+                        "rel_change",
                         "seconds",
                         "peak_memory_mb",
                         "final",
@@ -1328,7 +1529,8 @@ class MainWindow(QMainWindow):
         from mriviewer.core.physics.masks import save_mask
 
         mask_file = None
-        if self.mask is not None and self.mask.spec.kind == "array":
+        data_kind = self.mask_panel.kind() == "data"
+        if self.mask is not None and self.mask.spec.kind == "array" and not data_kind:
             if session_path is not None:
                 mpath = mask_file_for(session_path)
                 save_mask(self.mask, mpath)
@@ -1339,7 +1541,7 @@ class MainWindow(QMainWindow):
             file=str(self.volume.path) if self.volume is not None else None,
             slice=self.volume.slice_index if self.volume is not None else 0,
             coil=str(self.data_panel.coil_combo.currentData() or "rss"),
-            mask_spec=self.mask_spec().to_dict(),
+            mask_spec={"kind": "data"} if data_kind else self.mask_spec().to_dict(),
             mask_file=mask_file,
             methods=self.methods_panel.checked(),
             models=list(self.model_files),
@@ -1351,6 +1553,8 @@ class MainWindow(QMainWindow):
             view_range=self.grid.view_range(),
             iteration=self.iter_slider.value(),
             roi=self.grid.roi_state(),
+            reference=self.reference_combo.currentData(),
+            metrics_region=self.region_combo.currentData(),
         )
 
     def save_session_dialog(self) -> None:
@@ -1385,6 +1589,17 @@ class MainWindow(QMainWindow):
         if state.file and not self.open_file(state.file, state.slice):
             return False
         self.data_panel.set_coil(state.coil)
+        for combo, value in (
+            (self.reference_combo, state.reference),
+            (self.region_combo, state.metrics_region),
+        ):
+            index = combo.findData(value)
+            if index < 0:
+                self.show_error("Cannot open session", f"{path}: unknown setting {value!r}")
+                return False
+            combo.blockSignals(True)
+            combo.setCurrentIndex(index)
+            combo.blockSignals(False)
         if state.mask_file:
             mfile = Path(state.mask_file)
             if not mfile.is_absolute():

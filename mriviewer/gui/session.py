@@ -39,6 +39,8 @@ class SessionState:
     view_range: list[list[float]] | None = None
     iteration: int | None = None
     roi: dict[str, Any] | None = None
+    reference: str = "rss"  # metric convention: rss | sense
+    metrics_region: str = "all"  # all | foreground
     version: int = SESSION_VERSION
 
     def to_json(self) -> str:

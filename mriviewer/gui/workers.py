@@ -61,6 +61,11 @@ class RunRequest:
     calib: int | None = None
     settings: dict[str, dict[str, Any]] = field(default_factory=dict)
     imports: list[str] = field(default_factory=list)
+    #: metric convention (``rss`` | ``sense``) and region (``all`` | ``foreground``)
+    reference_kind: str = "rss"
+    metrics_region: str = "all"
+    #: the data's own sampling: True (fully sampled), False (undersampled), None (detect)
+    fully_sampled: bool | None = None
 
 
 @dataclass
@@ -139,8 +144,22 @@ def _execute(req: RunRequest, should_stop: Callable[[], bool]) -> Iterator[Messa
         recon_matrix=req.recon_matrix,
         calib=req.calib,
         source=req.source,
+        reference_kind=req.reference_kind,
+        metrics_region=req.metrics_region,
+        fully_sampled=req.fully_sampled,
     )
-    yield ("prepared", {"seconds": time.perf_counter() - t0, "calib": problem.info.get("calib")})
+    yield (
+        "prepared",
+        {
+            "seconds": time.perf_counter() - t0,
+            "calib": problem.info.get("calib"),
+            "reference": None if problem.reference is None else np.array(problem.reference),
+            "reference_kind": problem.reference_kind,
+            "metrics_region": problem.metrics_region,
+            "acceleration": problem.info.get("acceleration"),
+            "warnings": list(problem.warnings),
+        },
+    )
     for name in req.methods:
         if should_stop():
             return
@@ -170,11 +189,12 @@ def _run_method(
     memory = None if cuda else PeakRss()
     peak = 0.0
     last = None
+    previous = None
     for result in compare.run_method(method, problem, req.device, should_stop=should_stop):
         image = np.array(compare.to_original_units(problem, result.image), dtype=np.complex64)
-        metrics = (
-            compare.evaluate_image(problem, result.image) if problem.reference is not None else {}
-        )
+        # against the reference, or the ground-truth-free measures without one
+        metrics = compare.iteration_metrics(problem, result.image, previous)
+        previous = result.image
         if cuda:
             peak = torch.cuda.max_memory_allocated(req.device) / 1e6
         else:

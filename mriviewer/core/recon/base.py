@@ -20,9 +20,13 @@ class ReconProblem:
 
     kspace: ``(C, H, W)`` complex64, already masked (zeros where not sampled), divided by ``scale``.
     mask: ``(H, W)`` bool. coil_maps: ``(C, H, W)`` complex64 (None until estimated).
-    reference: ``(h, w)`` float32 magnitude in *original* units (None if unknown).
+    reference: ``(h, w)`` float32 magnitude in *original* units (None if unknown: then no
+    PSNR/SSIM/NMSE, only the ground-truth-free measures of ``compare.iteration_metrics``).
     scale: the factor k-space was divided by; multiply images by it to get original units.
     recon_matrix: ``(h, w)`` crop applied before metrics/display.
+    reference_kind: ``rss`` | ``sense`` (``mriviewer.core.reference``) or None without one.
+    metrics_region: ``all`` | ``foreground``; foreground: the ``(h, w)`` bool region used then.
+    warnings: one-line notes for the user (calibration, sampling), shown by every front end.
     """
 
     kspace: np.ndarray
@@ -33,6 +37,10 @@ class ReconProblem:
     recon_matrix: tuple[int, int] | None = None
     source: str = ""
     info: dict[str, Any] = field(default_factory=dict)
+    reference_kind: str | None = None
+    metrics_region: str = "all"
+    foreground: np.ndarray | None = None
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def shape(self) -> tuple[int, int]:

@@ -39,6 +39,7 @@ MASK_TYPES = {
     "2-D Poisson disc": "poisson",
     "2-D variable density": "gaussian",
     "user-drawn": "array",
+    "data's own sampling": "data",
 }
 METHOD_COLORS = [
     "#1f77b4",
@@ -274,7 +275,7 @@ class MaskPanel(QWidget):
         self.cf_spin.setEnabled(kind in ("random", "equispaced"))
         self.calib_spin.setEnabled(kind in ("poisson", "gaussian"))
         for w in (self.accel_spin, self.seed_spin, self.new_seed_button):
-            w.setEnabled(kind != "array")
+            w.setEnabled(kind not in ("array", "data"))
         if emit:
             self.specChanged.emit()
 
@@ -295,8 +296,9 @@ class MaskPanel(QWidget):
                 w.blockSignals(False)
         self.set_kind(spec.get("kind", "random"), emit=False)
 
-    def set_achieved(self, achieved: float, sampled: int, total: int) -> None:
-        self.achieved_label.setText(f"achieved R: {achieved:.2f}  ({sampled}/{total} samples)")
+    def set_achieved(self, achieved: float, sampled: int, total: int, note: str = "") -> None:
+        text = f"achieved R: {achieved:.2f}  ({sampled}/{total} samples)"
+        self.achieved_label.setText(text + (f"\n{note}" if note else ""))
 
 
 class MethodsPanel(QWidget):
@@ -407,8 +409,25 @@ METRIC_COLUMNS = (
     "peak mem (MB)",
     "ROI mean",
     "ROI std",
+    "DC residual",
+    "change",
 )
-_HEADERS = ("method", "it", "PSNR dB", "SSIM", "NMSE", "time s", "mem MB", "ROI mean", "ROI std")
+#: columns shown with a reference (ground truth) and without one
+GT_COLUMNS = ("PSNR (dB)", "SSIM", "NMSE")
+GT_FREE_COLUMNS = ("DC residual", "change")
+_HEADERS = (
+    "method",
+    "it",
+    "PSNR dB",
+    "SSIM",
+    "NMSE",
+    "time s",
+    "mem MB",
+    "ROI mean",
+    "ROI std",
+    "DC resid.",
+    "change",
+)
 _TOOLTIPS = (
     "method",
     "iteration shown (latest <= slider)",
@@ -419,6 +438,8 @@ _TOOLTIPS = (
     "peak memory: CUDA max allocated, or process RSS growth on CPU",
     "mean of the displayed values in the ROI",
     "standard deviation in the ROI",
+    "data-consistency residual ||M F S x - y|| / ||y|| (no ground truth needed)",
+    "relative change from the previous iteration ||x_k - x_(k-1)|| / ||x_k||",
 )
 
 
@@ -437,6 +458,15 @@ class MetricsTable(QTableWidget):
         header = self.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.set_ground_truth(True)
+
+    def set_ground_truth(self, available: bool) -> None:
+        """Show PSNR/SSIM/NMSE with a reference, the ground-truth-free columns without one."""
+        self.ground_truth = available
+        for name in GT_COLUMNS:
+            self.setColumnHidden(METRIC_COLUMNS.index(name), not available)
+        for name in GT_FREE_COLUMNS:
+            self.setColumnHidden(METRIC_COLUMNS.index(name), available)
 
     def set_rows(self, rows: list[dict[str, Any]]) -> None:
         self.setRowCount(len(rows))
@@ -447,6 +477,8 @@ class MetricsTable(QTableWidget):
                     text = "–"
                 elif isinstance(value, float):
                     text = f"{value:.4g}" if col != "PSNR (dB)" else f"{value:.2f}"
+                    if col == "change":
+                        text = f"{value:.2e}"
                 else:
                     text = str(value)
                 item = self.item(r, c)
@@ -536,7 +568,21 @@ class CurvesWidget(pg.GraphicsLayoutWidget):
             self.plots[metric] = plot
             self.markers[metric] = marker
         self.plots["ssim"].setXLink(self.plots["psnr"])
+        self.ground_truth = True
         self.scene().sigMouseMoved.connect(self._mouse_moved)
+
+    #: axis labels of the two plots, with a reference and without one
+    LABELS = {
+        True: {"psnr": "PSNR (dB)", "ssim": "SSIM"},
+        False: {"psnr": "DC residual ||MFSx-y||/||y||", "ssim": "relative change"},
+    }
+
+    def set_ground_truth(self, available: bool) -> None:
+        """Label the plots for PSNR/SSIM (with a reference) or, without one, for the
+        data-consistency residual (left) and the relative change per iteration (right)."""
+        self.ground_truth = available
+        for slot, plot in self.plots.items():
+            plot.setLabel("left", self.LABELS[available][slot])
 
     def clear_curves(self) -> None:
         for (metric, _name), item in list(self.curves.items()):
