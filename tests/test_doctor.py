@@ -194,12 +194,37 @@ def test_app_launch_without_display_says_so_in_one_line():
     assert pc.OFFSCREEN_HINT in proc.stderr
 
 
-def test_explicit_xcb_platform_is_checked_on_wayland(monkeypatch, fake_plugin):
-    monkeypatch.setattr(pc, "run_ldd", lambda path: LDD_MISSING)
-    env = {"WAYLAND_DISPLAY": "wayland-0", "DISPLAY": ":0"}
-    # Qt may pick wayland: a warning, not a stop
-    assert not pc.check_platform(env, "linux").fatal
-    assert pc.check_platform({**env, "QT_QPA_PLATFORM": "xcb"}, "linux").fatal
+def test_wayland_session_stops_only_when_wayland_and_xcb_both_miss_libraries(monkeypatch, tmp_path):
+    plugins = {}
+    for name in ("xcb", "wayland"):
+        plugins[name] = tmp_path / f"libq{name}.so"
+        plugins[name].write_bytes(b"\x7fELF")
+    monkeypatch.setattr(pc, "find_platform_plugin", lambda name="xcb": ("PyQt6", plugins[name]))
+    ldd = {
+        "xcb": LDD_MISSING,
+        "wayland": "\tlibwayland-cursor.so.0 => not found\n",
+    }
+    monkeypatch.setattr(pc, "run_ldd", lambda path: ldd[path.stem[4:]])
+    both = {"WAYLAND_DISPLAY": "wayland-0", "DISPLAY": ":0"}
+    status = pc.check_platform(both, "linux")
+    assert status.fatal and status.platform == "wayland;xcb"
+    assert status.missing == ["libwayland-cursor.so.0", "libxcb-cursor.so.0", "libxcb-keysyms.so.1"]
+    assert pc.describe(status).startswith(
+        "mriviewer: error: Qt's wayland and xcb platform plugin cannot load: missing system "
+        "libraries libwayland-cursor.so.0, libxcb-cursor.so.0, libxcb-keysyms.so.1"
+    )
+    # only wayland (no X server to fall back to): its libraries decide
+    only = pc.check_platform({"WAYLAND_DISPLAY": "wayland-0"}, "linux")
+    assert only.fatal and only.platform == "wayland" and only.missing == ["libwayland-cursor.so.0"]
+    # xcb fine: Qt falls back to it
+    ldd["xcb"] = LDD_OK
+    status = pc.check_platform(both, "linux")
+    assert not status.fatal and status.platform == "xcb" and status.status == "ok"
+    # wayland fine
+    ldd["xcb"], ldd["wayland"] = LDD_MISSING, LDD_OK
+    assert pc.check_platform(both, "linux").status == "ok"
+    # explicitly xcb: xcb decides
+    assert pc.check_platform({**both, "QT_QPA_PLATFORM": "xcb"}, "linux").fatal
 
 
 def test_libraries_present_pass(monkeypatch, fake_plugin):
@@ -317,3 +342,44 @@ def test_cuda_devices_are_listed_with_memory(monkeypatch):
     text = doctor.format_report(report)
     assert "(CUDA 12.8)" in text
     assert "devices:          cuda:0 Fake H200 (141.0 GiB); cuda:1 Fake H200 (141.0 GiB)" in text
+
+
+BROKEN_QTGUI = """
+import sys
+class Broken:
+    def find_spec(self, name, path=None, target=None):
+        if name == "PyQt6.QtGui":
+            raise ImportError("libGL.so.1: cannot open shared object file: No such file or directory")
+sys.meta_path.insert(0, Broken())
+import mriviewer.gui.platform_check as pc
+pc.run_ldd = lambda path: ""
+from mriviewer.cli import main
+raise SystemExit(main(["--demo"]))
+"""
+
+
+def test_missing_library_of_qtgui_is_named_not_a_traceback():
+    pytest.importorskip("PyQt6")
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    proc = subprocess.run(
+        [sys.executable, "-c", BROKEN_QTGUI], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr == (
+        "mriviewer: error: Qt cannot load the system library libGL.so.1: "
+        "sudo apt-get install libgl1 (Fedora: sudo dnf install libglvnd-glx)\n"
+    )
+
+
+def test_offscreen_plugin_libraries_are_checked(monkeypatch, fake_plugin):
+    monkeypatch.setattr(pc, "run_ldd", lambda path: "\tlibEGL.so.1 => not found\n")
+    status = pc.check_platform({"QT_QPA_PLATFORM": "offscreen"}, "linux")
+    assert status.status == "missing-libraries" and status.fatal
+    message = pc.describe(status)
+    assert "Qt's offscreen platform plugin cannot load: missing system libraries libEGL.so.1" in (
+        message
+    )
+    assert "sudo apt-get install libegl1" in message and "sudo dnf install libglvnd-egl" in message
+    assert "without a display" not in message  # offscreen is what that hint would suggest
+    # eglfs, vnc, ...: left to Qt
+    assert pc.check_platform({"QT_QPA_PLATFORM": "vnc"}, "linux").status == "ok"

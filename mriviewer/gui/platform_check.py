@@ -7,8 +7,9 @@ its own "could not load the Qt platform plugin" message. :func:`check_platform` 
 through :func:`importlib.util.find_spec` (no Qt module is imported), runs ``ldd`` on it (its
 "not found" lines; ``ctypes`` on the usual libraries when there is no ``ldd``) and maps the
 missing sonames to Debian/Ubuntu and Fedora packages; :func:`platform_problem` turns that into
-the message the app prints before it exits with status 1. With no display at all it says so in
-one line and points to the scripted offscreen mode.
+the message the app prints before it exits with status 1. The wayland, offscreen and minimal
+plugins are checked the same way (they need libGL, libEGL, fontconfig, ... through libQt6Gui).
+With no display at all it says so in one line and points to the scripted offscreen mode.
 """
 
 from __future__ import annotations
@@ -56,6 +57,15 @@ SONAME_PACKAGES: dict[str, tuple[str, str]] = {
     "libglib-2.0.so.0": ("libglib2.0-0", "glib2"),
     "libgthread-2.0.so.0": ("libglib2.0-0", "glib2"),
     "libdbus-1.so.3": ("libdbus-1-3", "dbus-libs"),
+    "libGLX.so.0": ("libglx0", "libglvnd-glx"),
+    "libGLdispatch.so.0": ("libglvnd0", "libglvnd"),
+    "libXau.so.6": ("libxau6", "libXau"),
+    "libXdmcp.so.6": ("libxdmcp6", "libXdmcp"),
+    "libpng16.so.16": ("libpng16-16", "libpng"),
+    "libexpat.so.1": ("libexpat1", "expat"),
+    "libwayland-client.so.0": ("libwayland-client0", "libwayland-client"),
+    "libwayland-cursor.so.0": ("libwayland-cursor0", "libwayland-cursor"),
+    "libwayland-egl.so.1": ("libwayland-egl1", "libwayland-egl"),
 }
 
 #: what the Qt 6 xcb plugin links beyond a base system: the README's first-launch list and the
@@ -70,6 +80,26 @@ XCB_SONAMES: tuple[str, ...] = (
     "libxcb-xinerama.so.0",
     "libxkbcommon-x11.so.0",
 )
+
+#: what every Qt 6 platform plugin (offscreen and minimal too) needs through libQt6Gui: tried
+#: with ctypes when there is no ``ldd``.
+GUI_SONAMES: tuple[str, ...] = (
+    "libGL.so.1",
+    "libEGL.so.1",
+    "libfontconfig.so.1",
+    "libfreetype.so.6",
+    "libxkbcommon.so.0",
+    "libglib-2.0.so.0",
+    "libX11.so.6",
+)
+
+#: platforms whose plugin is checked, and its file names (newest Qt first)
+PLUGIN_FILES: dict[str, tuple[str, ...]] = {
+    "xcb": ("libqxcb.so",),
+    "wayland": ("libqwayland.so", "libqwayland-generic.so"),
+    "offscreen": ("libqoffscreen.so",),
+    "minimal": ("libqminimal.so",),
+}
 
 #: Qt bindings in the order the app tries them, with the plugin folder inside the package.
 BINDINGS: tuple[tuple[str, str], ...] = (
@@ -91,7 +121,7 @@ class PlatformStatus:
 
     ``status`` is one of ``ok`` (the plugin's libraries load, or nothing needs checking),
     ``missing-libraries``, ``no-display``, ``not-linux`` (nothing to check), ``plugin-not-found``
-    (no Qt binding, or no libqxcb.so in it) or ``unchecked`` (neither ``ldd`` nor ``ctypes``
+    (no Qt binding, or no such plugin file in it) or ``unchecked`` (neither ``ldd`` nor ``ctypes``
     could tell). Only ``missing-libraries`` and ``no-display`` stop the app (see ``fatal``).
     """
 
@@ -119,7 +149,8 @@ def requested_platform(env: Mapping[str, str] | None = None) -> str:
 
 
 def find_platform_plugin(name: str = "xcb") -> tuple[str, Path | None] | None:
-    """``(binding, path)`` of ``libq<name>.so`` in the first installed Qt binding, found through
+    """``(binding, path)`` of platform ``name``'s plugin (``libq<name>.so``, see
+    :data:`PLUGIN_FILES`) in the first installed Qt binding, found through
     the package's location only (no Qt module is imported); path is None when the binding has
     no such file (e.g. a distribution's PyQt6 using the system Qt); None without a binding."""
     first: tuple[str, Path | None] | None = None
@@ -134,9 +165,10 @@ def find_platform_plugin(name: str = "xcb") -> tuple[str, Path | None] | None:
         if not roots and spec.origin:
             roots = [str(Path(spec.origin).parent)]
         for root in roots:
-            plugin = Path(root) / sub / f"libq{name}.so"
-            if plugin.is_file():
-                return binding, plugin
+            for filename in PLUGIN_FILES.get(name, (f"libq{name}.so",)):
+                plugin = Path(root) / sub / filename
+                if plugin.is_file():
+                    return binding, plugin
         first = first or (binding, None)
     return first
 
@@ -176,14 +208,16 @@ def ctypes_missing(sonames: tuple[str, ...] = XCB_SONAMES) -> list[str]:
     return missing
 
 
-def missing_libraries(plugin: Path) -> tuple[list[str], str | None]:
-    """``(missing sonames, method)`` for the plugin; method is ``ldd``, ``ctypes`` or None
-    (could not tell)."""
+def missing_libraries(
+    plugin: Path, fallback: tuple[str, ...] = XCB_SONAMES + GUI_SONAMES
+) -> tuple[list[str], str | None]:
+    """``(missing sonames, method)`` for the plugin; method is ``ldd``, ``ctypes`` (the
+    ``fallback`` sonames tried when there is no ``ldd``) or None (could not tell)."""
     output = run_ldd(plugin)
     if output is not None and "=>" in output:
         return parse_ldd_missing(output), "ldd"
     try:
-        return ctypes_missing(), "ctypes"
+        return ctypes_missing(fallback), "ctypes"
     except Exception:  # noqa: BLE001 - a check must never crash the launch
         return [], None
 
@@ -212,58 +246,65 @@ def install_commands(missing: list[str]) -> dict[str, str]:
     return out
 
 
+def plugin_status(platform: str) -> PlatformStatus:
+    """The libraries of one platform plugin (no display check); ``fatal`` when any is missing."""
+    found = find_platform_plugin(platform)
+    if found is None or found[1] is None:
+        return PlatformStatus(
+            platform=platform, status="plugin-not-found", binding=found[0] if found else None
+        )
+    binding, plugin = found[0], found[1]
+    fallback = (XCB_SONAMES if platform == "xcb" else ()) + GUI_SONAMES
+    missing, method = missing_libraries(plugin, fallback)
+    return PlatformStatus(
+        platform=platform,
+        status="missing-libraries" if missing else ("ok" if method else "unchecked"),
+        binding=binding,
+        plugin=str(plugin),
+        method=method,
+        missing=missing,
+        fatal=bool(missing),
+    )
+
+
 def check_platform(
     env: Mapping[str, str] | None = None, system: str | None = None
 ) -> PlatformStatus:
-    """Check the platform Qt will use (``QT_QPA_PLATFORM``, default xcb on Linux) before any
-    ``QApplication`` exists. Only xcb is checked; offscreen/minimal need no display."""
+    """Check the platform Qt will use before any ``QApplication`` exists: ``QT_QPA_PLATFORM``;
+    unset, Qt tries wayland then xcb when ``$WAYLAND_DISPLAY`` is set (stopping only when both
+    plugins miss libraries), else xcb. The xcb, wayland, offscreen and minimal plugins'
+    libraries are checked (other platforms are left to Qt); xcb and wayland need a display."""
     env = os.environ if env is None else env
     system = sys.platform if system is None else system
     requested = requested_platform(env)
     if not system.startswith("linux"):
         return PlatformStatus(platform=requested or "native", status="not-linux")
-    if requested and requested != "xcb":
-        # offscreen, minimal, wayland, eglfs, vnc, ...: Qt's own checks apply.
-        return PlatformStatus(platform=requested, status="ok")
     has_x = bool(env.get("DISPLAY"))
     has_wayland = bool(env.get("WAYLAND_DISPLAY"))
-    if not requested and has_wayland and not has_x:
-        return PlatformStatus(platform="wayland", status="ok")
-    found = find_platform_plugin("xcb")
-    platform = "xcb"
-    if found is None or found[1] is None:
-        status = PlatformStatus(
-            platform=platform,
-            status="plugin-not-found",
-            binding=found[0] if found else None,
-            plugin=str(found[1]) if found else None,
-        )
-    else:
-        binding, plugin = found[0], found[1]
-        missing, method = missing_libraries(plugin)
-        status = PlatformStatus(
-            platform=platform,
-            status="missing-libraries" if missing else ("ok" if method else "unchecked"),
-            binding=binding,
-            plugin=str(plugin),
-            method=method,
-            missing=missing,
-            # With QT_QPA_PLATFORM unset on a Wayland session Qt may not need xcb at all.
-            fatal=bool(missing) and (requested == "xcb" or not has_wayland),
-        )
-    if not has_x and not has_wayland and not status.missing:
+    platform = requested or ("wayland" if has_wayland else "xcb")
+    if platform not in PLUGIN_FILES:  # eglfs, vnc, linuxfb, ...: Qt's own checks apply
+        return PlatformStatus(platform=platform, status="ok")
+    status = plugin_status(platform)
+    if not requested and has_wayland and has_x and status.missing:
+        fallback = plugin_status("xcb")  # Qt falls back to xcb when wayland fails
+        if not fallback.missing:
+            return fallback
+        status.platform = "wayland;xcb"
+        status.missing += [m for m in fallback.missing if m not in status.missing]
+    needs_display = platform in ("xcb", "wayland")
+    if needs_display and not has_x and not has_wayland and not status.missing:
         status.status = "no-display"
         status.fatal = True
     return status
 
 
 def describe(status: PlatformStatus) -> str:
-    """The message for a status that stops the app (or a warning for a non-fatal problem);
-    ``""`` when there is nothing to say."""
+    """The message for a status that stops the app; ``""`` when there is nothing to say."""
     if status.status == "missing-libraries":
         commands = install_commands(status.missing)
         lines = [
-            f"mriviewer: error: Qt's {status.platform} platform plugin cannot load: missing "
+            f"mriviewer: error: Qt's {status.platform.replace(';', ' and ')} platform plugin "
+            "cannot load: missing "
             f"system libraries {', '.join(status.missing)} (pip cannot install them)",
         ]
         if "apt" in commands:
@@ -274,9 +315,8 @@ def describe(status: PlatformStatus) -> str:
                 f"  no known package for {commands['unknown']}: "
                 "apt-file search NAME / dnf provides '*/NAME'"
             )
-        lines.append(f"  without a display: {OFFSCREEN_HINT}")
-        if not status.fatal:
-            lines[0] = lines[0].replace("mriviewer: error:", "mriviewer: warning:", 1)
+        if status.platform != "offscreen":
+            lines.append(f"  without a display: {OFFSCREEN_HINT}")
         return "\n".join(lines)
     if status.status == "no-display":
         return (
@@ -286,17 +326,32 @@ def describe(status: PlatformStatus) -> str:
     return ""
 
 
+_SHARED_OBJECT = re.compile(r"(\S+\.so(?:\.[\w.]+)?): cannot open shared object file")
+
+
+def import_error_message(exc: BaseException, binding: str = "PyQt6") -> str:
+    """One line for a failed import of the Qt binding: the missing system library with its
+    apt/dnf line when the loader named one, else the ``gui`` extra to install."""
+    match = _SHARED_OBJECT.search(str(exc))
+    if match is None:
+        return (
+            f"mriviewer: error: the desktop app needs {binding}: pip install 'mriviewer[gui]' "
+            f"({exc})"
+        )
+    soname = match.group(1)
+    commands = install_commands([soname])
+    if "apt" in commands:
+        how = f"{commands['apt']} (Fedora: {commands['dnf']})"
+    else:
+        how = f"find its package: apt-file search {soname} / dnf provides '*/{soname}'"
+    return f"mriviewer: error: Qt cannot load the system library {soname}: {how}"
+
+
 def platform_problem(env: Mapping[str, str] | None = None) -> str | None:
     """The message to print (then exit with status 1) when Qt cannot open a window here, else
-    None. A non-fatal warning (xcb libraries missing on a Wayland session) is printed to stderr
-    here and None returned."""
+    None (also when the check itself fails: it must never block a launch)."""
     try:
         status = check_platform(env)
-    except Exception:  # noqa: BLE001 - never block a launch because the check itself failed
+    except Exception:  # noqa: BLE001
         return None
-    message = describe(status)
-    if status.fatal:
-        return message
-    if message:
-        print(message, file=sys.stderr)
-    return None
+    return describe(status) if status.fatal else None
