@@ -72,7 +72,33 @@ def describe_file(
         for k, v in (("variable", variable), ("axes", axes), ("encoding", encoding))
         if v is not None
     }
-    return open_kspace(target, prewhiten=prewhiten, **options).summary()
+    volume = open_kspace(target, prewhiten=prewhiten, **options)
+    info = volume.summary()
+    info["acquired_band"] = band_summary(volume)
+    return info
+
+
+def band_summary(volume: Any) -> dict[str, Any]:
+    """The acquired phase-encode band of slice 0 (``AcquiredBand.to_dict``: zero-padded fastMRI
+    columns lie outside it), or ``{"error": line}`` when slice 0 cannot be read."""
+    from mriviewer.core.errors import MriViewerError
+    from mriviewer.core.physics.band import acquired_band
+
+    try:
+        kspace = volume.read_kspace(0)
+    except MriViewerError as exc:
+        return {"error": f"slice 0 unreadable ({exc.problem})"}
+    return acquired_band(kspace, volume.header).to_dict()
+
+
+def band_text(band: dict[str, Any]) -> str:
+    """One line for :func:`band_summary`'s dict, e.g. ``columns 8-87 (80 of 96; ...)``."""
+    from mriviewer.core.physics.band import AcquiredBand
+
+    if "error" in band:
+        return f"unknown: {band['error']}"
+    text = AcquiredBand(band["start"], band["stop"], band["width"], band["source"]).describe()
+    return "; ".join([text, *band.get("warnings", [])])
 
 
 def run(args: argparse.Namespace) -> int:
@@ -108,6 +134,8 @@ def human_lines(info: dict[str, Any]) -> list[tuple[str, str]]:
         ("acquisition", info.get("acquisition") or "unknown"),
         ("reference", "yes" if info["reference"] else "no"),
     ]
+    if "acquired_band" in info:
+        lines.append(("acquired band", band_text(info["acquired_band"])))
     header = info.get("header", {})
     for key, label in HEADER_LINES:
         if key in header and header[key] not in (None, {}, []):
