@@ -243,6 +243,7 @@ class MaskPanel(QWidget):
         font = self.achieved_label.font()
         font.setBold(True)
         self.achieved_label.setFont(font)
+        self.achieved_label.setWordWrap(True)  # warnings and refusals are long lines
         form.addRow(self.achieved_label)
         row = QHBoxLayout()
         self.save_button = QPushButton("Save mask…")
@@ -299,6 +300,10 @@ class MaskPanel(QWidget):
     def set_achieved(self, achieved: float, sampled: int, total: int, note: str = "") -> None:
         text = f"achieved R: {achieved:.2f}  ({sampled}/{total} samples)"
         self.achieved_label.setText(text + (f"\n{note}" if note else ""))
+
+    def set_problem(self, text: str) -> None:
+        """Show why the settings drew no mask (one line; the previous mask stays in use)."""
+        self.achieved_label.setText(f"mask not drawn: {text}")
 
 
 class MethodsPanel(QWidget):
@@ -611,8 +616,8 @@ class CurvesWidget(pg.GraphicsLayoutWidget):
     ) -> None:
         for metric, plot in self.plots.items():
             vals = values.get(metric)
-            if not vals:
-                continue
+            if not vals or not np.isfinite(np.asarray(vals, float)).any():
+                continue  # e.g. the change of a one-iteration method
             key = (metric, name)
             item = self.curves.get(key)
             if item is None:
