@@ -14,8 +14,8 @@ Rules (documented, tested in ``tests/test_sampling.py``):
   Cartesian sampling with a floor as high as the measurement noise still separates when whole
   lines are summed);
 - the data are fully sampled when at least :data:`FULLY_SAMPLED_FRACTION` of the points inside
-  the acquired band (all-zero edge columns of zero-padded fastMRI files are outside it) hold
-  data.
+  the acquired band (:func:`mriviewer.core.physics.band.acquired_band`: all-zero edge columns
+  of zero-padded fastMRI files are outside it) hold data.
 """
 
 from __future__ import annotations
@@ -26,8 +26,7 @@ import numpy as np
 
 #: gap (decades of energy) between the sampled class and a noise-only floor
 FLOOR_GAP_DECADES = 1.0
-#: fraction of the acquired band that must hold data for "fully sampled"
-FULLY_SAMPLED_FRACTION = 0.95
+from mriviewer.core.physics.band import FULLY_SAMPLED_FRACTION  # noqa: E402 - one rule for both
 
 
 def _otsu_split(values: np.ndarray) -> tuple[float, float] | None:
@@ -91,16 +90,6 @@ def sampling_pattern(kspace: np.ndarray) -> np.ndarray:
     return out
 
 
-def acquired_band(pattern: np.ndarray) -> tuple[int, int]:
-    """``(first, stop)`` columns of the acquired band: all-unsampled edge columns of an
-    ``(H, W)`` pattern (zero padding, as in fastMRI knee files) lie outside it."""
-    cols = np.asarray(pattern).any(axis=0)
-    held = np.flatnonzero(cols)
-    if held.size == 0:
-        return 0, int(cols.size)
-    return int(held[0]), int(held[-1]) + 1
-
-
 @dataclass
 class SamplingInfo:
     """What :func:`detect_sampling` found.
@@ -130,13 +119,14 @@ class SamplingInfo:
 
 def detect_sampling(kspace: np.ndarray) -> SamplingInfo:
     """Sampling pattern of ``(C, H, W)`` k-space and what follows from it (see module doc)."""
+    from mriviewer.core.physics.band import acquired_band
     from mriviewer.core.physics.masks import fully_sampled_center
 
     pattern = sampling_pattern(kspace)
     k = np.asarray(kspace)
     nonzero = (k.reshape(-1, *pattern.shape) != 0).any(axis=0)
     floor = bool((nonzero & ~pattern).any())
-    first, stop = acquired_band(pattern)
+    first, stop = acquired_band(pattern).columns
     inside = pattern[:, first:stop]
     sampled = int(inside.sum())
     fraction = sampled / max(inside.size, 1)
