@@ -247,3 +247,43 @@ def test_real_twix_reports_its_noise_state(shared_data, capsys):
         assert info["condition_number"] >= 1.0
     else:  # this phantom file holds no noise-adjust scan (checked with twixtools)
         assert info == {"prewhitened": False, "reason": "no noise data"}
+
+
+@pytest.mark.parametrize(
+    ("noise", "reason"),
+    [
+        (np.full((4, 64), np.nan, np.complex64), "noise samples contain NaN or Inf"),
+        (np.ones((2, 64), np.complex64), "noise acquisitions have 2 coils, the imaging data 4"),
+        (np.ones((4, 2), np.complex64), "2 noise samples per coil are too few for 4 coils "
+         "(the covariance would be singular)"),
+    ],
+)  # fmt: skip
+def test_unusable_noise_is_reported_and_not_used(tmp_path, capsys, noise, reason):
+    kspace = phantom_case(16, 16, coils=4, seed=0)[0].astype(np.complex64)
+    rows = [acquisition(noise, flags=flag_bits(FLAG_NOISE))]
+    path = write_ismrmrd(tmp_path / "bad_noise.h5", kspace[None], extra_rows=rows)
+    volume = open_kspace(path)
+    assert not volume.whitened and volume.header["noise_ignored"] == reason
+    np.testing.assert_array_equal(volume.kspace, kspace)
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert re.search(rf"^noise data ignored: +{re.escape(reason)}$", out, re.M)
+    assert re.search(r"^noise: +noise data unusable: not prewhitened$", out, re.M)
+
+
+def test_recon_and_eval_take_no_prewhiten(mrd_with_noise, tmp_path, capsys):
+    path, _, _ = mrd_with_noise
+    images = {}
+    for flag in ([], ["--no-prewhiten"]):
+        out = tmp_path / f"r{len(flag)}.npy"
+        args = ["recon", str(path), "--method", "zero-filled", "--seed", "0", "--out", str(out)]
+        assert main([*args, *flag]) == 0
+        images[len(flag)] = np.load(out)
+    assert images[0].shape == images[1].shape == (32, 32)
+    assert not np.allclose(images[0], images[1])  # whitened and raw coils combine differently
+    res = tmp_path / "e.json"
+    assert (
+        main(["eval", str(path), "--methods", "zero-filled", "--no-prewhiten", "--json", str(res)])
+        == 0
+    )
+    assert json.loads(res.read_text())["failures"] == []

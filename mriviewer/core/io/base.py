@@ -224,7 +224,11 @@ class KSpaceVolume:
         """JSON-ready noise facts: ``{"prewhitened": bool, "condition_number", ...}`` when the
         file has noise data, else ``{"prewhitened": False, "reason": "no noise data"}``."""
         if self.noise_covariance is None:
-            return {"prewhitened": False, "reason": "no noise data"}
+            unusable = self.header.get("noise_ignored")
+            return {
+                "prewhitened": False,
+                "reason": "noise data unusable" if unusable else "no noise data",
+            }
         from mriviewer.core.physics.noise import noise_summary
 
         out: dict[str, Any] = {"prewhitened": self.whitened}
