@@ -32,9 +32,11 @@ from mriviewer.core.compare import (
     evaluate_image,
     get_method,
     prepare_from_volume,
+    run_method,
 )
 from mriviewer.core.io import open_kspace
 from mriviewer.core.physics.masks import MaskSpec, make_mask, stable_seed
+from mriviewer.core.reference import describe_reference
 
 REPO = Path(__file__).resolve().parents[1]
 SETTINGS = [
@@ -62,6 +64,10 @@ def slices_of(folder_or_file: Path) -> list[tuple[Path, int]]:
     return out
 
 
+#: metric convention and region (set from --reference / --metrics-region in main)
+METRICS = {"reference_kind": "rss", "metrics_region": "all"}
+
+
 def problems(items: list[tuple[Path, int]], kind: str, accel: float, cf: float):
     """Yield (label, ReconProblem) for every slice under the setting's mask."""
     volumes: dict[Path, Any] = {}
@@ -69,7 +75,7 @@ def problems(items: list[tuple[Path, int]], kind: str, accel: float, cf: float):
         volume = volumes.setdefault(path, open_kspace(path))
         spec = MaskSpec(kind, accel, cf, calib=20, seed=stable_seed(path.name, index, kind, accel))
         mask = make_mask(spec, volume.matrix)
-        yield f"{path.name}#{index}", prepare_from_volume(volume, mask, index)
+        yield f"{path.name}#{index}", prepare_from_volume(volume, mask, index, **METRICS)
 
 
 def run(method, problem) -> tuple[dict[str, float], list[float], float]:
@@ -77,7 +83,7 @@ def run(method, problem) -> tuple[dict[str, float], list[float], float]:
     start = time.perf_counter()
     curve = []
     last = None
-    for result in method.iterate(problem, device="cpu"):
+    for result in run_method(method, problem, device="cpu"):
         curve.append(evaluate_image(problem, result.image)["psnr"])
         last = result
     seconds = time.perf_counter() - start
@@ -130,7 +136,10 @@ def main() -> None:
     )
     parser.add_argument("--max-slices", type=int, default=0, help="per dataset (0: all)")
     parser.add_argument("--settings", default="all", help="comma list like random-4x (default all)")
+    parser.add_argument("--reference", default="rss", choices=("rss", "sense"))
+    parser.add_argument("--metrics-region", default="all", choices=("all", "foreground"))
     args = parser.parse_args()
+    METRICS.update(reference_kind=args.reference, metrics_region=args.metrics_region)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     data = Path(args.data)
@@ -149,6 +158,7 @@ def main() -> None:
     ]
     models = {name: get_method(name) for name in MODELS}
     report: dict[str, Any] = {"settings": {}, "results": {}, "tuning": {}, "datasets": {}}
+    report["reference"] = describe_reference(args.reference, args.metrics_region)
     report["datasets"] = {
         k: {"path": str(datasets[k]), "slices": [i[0].name + f"#{i[1]}" for i in v]}
         for k, v in items.items()
@@ -204,6 +214,8 @@ def markdown(report: dict[str, Any]) -> str:
         "# Evaluation report",
         "",
         "PSNR dB / SSIM, mean (std) over slices; fastMRI metrics per slice.",
+        "",
+        report.get("reference", "reference: RSS of the fully sampled data (fastMRI)") + ".",
         "",
     ]
     for dname, by_setting in report["results"].items():
