@@ -669,8 +669,10 @@ class MainWindow(QMainWindow):
             self._mask_changed()
             return
         try:
-            self.mask = make_mask(self.mask_spec(), self.kspace.shape[-2:])
+            band = self.acquired_band().columns  # zero-padded columns are never sampled
+            self.mask = make_mask(self.mask_spec(), self.kspace.shape[-2:], band=band)
         except MriViewerError as exc:
+            self.mask_panel.set_problem(str(exc))
             self.show_error("Cannot draw mask", str(exc))
             return
         self.mask_file = None
@@ -696,23 +698,39 @@ class MainWindow(QMainWindow):
             arr = arr & self.sampling.pattern
         return arr
 
+    def acquired_band(self):
+        """:class:`AcquiredBand` of the shown slice: zero-padded phase-encode columns (fastMRI
+        knee) lie outside it; masks are drawn and R is counted inside it."""
+        from mriviewer.core.physics.band import acquired_band
+
+        cached = getattr(self, "_band_cache", None)
+        if cached is None or cached[0] is not self.kspace:
+            header = self.volume.header if self.volume is not None else None
+            self._band_cache = (self.kspace, acquired_band(self.kspace, header))
+        return self._band_cache[1]
+
     def _mask_changed(self) -> None:
         if self.mask is None:
             return
         arr = self.effective_mask()
-        sampled = int(arr.sum())
-        achieved = arr.size / max(sampled, 1)
-        note = ""
+        band = self.acquired_band() if self.kspace is not None else None
+        inside = arr if band is None or band.is_full else arr[:, band.start : band.stop]
+        sampled = int(inside.sum())
+        achieved = inside.size / max(sampled, 1)
+        note = "\n".join(self.mask.warnings)
+        if band is not None and not band.is_full:
+            note = "\n".join(filter(None, [note, f"R over the acquired {band.describe()}"]))
         if self.sampling is not None and not self.sampling.fully_sampled:
             if self.mask_panel.kind() == "data":
                 acs = self.sampling.acs
-                note = f"data's own sampling, ACS {acs[0]} x {acs[1]}"
+                own = f"data's own sampling, ACS {acs[0]} x {acs[1]}"
             else:
-                note = (
+                own = (
                     f"mask on top of the data's own sampling (R {self.sampling.acceleration:.2f});"
-                    " R of the full grid"
+                    + (" R of the full grid" if band is None or band.is_full else "")
                 )
-        self.mask_panel.set_achieved(achieved, sampled, arr.size, note)
+            note = "\n".join(filter(None, [own, note]))
+        self.mask_panel.set_achieved(achieved, sampled, inside.size, note)
         self.kspace_view.set_mask(arr)
         self.kspace_view.set_acs(self.acs_band())
 
