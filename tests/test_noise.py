@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from mriviewer.cli import main
-from mriviewer.core.errors import ReconError
+from mriviewer.core.errors import KSpaceReadError, ReconError
 from mriviewer.core.io import open_kspace
 from mriviewer.core.physics.noise import (
     estimate_noise_covariance,
@@ -22,7 +22,13 @@ from mriviewer.core.physics.noise import (
 
 sys.path.insert(0, str(Path(__file__).parent))
 from conftest import phantom_case  # noqa: E402
-from test_io_readers import FLAG_NOISE, acquisition, flag_bits, write_ismrmrd  # noqa: E402
+from test_io_readers import (  # noqa: E402
+    FLAG_NOISE,
+    acquisition,
+    flag_bits,
+    random_kspace,
+    write_ismrmrd,
+)
 
 C = 8
 LEVELS = np.array([1, 1, 4, 1, 9, 1, 2, 16.0])  # unequal coil noise variances
@@ -287,3 +293,46 @@ def test_recon_and_eval_take_no_prewhiten(mrd_with_noise, tmp_path, capsys):
         == 0
     )
     assert json.loads(res.read_text())["failures"] == []
+
+
+def fake_twixtools(monkeypatch, scans: list[dict]) -> None:
+    """A stand-in ``twixtools`` whose map_twix returns ``scans``."""
+    import types
+
+    module = types.ModuleType("twixtools")
+    module.map_twix = lambda *args, **kwargs: scans
+    monkeypatch.setitem(sys.modules, "twixtools", module)
+
+
+def twix_image(kspace: np.ndarray) -> FakeTwixArray:
+    """(C, Col, Lin) k-space as a twixtools image array in its (Lin, Cha, Col) order."""
+    image = FakeTwixArray(kspace.transpose(2, 0, 1), ["Lin", "Cha", "Col"])
+    image.shape = image.data.shape
+    return image
+
+
+def test_twix_reader_prewhitens_with_the_noise_scan(monkeypatch, tmp_path):
+    from mriviewer.core.io.twix import open_twix
+
+    factor = correlated_factor()
+    kspace = phantom_case(32, 32, coils=C, seed=0)[0].astype(np.complex64)
+    noise = correlated_noise(factor, 16 * 64, 1.0, 8)
+    noise_scan = FakeTwixArray(noise.reshape(C, 16, 64).transpose(1, 0, 2), ["Lin", "Cha", "Col"])
+    fake_twixtools(monkeypatch, [{"noise": noise_scan}, {"image": twix_image(kspace)}])
+    volume = open_twix(tmp_path / "meas.dat")
+    assert volume.whitened and volume.header["noise_samples"] == 16 * 64
+    psi = estimate_noise_covariance(noise)
+    np.testing.assert_allclose(volume.kspace, prewhiten(kspace, psi), rtol=1e-4, atol=1e-5)
+
+
+def test_twix_reader_refuses_an_implausible_layout(monkeypatch, tmp_path):
+    from mriviewer.core.io.twix import open_twix
+
+    fake_twixtools(monkeypatch, [{"image": twix_image(random_kspace((2, 32, 1)))}])
+    with pytest.raises(KSpaceReadError) as info:
+        open_twix(tmp_path / "meas.dat")
+    assert str(info.value) == (
+        f"{tmp_path / 'meas.dat'}: implausible layout TWIX (Cha, Col, Lin) = (2, 32, 1): image "
+        "axis W has 1 sample (at least 8 needed); the measurement does not hold 2-D Cartesian "
+        "k-space (try another scan=)"
+    )
