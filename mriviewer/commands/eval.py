@@ -11,7 +11,14 @@ over the slices (coil-map estimation excluded). JSON (``--json``)::
 
     {"cases": {CASE: {METHOD: {"psnr": .., "ssim": .., "nmse": .., "seconds": ..}}},
      "settings": {..., "reference": "rss"|"sense", "metrics_region": "all"|"foreground",
-                  "cases": {CASE: {..., "warnings": [...]}}}}
+                  "cases": {CASE: {..., "warnings": [...]}}},
+     "failures": [{"case": CASE, "file": .., "error": ..}]}
+
+Each file is evaluated on its own: a file that fails (unreadable, implausible layout, NaN/Inf,
+not fully sampled) is reported in one line, recorded in ``failures`` and as
+``settings["cases"][CASE]["error"]`` (absent from ``cases``), the others are still evaluated and
+written, and the exit status is 1. Reader options (``--variable``, ``--axes``, ``--encoding``,
+``--no-prewhiten``) apply to every file.
 
 ``--reference`` picks the convention (rss, fastMRI's, by default; sense: the MoDL/GLEAM/PUN
 papers'), ``--metrics-region foreground`` restricts every metric to the reference's foreground
