@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-BENCHES = ("train", "generalization", "gui")
+BENCHES = ("train", "generalization", "gui", "recon")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

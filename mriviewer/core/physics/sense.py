@@ -160,3 +160,36 @@ def _mul_(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     if torch.broadcast_shapes(a.shape, b.shape) == a.shape and torch.result_type(a, b) == a.dtype:
         return a.mul_(b)
     return a * b
+
+
+class ReferenceSenseOperator:
+    """The SENSE operator as it was before issue 14: ``torch.roll`` shifts around every FFT.
+
+    Same interface and results as :class:`SenseOperator` (to float32 precision); kept for tests
+    and for ``mriviewer bench recon --before``."""
+
+    def __init__(self, coil_maps: torch.Tensor, mask: torch.Tensor) -> None:
+        from mriviewer.core.physics.fft import fft2c_roll, ifft2c_roll
+
+        self._fft, self._ifft = fft2c_roll, ifft2c_roll
+        self.coil_maps = coil_maps if coil_maps.dim() == 4 else coil_maps.unsqueeze(0)
+        mask = mask.unsqueeze(0) if mask.dim() == 2 else mask
+        mask = mask.unsqueeze(1) if mask.dim() == 3 else mask
+        self.mask = mask.to(device=self.coil_maps.device, dtype=self.coil_maps.real.dtype)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        b, _, h, w = self.coil_maps.shape
+        return (b, h, w)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.mask * self._fft(self.coil_maps * image.unsqueeze(-3))
+
+    def adjoint(self, kspace: torch.Tensor) -> torch.Tensor:
+        return (self.coil_maps.conj() * self._ifft(self.mask * kspace)).sum(dim=-3)
+
+    def normal(self, image: torch.Tensor) -> torch.Tensor:
+        coil_k = self._fft(self.coil_maps * image.unsqueeze(-3))
+        return (self.coil_maps.conj() * self._ifft(self.mask * coil_k)).sum(dim=-3)
+
+    __call__ = forward
