@@ -220,3 +220,18 @@ def test_undersampled_data_is_not_mistaken_for_padding():
     keep[44:52] = True
     k[..., ~keep] = 0  # column 0 and 1 are unsampled lines, not padding
     assert acquired_band(k).is_full
+
+
+def test_training_masks_of_padded_slices_stay_in_the_band(tmp_path):
+    from mriviewer.core.io import write_fastmri
+    from mriviewer.core.training.data import SliceDataset
+
+    folder = tmp_path / "train"
+    folder.mkdir()
+    kspace = _padded_kspace(h=32, w=96, pad=8, coils=3)
+    write_fastmri(folder / "knee.h5", kspace[None])
+    dataset = SliceDataset(folder, MaskSpec("random", 4, 0.08), [4.0], coil_method="lowres")
+    masks = np.stack([dataset.sample(0, seed=s).mask for s in range(20)])
+    assert not masks[..., :8].any() and not masks[..., 88:].any()
+    fractions = masks[..., 8:88].mean(axis=(1, 2))  # sampled fraction of the band, per draw
+    assert abs(1 / fractions.mean() - 4) / 4 <= 0.05

@@ -26,6 +26,7 @@ import torch
 from mriviewer.core.compare import kspace_scale
 from mriviewer.core.errors import ConfigError, MriViewerError
 from mriviewer.core.io import center_crop, open_kspace
+from mriviewer.core.physics.band import acquired_band
 from mriviewer.core.physics.coils import estimate_coil_maps
 from mriviewer.core.physics.fft import ifft2c_np, rss
 from mriviewer.core.physics.masks import MaskSpec, make_mask, stable_seed
@@ -202,7 +203,8 @@ class SliceDataset:
             acceleration = self.accelerations[int(rng.integers(len(self.accelerations)))]
         spec = replace(self.mask, acceleration=float(acceleration), seed=int(seed) % 2**32)
         kspace, maps, reference = self._full_slice(ref)
-        mask = make_mask(spec, kspace.shape[-2:]).array
+        # zero-padded phase-encode columns (fastMRI knee) are outside the band, never sampled
+        mask = make_mask(spec, kspace.shape[-2:], band=acquired_band(kspace).columns).array
         under = kspace * mask[None]
         scale = kspace_scale(under)
         target = (maps.conj() * ifft2c_np(kspace)).sum(0) / scale
