@@ -185,9 +185,9 @@ class ScriptRunner:
                 if w.ground_truth:
                     measures = f"PSNR {m.get('psnr', nan):6.2f} dB  SSIM {m.get('ssim', nan):.4f}"
                 else:
-                    measures = (
-                        f"DC residual {m.get('dc_residual', nan):.4f}  "
-                        f"change {m.get('rel_change', nan):.2e}"
+                    change = m.get("rel_change", nan)
+                    measures = f"DC residual {m.get('dc_residual', nan):.4f}  " + (
+                        f"change {change:.2e}" if change == change else "first iterate"
                     )
                 print(
                     f"{trace.key:24s} it {trace.iterations[-1]:3d}  {measures}  "

@@ -493,9 +493,7 @@ class MainWindow(QMainWindow):
         """Reopen the current file with another encoding space (the data panel's selector)."""
         if self.volume is None or encoding == self.volume.header.get("encoding", 0):
             return False
-        return self.open_file(
-            self.volume.path, encoding=encoding, prewhiten=self.volume.prewhiten
-        )
+        return self.open_file(self.volume.path, encoding=encoding, prewhiten=self.volume.prewhiten)
 
     def _probe_read(self, title: str, path: str | Path, index: int | None) -> bool:
         """Read an HDF5 file in the helper process first (see :mod:`read_probe`); False (and
@@ -574,8 +572,10 @@ class MainWindow(QMainWindow):
             self.mask_panel.set_kind("data", emit=False)
             self.mask_file = None
             self.regenerate_mask()
-        elif self.mask is None or self.mask.shape != kspace.shape[-2:] or (
-            self.mask_panel.kind() == "data"
+        elif (
+            self.mask is None
+            or self.mask.shape != kspace.shape[-2:]
+            or (self.mask_panel.kind() == "data")
         ):
             if self.mask_panel.kind() in ("array", "data"):
                 self.mask_panel.set_kind("random", emit=False)
@@ -1124,7 +1124,9 @@ class MainWindow(QMainWindow):
             state = (id(pane), mode, id(self.reference))
             if self._shown.get(REFERENCE) != state:  # redraw only what changed (throttled UI)
                 self._shown[REFERENCE] = state
-                self.grid.set_image(REFERENCE, display_array(self.reference, mode), title=self.reference_title())
+                self.grid.set_image(
+                    REFERENCE, display_array(self.reference, mode), title=self.reference_title()
+                )
         for key, trace in self.traces.items():
             pane = self.grid.panes.get(key)
             if pane is None:
@@ -1195,10 +1197,11 @@ class MainWindow(QMainWindow):
         """One line of a method's metrics for pane titles and figure captions."""
         if self.ground_truth:
             return f"PSNR {met.get('psnr', np.nan):.2f} dB · SSIM {met.get('ssim', np.nan):.3f}"
+        change = met.get("rel_change", np.nan)
         return (
             f"DC residual {met.get('dc_residual', np.nan):.4f} · "
-            f"change {met.get('rel_change', np.nan):.1e}"
-        )
+            f"change {change:.1e}" + ("" if np.isfinite(change) else " (first iterate)")
+        ).replace("change nan (first iterate)", "first iterate")
 
     def reference_title(self) -> str:
         """Title of the reference pane: what the image is."""
