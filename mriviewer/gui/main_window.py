@@ -1344,6 +1344,9 @@ class MainWindow(QMainWindow):
             return "no mask"
         spec = self.mask.spec
         arr = self.effective_mask()
+        band = self.acquired_band() if self.kspace is not None else None
+        if band is not None and not band.is_full:  # R over the acquired band (zero padding)
+            arr = arr[:, band.start : band.stop]
         achieved = arr.size / max(int(arr.sum()), 1)
         if self.mask_panel.kind() == "data":
             return f"the data's own sampling, R = {achieved:.2f}"

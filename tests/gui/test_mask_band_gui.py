@@ -44,6 +44,7 @@ def test_masks_of_a_padded_file_stay_in_the_band(window, padded_file):
     assert "R over the acquired columns 8-87 (80 of 96; padding_left/padding_right attributes)" in (
         label
     )
+    assert f"R = 4 (achieved {achieved:.2f})" in window.mask_description()  # figure captions
     _choose(panel, "poisson")
     assert not window.mask.array[:, :PAD].any() and not window.mask.array[:, W - PAD :].any()
 
