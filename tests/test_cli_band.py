@@ -127,3 +127,20 @@ def test_achieved_r_warning_reaches_stderr_and_json(tmp_path, capsys):
         f"slice 0: {line}"
     ]
     assert np.isfinite(json.loads(res.read_text())["cases"]["w75.h5"]["zero-filled"]["psnr"])
+
+
+def test_eval_refuses_undersampled_padded_file_naming_the_band(tmp_path, capsys):
+    path = _padded(tmp_path, "knee.h5", "attributes")
+    with h5py.File(path, "r+") as h5:
+        kspace = h5["kspace"][()]
+        kspace[..., PAD + 1 : W - PAD : 2] = 0  # every other acquired column missing
+        h5["kspace"][...] = kspace
+    code = main(["eval", str(path), "--methods", "zero-filled"])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert (
+        "slice 0 is not fully sampled (50% of k-space points inside the acquired columns 8-87 "
+        "(80 of 96; padding_left/padding_right attributes) are non-zero): eval needs fully "
+        "sampled data to undersample retrospectively"
+    ) in err
+    assert "Traceback" not in err
