@@ -144,3 +144,17 @@ def test_eval_refuses_undersampled_padded_file_naming_the_band(tmp_path, capsys)
         "sampled data to undersample retrospectively"
     ) in err
     assert "Traceback" not in err
+
+
+def test_convert_keeps_a_padded_file_fully_sampled_and_records_its_band(tmp_path, capsys):
+    kspace = phantom_case(64, W, coils=4, seed=1)[0]
+    kspace[..., :PAD] = 0
+    kspace[..., W - PAD :] = 0
+    source = tmp_path / "knee.npy"
+    np.save(source, kspace)
+    out = tmp_path / "knee.h5"
+    assert main(["convert", str(source), str(out)]) == 0
+    assert "100.0% sampled), reference: RSS of the k-space" in capsys.readouterr().out
+    with h5py.File(out, "r") as h5:
+        assert "reconstruction_rss" in h5
+        assert (h5.attrs["padding_left"], h5.attrs["padding_right"]) == (PAD, W - PAD)

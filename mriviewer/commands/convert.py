@@ -3,7 +3,11 @@
 The output holds ``kspace`` ``(slices, coils, H, W)``, an ISMRMRD header with the matrix sizes
 and, for fully sampled input, ``reconstruction_rss`` (the source's own reference if it has one,
 else the RSS of the k-space cropped to the recon matrix). Undersampled input (zero k-space
-points) gets no reference: the zero-filled RSS would be no ground truth. Written atomically.
+points) gets no reference: the zero-filled RSS would be no ground truth. Zero-padded phase-encode
+columns (fastMRI knee) are outside the acquired band, not "unsampled": the sampled fraction is
+counted inside the band, which the output records as ``padding_left`` / ``padding_right``
+attributes (fastMRI's convention: the band is ``[padding_left, padding_right)``). Written
+atomically.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from mriviewer.commands.common import add_reader_arguments, reader_options
 from mriviewer.core.errors import KSpaceWriteError
 from mriviewer.core.io import open_kspace, write_fastmri
 from mriviewer.core.io.base import KSpaceVolume
+from mriviewer.core.physics.band import acquired_band
 
 OUTPUT_SUFFIXES = (".h5", ".hdf5")
 # Below this fraction of non-zero k-space points a file counts as undersampled.
@@ -50,7 +55,8 @@ def convert_volume(volume: KSpaceVolume, output: str | Path) -> dict[str, Any]:
             f"output must be an HDF5 file ending in {' or '.join(OUTPUT_SUFFIXES)}", output
         )
     kspace = np.stack([volume.read_kspace(k) for k in range(volume.num_slices)])
-    fraction = sampled_fraction(kspace)
+    band = acquired_band(kspace.reshape(-1, *kspace.shape[-2:]), volume.header)
+    fraction = sampled_fraction(kspace[..., band.start : band.stop])
     fully_sampled = fraction >= FULLY_SAMPLED_FRACTION
     reference = None
     if volume.has_reference:
@@ -62,6 +68,8 @@ def convert_volume(volume: KSpaceVolume, output: str | Path) -> dict[str, Any]:
         "sampled_fraction": round(fraction, 4),
         "prewhitened": volume.whitened,
     }
+    if not band.is_full:
+        attrs.update(padding_left=band.start, padding_right=band.stop)
     with_reference = reference is not None or fully_sampled
     write_fastmri(
         output,
