@@ -14,7 +14,8 @@ the same rules for every kind:
   with the largest calibration and R that fit.
 - Poisson disc runs a bounded search (at most :data:`POISSON_MAX_DRAWS` sigpy pattern draws,
   never sigpy's own unbounded loop); when its nearest pattern misses R by more than 10% the
-  request is refused, naming the nearest R.
+  request is refused, naming the nearest R. An R more than 10% below the densest Poisson-disc
+  pattern (:data:`POISSON_DENSEST_R` outside the calibration square) is refused before drawing.
 - Any generated mask whose achieved R misses the request by more than 10% (random draws on few
   columns, equispaced rounding, fastMRI's equispaced rule adding the centre) carries a line in
   ``SamplingMask.warnings``.
