@@ -170,3 +170,16 @@ def test_one_dimensional_masks_use_one_dimensional_ffts():
         op = SenseOperator(maps, mask)
         assert op.normal_dims == dims
         assert _close(op.normal(x), RollSense(maps, mask).normal(x))
+
+
+def test_normal_operator_broadcasts_batches():
+    """Maps of batch 1 with a mask of batch 2 (work arrays of the broadcast shape)."""
+    maps = _rand_c(1, 3, 16, 12, seed=19)
+    mask = torch.rand(2, 16, 12, generator=torch.Generator().manual_seed(20)) > 0.5
+    x = _rand_c(1, 16, 12, seed=21)
+    got = SenseOperator(maps, mask).normal(x)
+    want = RollSense(maps, mask).normal(x)
+    assert got.shape == want.shape == (2, 16, 12)
+    assert _close(got, want)
+    x2 = _rand_c(2, 16, 12, seed=22)  # a new shape in the same operator
+    assert _close(SenseOperator(maps, mask).normal(x2), RollSense(maps, mask).normal(x2))

@@ -127,20 +127,34 @@ def _simulated(coils: int, shape: tuple[int, int]) -> np.ndarray:
 # -- timing ---------------------------------------------------------------------------------
 def best_of(fn: Callable[[], Any], repeats: int) -> float:
     """Best wall-clock seconds of ``repeats`` calls (after one warm-up call)."""
-    fn()
-    best = float("inf")
-    for _ in range(max(1, repeats)):
-        start = time.perf_counter()
+    return alternate({"fn": fn}, repeats)["fn"]
+
+
+def alternate(fns: dict[str, Callable[[], Any]], repeats: int) -> dict[str, float]:
+    """Best seconds of each callable, called in turn ``repeats`` times (after a warm-up each):
+    the variants of a comparison see the same load."""
+    for fn in fns.values():
         fn()
-        best = min(best, time.perf_counter() - start)
+    best = dict.fromkeys(fns, float("inf"))
+    for _ in range(max(1, repeats)):
+        for key, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            best[key] = min(best[key], time.perf_counter() - start)
     return best
 
 
-def per_iteration(run_k: Callable[[int], Any], repeats: int, k1: int = 1, k2: int = 4) -> float:
-    """Seconds per iteration: ``(T(k2) - T(k1)) / (k2 - k1)`` (setup cancels), best times."""
-    t1 = best_of(lambda: run_k(k1), repeats)
-    t2 = best_of(lambda: run_k(k2), repeats)
-    return max(t2 - t1, 1e-9) / (k2 - k1)
+K1, K2 = 1, 5
+
+
+def iteration_variants(label: str, run_k: Callable[[int], Any]) -> dict[str, Callable[[], Any]]:
+    """Runs of ``K1`` and ``K2`` iterations, for :func:`per_iteration`."""
+    return {f"{label}@{K1}": lambda: run_k(K1), f"{label}@{K2}": lambda: run_k(K2)}
+
+
+def per_iteration(times: dict[str, float], label: str) -> float:
+    """Seconds per iteration ``(T(K2) - T(K1)) / (K2 - K1)``: the setup cancels."""
+    return max(times[f"{label}@{K2}"] - times[f"{label}@{K1}"], 1e-9) / (K2 - K1)
 
 
 def fft_flops(pixels: int) -> float:
@@ -150,24 +164,47 @@ def fft_flops(pixels: int) -> float:
 
 
 class Rates:
-    """torch's own FFT and conv rates on this case's arrays (GFLOP/s)."""
+    """torch's own FFT and conv rates on this case's arrays (GFLOP/s), the best seen: every
+    stage times them again alongside its own runs."""
 
-    def __init__(self, shape: tuple[int, int, int], repeats: int) -> None:
+    def __init__(self, shape: tuple[int, int, int]) -> None:
         import torch
 
         c, h, w = shape
-        x = torch.randn(c, h, w, dtype=torch.complex64)
-        pair = best_of(
-            lambda: torch.fft.ifft2(torch.fft.fft2(x, norm="ortho"), norm="ortho"), repeats
-        )
-        self.fft_pair_seconds = pair
-        self.fft = 2 * c * fft_flops(h * w) / pair / 1e9
+        self.shape = shape
+        self._x = torch.randn(c, h, w, dtype=torch.complex64)
         f = MODL["features"]
-        conv = torch.nn.Conv2d(f, f, 3, padding=1)
-        image = torch.randn(1, f, h, w)
-        with torch.no_grad():
-            seconds = best_of(lambda: conv(image), repeats)
-        self.conv = 2 * 9 * f * f * h * w / seconds / 1e9
+        self._conv = torch.nn.Conv2d(f, f, 3, padding=1)
+        self._image = torch.randn(1, f, h, w)
+        self.fft_pair_seconds = float("inf")
+        self.conv_seconds = float("inf")
+
+    def variants(self) -> dict[str, Callable[[], Any]]:
+        import torch
+
+        def fft_pair():
+            torch.fft.ifft2(torch.fft.fft2(self._x, norm="ortho"), norm="ortho")
+
+        def conv():
+            with torch.no_grad():
+                self._conv(self._image)
+
+        return {"torch fft": fft_pair, "torch conv": conv}
+
+    def update(self, times: dict[str, float]) -> None:
+        self.fft_pair_seconds = min(self.fft_pair_seconds, times["torch fft"])
+        self.conv_seconds = min(self.conv_seconds, times["torch conv"])
+
+    @property
+    def fft(self) -> float:
+        c, h, w = self.shape
+        return 2 * c * fft_flops(h * w) / self.fft_pair_seconds / 1e9
+
+    @property
+    def conv(self) -> float:
+        _, h, w = self.shape
+        f = MODL["features"]
+        return 2 * 9 * f * f * h * w / self.conv_seconds / 1e9
 
     def ideal(self, fft: float, conv: float = 0.0) -> float:
         """Seconds torch needs for ``fft`` FFT FLOPs and ``conv`` conv FLOPs at its rates."""
@@ -197,18 +234,21 @@ def stage_maps(case: Case, args, rates: Rates) -> dict[str, Any]:
         clear_memory_cache()
         return estimate_coil_maps(case.kspace, calib=case.calib)
 
-    row: dict[str, Any] = {"seconds": best_of(ours, max(1, args.repeats - 2))}
-    case.maps = ours()
+    variants = {"ours": ours}
+    width = case.calib if isinstance(case.calib, int) else max(case.calib)
     if "sigpy" in args.compare:
         import sigpy.mri
-
-        width = case.calib if isinstance(case.calib, int) else max(case.calib)
 
         def theirs():
             return sigpy.mri.app.EspiritCalib(case.kspace, calib_width=width, show_pbar=False).run()
 
-        row["sigpy_seconds"] = best_of(theirs, max(1, args.repeats - 2))
-        row["note"] = f"sigpy EspiritCalib calib {width}"
+        variants["sigpy"] = theirs
+    times = alternate(variants, max(1, args.repeats - 1))
+    case.maps = ours()
+    row: dict[str, Any] = {"seconds": times["ours"], "note": f"ESPIRiT calib {case.calib}"}
+    if "sigpy" in times:
+        row["sigpy_seconds"] = times["sigpy"]
+        row["note"] += f", sigpy EspiritCalib calib {width}"
     return row
 
 
@@ -227,36 +267,46 @@ def _cg_runner(op_cls, case: Case) -> Callable[[int], Any]:
     return run_k
 
 
+def _sigpy_sense(case: Case, k: int) -> np.ndarray:
+    import sigpy.mri
+
+    weights = case.mask.astype(np.float32)
+    return sigpy.mri.app.SenseRecon(
+        case.kspace, case.maps, lamda=LAMDA, weights=weights, max_iter=k, show_pbar=False
+    ).run()
+
+
+def _sigpy_l1(case: Case, k: int) -> np.ndarray:
+    import sigpy.mri
+
+    weights = case.mask.astype(np.float32)
+    return sigpy.mri.app.L1WaveletRecon(
+        case.kspace, case.maps, 0.002, weights=weights, max_iter=k, show_pbar=False
+    ).run()
+
+
 def stage_cg(case: Case, args, rates: Rates) -> dict[str, Any]:
     from mriviewer.core.physics.sense import ReferenceSenseOperator, SenseOperator
 
     c, h, w = case.shape
-    flops = normal_flops(case) + 5 * h * w * 8
     ours = _cg_runner(SenseOperator, case)
+    variants = {**rates.variants(), **iteration_variants("ours", ours)}
+    if args.before:
+        variants.update(iteration_variants("before", _cg_runner(ReferenceSenseOperator, case)))
+    if "sigpy" in args.compare:
+        variants.update(iteration_variants("sigpy", lambda k: _sigpy_sense(case, k)))
+    times = alternate(variants, args.repeats)
+    rates.update(times)
     row: dict[str, Any] = {
-        "seconds": per_iteration(ours, args.repeats),
-        "flops": flops,
+        "seconds": per_iteration(times, "ours"),
+        "flops": normal_flops(case) + 5 * h * w * 8,
         "ideal_seconds": rates.ideal(2 * c * fft_flops(h * w)),
     }
     if args.before:
-        row["before_seconds"] = per_iteration(
-            _cg_runner(ReferenceSenseOperator, case), args.repeats
-        )
+        row["before_seconds"] = per_iteration(times, "before")
     if "sigpy" in args.compare:
-        import sigpy.mri
-
-        def theirs(k: int):
-            return sigpy.mri.app.SenseRecon(
-                case.kspace,
-                case.maps,
-                lamda=LAMDA,
-                weights=case.mask.astype(np.float32),
-                max_iter=k,
-                show_pbar=False,
-            ).run()
-
-        row["sigpy_seconds"] = per_iteration(theirs, args.repeats)
-        a, b = ours(8)[0].numpy(), theirs(8)
+        row["sigpy_seconds"] = per_iteration(times, "sigpy")
+        a, b = ours(8)[0].numpy(), _sigpy_sense(case, 8)
         row["note"] = f"8 its vs sigpy: nRMSE {np.linalg.norm(a - b) / np.linalg.norm(b):.1e}"
     return row
 
@@ -272,26 +322,19 @@ def stage_l1(case: Case, args, rates: Rates) -> dict[str, Any]:
         for _ in L1Wavelet(max_iter=k).iterate(problem):
             pass
 
+    variants = {**rates.variants(), **iteration_variants("ours", ours)}
+    if "sigpy" in args.compare:
+        variants.update(iteration_variants("sigpy", lambda k: _sigpy_l1(case, k)))
+    times = alternate(variants, args.repeats)
+    rates.update(times)
     row: dict[str, Any] = {
-        "seconds": per_iteration(ours, args.repeats),
+        "seconds": per_iteration(times, "ours"),
         "flops": normal_flops(case),
         "ideal_seconds": rates.ideal(2 * c * fft_flops(h * w)),
-        "note": "sigpy FISTA (data term FLOPs only)",
+        "note": "sigpy's FISTA inside (data-term FLOPs only)",
     }
     if "sigpy" in args.compare:
-        import sigpy.mri
-
-        def theirs(k: int):
-            return sigpy.mri.app.L1WaveletRecon(
-                case.kspace,
-                case.maps,
-                0.002,
-                weights=case.mask.astype(np.float32),
-                max_iter=k,
-                show_pbar=False,
-            ).run()
-
-        row["sigpy_seconds"] = per_iteration(theirs, args.repeats)
+        row["sigpy_seconds"] = per_iteration(times, "sigpy")
     return row
 
 
@@ -341,16 +384,21 @@ def _stage_modl(case: Case, args, rates: Rates, train: bool) -> dict[str, Any]:
     from mriviewer.core.physics.sense import ReferenceSenseOperator
 
     model, step = _modl(case, train)
+    variants = {**rates.variants(), "ours": step}
+    if args.before:
+        variants["before"] = _modl(case, train, ReferenceSenseOperator)[1]
+    times = alternate(variants, args.repeats)
+    rates.update(times)
     ffts, convs = modl_flops(case, model)
     factor = 3.0 if train else 1.0  # backward: twice the forward's convs and normal operators
     row: dict[str, Any] = {
-        "seconds": best_of(step, args.repeats),
+        "seconds": times["ours"],
         "flops": factor * (ffts + convs),
         "ideal_seconds": factor * rates.ideal(ffts, convs),
+        "note": "N=4, 16 features, 10 CG its" + (", Adam" if train else ""),
     }
     if args.before:
-        row["before_seconds"] = best_of(_modl(case, train, ReferenceSenseOperator)[1], args.repeats)
-    row["note"] = "N=4, 16 features, 10 CG its" + (", Adam" if train else "")
+        row["before_seconds"] = times["before"]
     return row
 
 
@@ -443,19 +491,14 @@ def bench_case(name: str, stages: list[str], args) -> dict[str, Any]:
 
     case = build_case(name)
     c, h, w = case.shape
-    rates = Rates(case.shape, args.repeats)
+    rates = Rates(case.shape)
+    rates.update(alternate(rates.variants(), args.repeats))
     result: dict[str, Any] = {
         "case": name,
         "header": (
             f"case {name}: {c} coils {h} x {w}, 1-D random mask R 4 cf 0.08, calib "
             f"{case.calib}; torch {torch.__version__}, {torch.get_num_threads()} threads, "
             f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}"
-        ),
-        "rates": {"fft_gflops": rates.fft, "conv_gflops": rates.conv},
-        "rates_line": (
-            f"torch on these arrays: 2-D FFT {rates.fft:.2f} GFLOP/s ({c} x {h} x {w}, "
-            f"fft2+ifft2 {rates.fft_pair_seconds:.4f} s), 3x3 conv {MODL['features']}->"
-            f"{MODL['features']} {rates.conv:.2f} GFLOP/s"
         ),
         "stages": {},
     }
@@ -467,6 +510,12 @@ def bench_case(name: str, stages: list[str], args) -> dict[str, Any]:
         result["stages"][key] = STAGE_FUNCS[key](case, args, rates)
     if args.neighbour:
         result["neighbour"] = neighbour_rows(case, args)
+    result["rates"] = {"fft_gflops": rates.fft, "conv_gflops": rates.conv}
+    result["rates_line"] = (
+        f"torch on these arrays (best seen): 2-D FFT {rates.fft:.2f} GFLOP/s (fft2+ifft2 of "
+        f"{c} x {h} x {w}: {rates.fft_pair_seconds:.4f} s), 3x3 conv {MODL['features']}->"
+        f"{MODL['features']} {rates.conv:.2f} GFLOP/s"
+    )
     return result
 
 
