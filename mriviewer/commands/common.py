@@ -181,6 +181,16 @@ def add_reference_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def problem_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Keyword settings of ``compare.prepare_problem`` from ``--coil-method``, ``--reference``
+    and ``--metrics-region``."""
+    return {
+        "coil_method": args.coil_method,
+        "reference_kind": args.reference,
+        "metrics_region": args.metrics_region,
+    }
+
+
 def add_device_argument(parser: argparse.ArgumentParser) -> None:
     """Add ``--device`` (default ``auto``: CUDA when available, else CPU)."""
     parser.add_argument(

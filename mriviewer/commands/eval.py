@@ -49,6 +49,7 @@ from mriviewer.commands.common import (
     mask_from_args,
     method_options,
     parse_slices,
+    problem_options,
     reader_options,
     resolve_device,
     sampled_fraction,
@@ -194,13 +195,7 @@ def evaluate_files(args: argparse.Namespace) -> dict[str, Any]:
             mask = mask_from_args(args, volume.matrix, file, index, band=band)
             accelerations.append(mask.achieved_acceleration)
             problem = prepare_from_volume(
-                volume,
-                mask,
-                index,
-                coil_method=args.coil_method,
-                reference_kind=args.reference,
-                metrics_region=args.metrics_region,
-                fully_sampled=True,
+                volume, mask, index, fully_sampled=True, **problem_options(args)
             )
             refs.append(problem.reference)
             regions.append(problem.foreground)

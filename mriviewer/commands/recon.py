@@ -36,6 +36,7 @@ from mriviewer.commands.common import (
     mask_description,
     mask_from_args,
     method_options,
+    problem_options,
     reader_options,
     resolve_device,
     resolved_mask_kind,
@@ -92,14 +93,7 @@ def run(args: argparse.Namespace) -> int:
     band = acquired_band(kspace, volume.header)
     mask_kind = resolved_mask_kind(args.mask, kspace, band)
     mask = mask_from_args(args, volume.matrix, args.file, index, kspace=kspace, band=band)
-    problem = prepare_from_volume(
-        volume,
-        mask,
-        index,
-        coil_method=args.coil_method,
-        reference_kind=args.reference,
-        metrics_region=args.metrics_region,
-    )
+    problem = prepare_from_volume(volume, mask, index, **problem_options(args))
     problem.warnings[:0] = [*band.warnings, *mask.warnings]
     for warning in problem.warnings:
         print(f"warning: {warning}", file=sys.stderr)

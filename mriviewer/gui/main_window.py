@@ -154,6 +154,16 @@ def _card_hash(card: Any) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def _combo(name: str, items: dict[str, str], tooltip: str) -> QComboBox:
+    """A combo box named ``name`` with ``label -> data`` items and a tooltip."""
+    combo = QComboBox()
+    combo.setObjectName(name)
+    for label, data in items.items():
+        combo.addItem(label, data)
+    combo.setToolTip(tooltip)
+    return combo
+
+
 class MainWindow(QMainWindow):
     """The whole app. Public methods are what menus, shortcuts, scripts and tests call."""
 
@@ -243,23 +253,19 @@ class MainWindow(QMainWindow):
         self.metrics_note.setMinimumWidth(100)
         note_row = QHBoxLayout()
         note_row.addWidget(self.metrics_note, 1)
-        self.reference_combo = QComboBox()
-        self.reference_combo.setObjectName("referenceKind")
-        self.reference_combo.addItem("vs RSS", "rss")
-        self.reference_combo.addItem("vs SENSE", "sense")
-        self.reference_combo.setToolTip(
+        self.reference_combo = _combo(
+            "referenceKind",
+            {"vs RSS": "rss", "vs SENSE": "sense"},
             "what PSNR/SSIM/NMSE are measured against: the RSS of the fully sampled data "
-            "(fastMRI) or its SENSE combination with ESPIRiT maps of the fully sampled data"
+            "(fastMRI) or its SENSE combination with ESPIRiT maps of the fully sampled data",
+        )
+        self.region_combo = _combo(
+            "metricsRegion",
+            {"all": "all", "foreground": "foreground"},
+            "pixels the metrics cover: all, or the reference's foreground (10% of its 99th "
+            "percentile, holes filled), the same for every method",
         )
         note_row.addWidget(self.reference_combo)
-        self.region_combo = QComboBox()
-        self.region_combo.setObjectName("metricsRegion")
-        self.region_combo.addItem("all", "all")
-        self.region_combo.addItem("foreground", "foreground")
-        self.region_combo.setToolTip(
-            "pixels the metrics cover: all, or the reference's foreground (10% of its 99th "
-            "percentile, holes filled), the same for every method"
-        )
         note_row.addWidget(self.region_combo)
         layout.addLayout(note_row)
         self.setCentralWidget(central)
