@@ -27,10 +27,11 @@ from mriviewer.core.physics.masks import SamplingMask
 from mriviewer.core.recon.base import IterationResult, ReconMethod, ReconProblem
 
 MethodFactory = Callable[..., ReconMethod]
-#: fewest fully sampled central lines (narrow side of the ACS) coil-map estimation is run on;
-#: below it CG-SENSE was no better than zero-filled with any estimator (ESPIRiT, JSENSE,
-#: low-resolution maps) on the bughunt 08 case and the demo (tests/test_calibration_check.py)
-MIN_CALIB_LINES = 4
+#: fewest fully sampled central lines (narrow side of the ACS) each coil-map estimator is run
+#: on: ESPIRiT / JSENSE need kernels of at least 2 x 2 shifted within the region (below 4 lines
+#: CG-SENSE was no better than zero-filled with any estimator on the bughunt 08 case and the
+#: demo); low-resolution maps need a centre to window (3 lines)
+MIN_CALIB_LINES = {"espirit": 4, "jsense": 4, "lowres": 3}
 METHODS: dict[str, MethodFactory] = {}
 
 
@@ -99,7 +100,8 @@ def prepare_problem(
 
     metrics_region: ``all`` or ``foreground`` (a mask of the reference, the same for every
     method). Coil maps come from the fully sampled centre of the sampled data (ESPIRiT by
-    default); a centre narrower than :data:`MIN_CALIB_LINES` lines leaves ``coil_maps`` None,
+    default); a centre narrower than :data:`MIN_CALIB_LINES` lines (per estimator) leaves
+    ``coil_maps`` None,
     and SENSE-based methods then fail with the reason (``problem.warnings`` holds it too).
     Raises ReconError for mismatched shapes, an empty mask, NaN/Inf or an unknown convention.
     """
@@ -140,11 +142,12 @@ def prepare_problem(
     under = under / np.float32(scale)
     acs = SamplingMask(effective).acs_size()
     calibration_error = None
-    if kspace.shape[0] > 1 and min(acs) < MIN_CALIB_LINES:
+    needed = MIN_CALIB_LINES.get(coil_method, max(MIN_CALIB_LINES.values()))
+    if kspace.shape[0] > 1 and min(acs) < needed:
         calibration_error = (
             f"the sampled data's fully sampled centre (calibration region) is {acs[0]} x "
-            f"{acs[1]} points; coil-map estimation needs at least {MIN_CALIB_LINES} x "
-            f"{MIN_CALIB_LINES}: SENSE-based methods are refused (raise --center-fraction or "
+            f"{acs[1]} points; coil-map estimation ({coil_method}) needs at least {needed} x "
+            f"{needed}: SENSE-based methods are refused (raise --center-fraction or "
             "--calib, or use zero-filled-rss)"
         )
         warnings.append(calibration_error)
