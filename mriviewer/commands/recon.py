@@ -14,6 +14,9 @@ iterate is written atomically:
   ``metrics`` (with a reference) or ``ground_truth_free`` (``dc_residual`` = ||M F S x - y|| /
   ||y|| and ``rel_change`` of the last iteration, without one), JSON-encoded where nested.
 - ``.npy``: the ``(h, w)`` complex64 image in original units.
+- ``.dcm``: a DICOM image (uint16 magnitude with RescaleSlope; pixel spacing from the file's
+  header where it gives the field of view), ``.nii`` / ``.nii.gz``: a NIfTI-1 float32 magnitude
+  image; see :mod:`mriviewer.core.export`.
 """
 
 from __future__ import annotations
@@ -41,14 +44,15 @@ from mriviewer.commands.common import (
     resolve_device,
     resolved_mask_kind,
 )
-from mriviewer.core.errors import ConfigError, KSpaceWriteError
+from mriviewer.core.errors import ConfigError
+from mriviewer.core.export import recon_suffix, write_reconstruction
 from mriviewer.core.physics.band import acquired_band
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "recon",
-        help="reconstruct one slice with a method and write it (.h5 or .npy)",
+        help="reconstruct one slice with a method and write it (.h5, .npy, .dcm, .nii[.gz])",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -65,7 +69,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_coil_method_argument(parser)
     add_device_argument(parser)
     add_reader_arguments(parser)
-    parser.add_argument("--out", required=True, help="output file: .h5 or .npy")
+    parser.add_argument(
+        "--out", required=True, help="output file: .h5, .npy, .dcm (DICOM), .nii or .nii.gz"
+    )
     parser.set_defaults(func=run)
 
 
@@ -83,8 +89,8 @@ def run(args: argparse.Namespace) -> int:
     from mriviewer.core.reference import describe_reference
 
     out = Path(args.out)
-    if out.suffix not in (".h5", ".npy"):
-        raise ConfigError(f"--out must end in .h5 or .npy, got {out.name!r}")
+    if recon_suffix(out) is None:
+        raise ConfigError(f"--out must end in .h5, .npy, .dcm, .nii or .nii.gz, got {out.name!r}")
     device = resolve_device(args.device)
     method = get_method(args.method, **method_options(args.method_option, args.method))
     volume = open_kspace(args.file, **reader_options(args))
@@ -132,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
         attrs["metrics"] = json.dumps(metrics)
     if gt_free is not None:
         attrs["ground_truth_free"] = json.dumps(gt_free)
-    write_output(out, image, mask.array, attrs)
+    written = write_reconstruction(out, image, attrs=attrs, mask=mask.array, header=volume.header)
     line = (
         f"{args.method} on {volume.path.name} slice {index}: {last.iteration} iteration(s), "
         f"{seconds:.2f} s, mask {mask_kind} R={problem.info['acceleration']:.2f}"
@@ -148,27 +154,12 @@ def run(args: argparse.Namespace) -> int:
             f"last change {gt_free['rel_change']:.2e}"
         )
     print(line)
-    print(f"wrote {out}")
+    for note in written.notes:
+        print(f"note: {note}")
+    print(f"wrote {out}" + (f" ({written.description})" if written.description else ""))
     return 0
 
 
 def write_output(path: Path, image: np.ndarray, mask: np.ndarray, attrs: dict) -> None:
-    """Write the ``(h, w)`` complex image atomically as ``.h5`` (with attrs) or ``.npy``."""
-    import h5py
-
-    from mriviewer.core.io.atomic import atomic_write_path
-
-    try:
-        with atomic_write_path(path) as tmp:
-            if path.suffix == ".npy":
-                with open(tmp, "wb") as fh:
-                    np.save(fh, image, allow_pickle=False)
-            else:
-                with h5py.File(tmp, "w") as h5:
-                    h5.create_dataset("reconstruction", data=np.abs(image)[None].astype(np.float32))
-                    h5.create_dataset("reconstruction_complex", data=image[None])
-                    h5.create_dataset("mask", data=mask.astype(np.uint8))
-                    for key, value in attrs.items():
-                        h5.attrs[key] = value
-    except OSError as exc:
-        raise KSpaceWriteError(f"cannot write the reconstruction ({exc})", path) from exc
+    """Write the ``(h, w)`` complex image atomically (see :func:`mriviewer.core.export.write_reconstruction`)."""
+    write_reconstruction(path, image, attrs=attrs, mask=mask)

@@ -31,7 +31,8 @@ def parse_ismrmrd_header(xml: str | bytes) -> dict[str, Any]:
 
     Returns keys ``encoded_matrix``, ``recon_matrix`` as ``(rows, cols)`` of the image = ``(x, y)`` of the header, exactly as
     fastMRI crops (matrixSize x runs along the readout, which is the image's first axis H),
-    ``encoded_fov_mm``, ``field_strength_t``, ``system``, ``sequence``,
+    ``encoded_fov_mm`` / ``recon_fov_mm`` (x, y in mm), ``slice_thickness_mm`` (the z field of
+    view of a 2-D acquisition), ``field_strength_t``, ``system``, ``sequence``,
     ``kspace_encoding_step_1_center`` / ``_maximum`` (the encoding limits fastMRI derives the
     zero padding from, see :mod:`mriviewer.core.physics.band`) where present.
     """
@@ -55,6 +56,15 @@ def parse_ismrmrd_header(xml: str | bytes) -> dict[str, Any]:
         fy = _xml_text(e, ["encodedSpace", "fieldOfView_mm", "y"])
         if fx and fy:
             out["encoded_fov_mm"] = [float(fx), float(fy)]
+        rfx = _xml_text(e, ["reconSpace", "fieldOfView_mm", "x"])
+        rfy = _xml_text(e, ["reconSpace", "fieldOfView_mm", "y"])
+        if rfx and rfy:
+            out["recon_fov_mm"] = [float(rfx), float(rfy)]
+        # A 2-D acquisition (one encoded partition): the z field of view is the slice thickness.
+        fz = _xml_text(e, ["encodedSpace", "fieldOfView_mm", "z"])
+        mz = _xml_text(e, ["encodedSpace", "matrixSize", "z"])
+        if fz and float(fz) > 0 and (not mz or int(float(mz)) == 1):
+            out["slice_thickness_mm"] = float(fz)
     field_t = _xml_text(root, ["acquisitionSystemInformation", "systemFieldStrength_T"])
     if field_t:
         out["field_strength_t"] = float(field_t)
