@@ -353,7 +353,7 @@ class MainWindow(QMainWindow):
         m.addSeparator()
         self._action(m, "&Export figure…", self.export_figure_dialog, "Ctrl+E")
         self._action(m, "Export metrics (CSV/JSON)…", self.export_metrics_dialog)
-        self._action(m, "Export reconstructions (.npy/.h5)…", self.export_recons_dialog)
+        self._action(m, "Export reconstructions (.npy/.h5/DICOM/NIfTI)…", self.export_recons_dialog)
         m.addSeparator()
         self._action(m, "&Quit", self.close, QKeySequence.StandardKey.Quit)
         self._update_recent_menu()
@@ -1510,13 +1510,21 @@ class MainWindow(QMainWindow):
         return True
 
     def export_recons_dialog(self) -> None:
-        path = self._ask_save("Export reconstructions", "recons.h5", "HDF5 (*.h5);;NumPy (*.npy)")
+        path = self._ask_save(
+            "Export reconstructions",
+            "recons.h5",
+            "HDF5 (*.h5);;NumPy (*.npy);;DICOM, one file per method (*.dcm);;"
+            "NIfTI, one file per method (*.nii.gz *.nii)",
+        )
         if path:
             self.export_recons(path)
 
     def export_recons(self, path: str | Path) -> bool:
         """Final images (original units, complex64): ``.npy`` stack ``(M, h, w)`` in method order
-        (names in ``<file>.json``), or ``.h5`` with one group per method holding every iteration."""
+        (names in ``<file>.json``), ``.h5`` with one group per method holding every iteration, or
+        DICOM / NIfTI (``.dcm``, ``.nii``, ``.nii.gz``): ``<stem>_<method><suffix>`` per method's
+        final image, see :func:`mriviewer.core.export.write_reconstructions`."""
+        from mriviewer.core.export import recon_suffix, write_reconstructions
         from mriviewer.core.io.atomic import atomic_write_path, atomic_write_text
 
         path = Path(path)
@@ -1547,8 +1555,30 @@ class MainWindow(QMainWindow):
                         g.create_dataset("iterations", data=np.stack(t.images))
                         g.create_dataset("iteration_numbers", data=np.asarray(t.iterations))
                         g.attrs["metrics"] = json.dumps(t.metrics[-1])
+            elif recon_suffix(path) in (".dcm", ".nii", ".nii.gz"):
+                info = self.provenance()
+                common = {
+                    k: json.dumps(info[k]) if isinstance(info.get(k), dict) else info.get(k)
+                    for k in ("mask", "reference", "reference_definition", "slice")
+                }
+                common["source"] = info.get("file", {}).get("path")
+                if self.mask is not None:
+                    common["acceleration"] = self.mask.achieved_acceleration
+                attrs = {
+                    t.key: {**common, "method": t.key, "method_settings": json.dumps(t.settings)}
+                    for t in traces
+                }
+                header = self.volume.header if self.volume is not None else None
+                done = write_reconstructions(
+                    path, {t.key: t.images[-1] for t in traces}, attrs, header=header
+                )
+                names = ", ".join(p.name for p in done.paths)
+                self.statusBar().showMessage("; ".join([f"wrote {names}", *done.notes]), 10000)
             else:
-                raise MriViewerError("reconstructions export needs a .npy or .h5 file name", path)
+                raise MriViewerError(
+                    "reconstructions export needs a .npy, .h5, .dcm, .nii or .nii.gz file name",
+                    path,
+                )
         except (MriViewerError, OSError) as exc:
             self.show_error("Cannot export reconstructions", str(exc))
             return False
