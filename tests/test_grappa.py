@@ -1,0 +1,120 @@
+"""GRAPPA (pygrappa mdgrappa): beats zero-filled RSS on 1-D and 2-D masks, refuses a missing ACS."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import phantom_case
+
+from mriviewer.core.compare import (
+    classical_methods,
+    evaluate_image,
+    get_method,
+    needs_coil_maps,
+    prepare_problem,
+    run_method,
+)
+from mriviewer.core.errors import ReconError
+from mriviewer.core.physics import MaskSpec, make_mask
+from mriviewer.core.recon.grappa import Grappa, calibration_block, parse_kernel
+
+
+def _problem(spec: MaskSpec, coil_method: str = "espirit"):
+    kspace, _, _ = phantom_case(64, 64, coils=8, seed=0)
+    return prepare_problem(kspace, make_mask(spec, kspace.shape[-2:]), coil_method=coil_method)
+
+
+def _psnr(name: str, problem, **settings) -> float:
+    results = list(run_method(get_method(name, **settings), problem))
+    assert results[-1].final
+    return evaluate_image(problem, results[-1].image)["psnr"]
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        MaskSpec("equispaced", 2.0, 0.16, seed=0),
+        MaskSpec("random", 3.0, 0.16, seed=0),
+        MaskSpec("poisson", 3.0, calib=16, seed=0),
+    ],
+    ids=["equispaced-R2", "random-R3", "poisson-R3"],
+)
+def test_beats_zero_filled_rss(spec):
+    problem = _problem(spec)
+    zero = _psnr("zero-filled-rss", problem)
+    grappa = _psnr("grappa", problem)
+    assert grappa > zero + 2.0, (grappa, zero)
+
+
+def test_sense_combine_beats_sense_zero_filled():
+    problem = _problem(MaskSpec("equispaced", 2.0, 0.16, seed=0))
+    zero = _psnr("zero-filled", problem)
+    assert _psnr("grappa", problem, combine="sense") > zero + 2.0
+
+
+def test_stream_contract_and_measured_points_kept():
+    problem = _problem(MaskSpec("random", 3.0, 0.16, seed=0))
+    method = get_method("grappa")
+    results = list(method.iterate(problem))
+    assert len(results) == 1 and results[0].final and results[0].method == "grappa"
+    assert results[0].image.shape == problem.shape and results[0].image.dtype == np.complex64
+    filled = method.fill(problem)
+    np.testing.assert_array_equal(filled[:, problem.mask], problem.kspace[:, problem.mask])
+    assert np.abs(filled[:, ~problem.mask]).max() > 0  # the holes were filled
+
+
+def test_refuses_without_calibration_region():
+    kspace, _, _ = phantom_case(64, 64, coils=8, seed=0)
+    mask = np.zeros((64, 64), dtype=bool)
+    mask[:, 1::2] = True  # R=2 lines, the centre column 32 not sampled: no ACS
+    problem = prepare_problem(kspace, mask, coil_method="espirit")
+    with pytest.raises(ReconError, match=r"calibration region\) is 0 x 0 points; a 3 x 5 kernel"):
+        list(run_method(get_method("grappa"), problem))
+    mask[:, 32] = True  # 3 central lines (31-33): narrower than the 5 kernel columns
+    problem = prepare_problem(kspace, mask, coil_method="lowres")
+    with pytest.raises(ReconError, match="is 64 x 3 points"):
+        list(run_method(get_method("grappa"), problem))
+    assert _psnr("grappa", problem, kernel_size="3x3") > _psnr("zero-filled-rss", problem)
+
+
+def test_needs_coil_maps_only_for_sense_combine():
+    assert not needs_coil_maps(get_method("grappa"))
+    assert needs_coil_maps(get_method("grappa", combine="sense"))
+    problem = _problem(MaskSpec("equispaced", 2.0, 0.16, seed=0))
+    problem.coil_maps = None
+    problem.info["calibration_error"] = "no maps here"
+    assert np.isfinite(_psnr("grappa", problem))
+    with pytest.raises(ReconError, match="grappa needs coil maps: no maps here"):
+        list(run_method(get_method("grappa", combine="sense"), problem))
+
+
+def test_settings():
+    assert "grappa" in classical_methods()
+    method = get_method("grappa", kernel_size=5, **{"lambda": 0.1})
+    assert method.settings() == {"kernel_size": [5, 5], "lamda": 0.1, "combine": "rss"}
+    assert Grappa(**method.settings()).settings() == method.settings()
+    assert parse_kernel("3x5") == parse_kernel([3, 5]) == parse_kernel("3,5") == (3, 5)
+    for bad, match in [
+        ({"kernel_size": "3x"}, "not a pair of integers"),
+        ({"kernel_size": 0}, ">= 1"),
+        ({"kernel_size": [1, 2, 3]}, "must be N"),
+        ({"lamda": -1}, "must be >= 0"),
+        ({"combine": "mean"}, "combine must be 'rss' or 'sense'"),
+        ({"kernel": 3}, "unknown setting"),
+    ]:
+        with pytest.raises(ReconError, match=match):
+            get_method("grappa", **bad)
+
+
+def test_calibration_block_is_fully_sampled_for_2d_masks():
+    mask = make_mask(MaskSpec("poisson", 4.0, calib=12, seed=1), (48, 40)).array
+    rows, cols = calibration_block(mask, (3, 5))
+    block = mask[rows, cols]
+    assert block.all() and block.shape[0] >= 12 and block.shape[1] >= 12
+    assert rows.start <= 24 < rows.stop and cols.start <= 20 < cols.stop
+    # a cross-shaped centre: the block must not include the unsampled corners
+    cross = np.zeros((20, 20), dtype=bool)
+    cross[8:12, :] = True
+    cross[:, 9:12] = True
+    rows, cols = calibration_block(cross)
+    assert cross[rows, cols].all() and cross[rows, cols].size == 4 * 20
