@@ -373,17 +373,19 @@ def _write_dicom(
     ds.SeriesInstanceUID = generate_uid()
     ds.SeriesNumber = int(series_number)
     ds.SeriesDescription = (f"{method} {settings}".strip())[:64]
+    ds.Laterality = ""  # type 2C: unknown here
     ds.Manufacturer = str(header.get("system", ""))[:64]
     ds.SoftwareVersions = f"mriviewer {__version__}"
     # Image
     ds.InstanceNumber = 1
     ds.ContentDate = now.strftime("%Y%m%d")
     ds.ContentTime = now.strftime("%H%M%S")
-    ds.ImageType = ["DERIVED", "PRIMARY", "M"] if mr else ["DERIVED", "SECONDARY"]
+    ds.ImageType = ["DERIVED", "PRIMARY", "OTHER"] if mr else ["DERIVED", "SECONDARY"]
     ds.ImageComments = "\n".join(comments)[:10240]
     ds.BurnedInAnnotation = "NO"
     if mr:
         ds.FrameOfReferenceUID = study["frame"]
+        ds.PatientPosition = ""  # type 2C for MR: the source does not record it
         ds.PositionReferenceIndicator = ""
         ds.ScanningSequence = "RM"  # research mode: the sequence is not known here
         ds.SequenceVariant = "NONE"
@@ -409,6 +411,7 @@ def _write_dicom(
         ds.SliceLocation = _ds(0)
     else:
         ds.ConversionType = "WSD"  # workstation
+        ds.RescaleType = "US"  # type 1C in SC's modality LUT: unspecified (original) units
         ds.PatientOrientation = ""
     ds.SamplesPerPixel = 1
     ds.PhotometricInterpretation = "MONOCHROME2"
@@ -419,7 +422,6 @@ def _write_dicom(
     ds.PixelRepresentation = 0
     ds.RescaleIntercept = _ds(0)
     ds.RescaleSlope = slope
-    ds.RescaleType = "US"  # unspecified: the reconstruction's original (arbitrary) units
     ds.WindowCenter = _ds(peak / 2 if peak > 0 else 0.5)
     ds.WindowWidth = _ds(peak if peak > 0 else 1.0)
     ds.PixelData = stored.tobytes()
