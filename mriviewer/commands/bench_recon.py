@@ -130,10 +130,12 @@ def best_of(fn: Callable[[], Any], repeats: int) -> float:
     return alternate({"fn": fn}, repeats)["fn"]
 
 
-def alternate(fns: dict[str, Callable[[], Any]], repeats: int) -> dict[str, float]:
+def alternate(
+    fns: dict[str, Callable[[], Any]], repeats: int, warm_up: bool = True
+) -> dict[str, float]:
     """Best seconds of each callable, called in turn ``repeats`` times (after a warm-up each):
     the variants of a comparison see the same load."""
-    for fn in fns.values():
+    for fn in fns.values() if warm_up else ():
         fn()
     best = dict.fromkeys(fns, float("inf"))
     for _ in range(max(1, repeats)):
@@ -243,7 +245,7 @@ def stage_maps(case: Case, args, rates: Rates) -> dict[str, Any]:
             return sigpy.mri.app.EspiritCalib(case.kspace, calib_width=width, show_pbar=False).run()
 
         variants["sigpy"] = theirs
-    times = alternate(variants, max(1, args.repeats - 1))
+    times = alternate(variants, max(1, args.repeats - 1), warm_up=False)
     case.maps = ours()
     row: dict[str, Any] = {"seconds": times["ours"], "note": f"ESPIRiT calib {case.calib}"}
     if "sigpy" in times:
