@@ -195,3 +195,13 @@ def test_recon_cli_writes_dicom_and_nifti(fov_file, tmp_path, capsys):
         assert img.header.get_zooms() == pytest.approx((4.0, 3.0, 5.0))
     assert main(["recon", str(fov_file), *common, "--out", str(tmp_path / "rec.png")]) != 0
     assert "--out must end in .h5, .npy, .dcm, .nii or .nii.gz" in capsys.readouterr().err
+
+
+def test_ismrmrd_header_gives_pixel_spacing(tmp_path):
+    from test_io_readers import random_kspace, write_ismrmrd
+
+    path = write_ismrmrd(tmp_path / "mrd.h5", random_kspace((1, 3, 16, 10)))
+    header = open_kspace(path).header  # the test XML: FOV 200 x 200 x 5 mm
+    geo = geometry_from_header(header, (16, 10))
+    assert geo.spacing_mm == pytest.approx((200 / 16, 200 / 10))
+    assert geo.slice_thickness_mm == 5.0

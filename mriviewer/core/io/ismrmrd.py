@@ -84,6 +84,15 @@ def _int(node: ET.Element | None, *tags: str) -> int | None:
     return int(float(found.text))
 
 
+def _float(node: ET.Element | None, *tags: str) -> float | None:
+    text = _text(node, *tags)
+    try:
+        value = float(text) if text else None
+    except ValueError:
+        return None
+    return value if value is not None and value > 0 else None
+
+
 def _text(node: ET.Element | None, *tags: str) -> str | None:
     found = _child(node, *tags)
     return None if found is None else (found.text or "").strip() or None
@@ -99,6 +108,8 @@ def parse_mrd_xml(xml: bytes | str, path: Path, encoding: int = 0) -> dict[str, 
 
     The facts are those of ``<encoding>`` number ``encoding`` (0-based, as ``encoding_space_ref``
     counts them); ``xml_encodings`` lists every ``<encoding>`` (index, encoded and recon matrix).
+    ``encoded_fov_mm`` / ``recon_fov_mm`` (x, y) and ``slice_thickness_mm`` (z field of view per
+    encoded partition) give exports their pixel spacing.
     """
     try:
         root = ET.fromstring(xml)
@@ -127,6 +138,12 @@ def parse_mrd_xml(xml: bytes | str, path: Path, encoding: int = 0) -> dict[str, 
         z = _int(enc, "encodedSpace", "matrixSize", "z")
         if z:
             out["encoded_z"] = z
+        for space, key in (("encodedSpace", "encoded_fov_mm"), ("reconSpace", "recon_fov_mm")):
+            fov = [_float(enc, space, "fieldOfView_mm", axis) for axis in "xyz"]
+            if fov[0] and fov[1]:
+                out[key] = fov[:2]
+            if space == "encodedSpace" and fov[2]:  # one slice (2-D) or partition (3-D)
+                out["slice_thickness_mm"] = fov[2] / (z or 1)
         for step in ("kspace_encoding_step_1", "kspace_encoding_step_2"):
             centre = _int(enc, "encodingLimits", step, "center")
             if centre is not None:
