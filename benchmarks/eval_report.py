@@ -28,12 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from mriviewer.core.compare import (
-    evaluate_image,
-    get_method,
-    prepare_from_volume,
-    run_method,
-)
+from mriviewer.core.compare import get_method, prepare_from_volume, stream
 from mriviewer.core.io import open_kspace
 from mriviewer.core.physics.masks import MaskSpec, make_mask, stable_seed
 from mriviewer.core.reference import describe_reference
@@ -83,11 +78,11 @@ def run(method, problem) -> tuple[dict[str, float], list[float], float]:
     start = time.perf_counter()
     curve = []
     last = None
-    for result in run_method(method, problem, device="cpu"):
-        curve.append(evaluate_image(problem, result.image)["psnr"])
-        last = result
+    for record in stream(method, problem, device="cpu"):
+        curve.append(record.metrics["psnr"])
+        last = record
     seconds = time.perf_counter() - start
-    return evaluate_image(problem, last.image), curve, seconds
+    return last.metrics, curve, seconds
 
 
 def tune_l1(val_items, kind, accel, cf) -> tuple[float, dict[str, float]]:

@@ -14,7 +14,7 @@ import argparse
 
 import numpy as np
 
-from mriviewer.core.compare import get_method, prepare_from_volume, to_original_units
+from mriviewer.core.compare import final_record, get_method, prepare_from_volume
 from mriviewer.core.io import center_crop, open_kspace
 from mriviewer.core.metrics import psnr
 from mriviewer.core.physics import MaskSpec, make_mask
@@ -48,10 +48,8 @@ def main() -> None:
             ref = np.stack([p.reference for p in probs])
             pred = []
             for p in probs:
-                last = list(get_method(name, **settings).iterate(p))[-1]
-                pred.append(
-                    center_crop(np.abs(to_original_units(p, last.image)), p.reference.shape)
-                )
+                last = final_record(get_method(name, **settings), p, metrics=False)
+                pred.append(center_crop(np.abs(last.image), p.reference.shape))
             out.append(psnr(ref, np.stack(pred)))
         return out
 

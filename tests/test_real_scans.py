@@ -275,3 +275,32 @@ def test_recon_cli_states_the_calibration_refusal_in_one_line(tmp_path):
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.startswith("mriviewer: error")]
     assert len(errors) == 1 and "needs coil maps" in errors[0] and "calibration region" in errors[0]
+
+
+# ----- the complete stream ------------------------------------------------------------------
+def test_cg_sense_streams_each_iterate_as_it_is_computed(monkeypatch):
+    from mriviewer.core.physics import sense
+
+    kspace, _, _ = _noisy_case()
+    mask = make_mask(MaskSpec(kind="random", acceleration=3, center_fraction=0.2, seed=0), (64, 64))
+    problem = compare.prepare_problem(kspace, mask)
+    calls = []
+    original = sense.SenseOperator.normal
+    monkeypatch.setattr(
+        sense.SenseOperator, "normal", lambda self, x: calls.append(1) or original(self, x)
+    )
+    records = compare.stream(compare.get_method("cg-sense", max_iter=10, tol=0), problem)
+    assert next(records).iteration == 0 and not calls
+    first = next(records)
+    # iterate 1 arrives after two CG steps (one to know it is not the last), not after ten
+    assert first.iteration == 1 and len(calls) == 2 and not first.final
+    rest = list(records)
+    assert rest[-1].final and rest[-1].iteration == 10 and len(calls) == 10
+    # every record is complete: original units, cropped, with metrics against the reference
+    assert first.image.shape == problem.reference.shape and "psnr" in first.metrics
+    np.testing.assert_allclose(
+        rest[-1].image, compare.to_original_units(problem, rest[-1].normalised)
+    )
+    assert rest[-1].metrics == compare.final_record(
+        compare.get_method("cg-sense", max_iter=10, tol=0), problem
+    ).metrics

@@ -158,12 +158,7 @@ def evaluate_each(args: argparse.Namespace) -> dict[str, Any]:
 def evaluate_files(args: argparse.Namespace) -> dict[str, Any]:
     """Run the benchmark the options describe; returns the JSON-ready result (the first failure
     raises; :func:`evaluate_each` records failures per file instead)."""
-    from mriviewer.core.compare import (
-        get_method,
-        prepare_from_volume,
-        run_method,
-        to_original_units,
-    )
+    from mriviewer.core.compare import final_record, get_method, prepare_from_volume
     from mriviewer.core.io import center_crop, open_kspace
     from mriviewer.core.metrics import all_metrics
     from mriviewer.core.reference import describe_reference
@@ -203,12 +198,9 @@ def evaluate_files(args: argparse.Namespace) -> dict[str, Any]:
             warnings.extend(f"slice {index}: {w}" for w in (*band.warnings, *mask.warnings))
             for name, method in built.items():
                 start = time.perf_counter()
-                last = None
-                for result in run_method(method, problem, device):
-                    last = result
+                last = final_record(method, problem, device, metrics=False)
                 seconds[name] += time.perf_counter() - start
-                image = np.abs(to_original_units(problem, last.image))
-                preds[name].append(center_crop(image, problem.reference.shape))
+                preds[name].append(center_crop(np.abs(last.image), problem.reference.shape))
         ref = np.stack(refs)
         region = np.stack(regions) if args.metrics_region == "foreground" else None
         cases[case] = {}

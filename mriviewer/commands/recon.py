@@ -78,13 +78,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from mriviewer.core.compare import (
-        get_method,
-        iteration_metrics,
-        prepare_from_volume,
-        run_method,
-        to_original_units,
-    )
+    from mriviewer.core.compare import final_record, get_method, prepare_from_volume
     from mriviewer.core.io import open_kspace
     from mriviewer.core.reference import describe_reference
 
@@ -104,17 +98,11 @@ def run(args: argparse.Namespace) -> int:
     for warning in problem.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     start = time.perf_counter()
-    last = previous = None
-    for result in run_method(method, problem, device):
-        previous = None if last is None else last.image
-        last = result
+    last = final_record(method, problem, device)
     seconds = time.perf_counter() - start
-    if last is None:  # pragma: no cover - every method yields at least iteration 0
-        raise ConfigError(f"method {args.method} produced no image")
-    image = to_original_units(problem, last.image).astype(np.complex64)
-    measures = iteration_metrics(problem, last.image, previous)
-    metrics = measures if problem.reference is not None else None
-    gt_free = None if metrics is not None else measures
+    image = last.image
+    metrics = last.metrics if problem.reference is not None else None
+    gt_free = None if metrics is not None else last.metrics
     attrs = {
         "method": args.method,
         "method_settings": json.dumps(method.settings()),

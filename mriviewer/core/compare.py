@@ -5,7 +5,8 @@ This is what the CLI (``recon``, ``eval``) and the GUI worker both call.
 - :func:`prepare_problem`: k-space slice + mask -> normalised, masked :class:`ReconProblem` with
   coil maps (estimated from the sampled calibration region) and the reference.
 - :func:`get_method`: method name (``zero-filled``, ``zero-filled-rss``, ``cg-sense``,
-  ``l1-wavelet``, ``model:NAME_OR_PATH``) -> method object with ``iterate``.
+  ``l1-wavelet``, ``grappa``, a plugin's name, ``model:NAME_OR_PATH``) -> method object with
+  ``iterate``; plugins (entry-point group ``mriviewer.methods``) are loaded on first use.
 - :func:`to_original_units` / :func:`evaluate_image`: final images and metrics in original units,
   centre-cropped to the reconstruction matrix.
 """
@@ -13,6 +14,7 @@ This is what the CLI (``recon``, ``eval``) and the GUI worker both call.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -40,18 +42,44 @@ def register_method(name: str, factory: MethodFactory) -> None:
     METHODS[name] = factory
 
 
+_PLUGINS: list[Any] | None = None
+
+
+def load_plugins() -> list[Any]:
+    """Register the methods of installed plugins (entry-point group ``mriviewer.methods``,
+    :mod:`mriviewer.core.plugins`) once per process; returns every plugin's
+    :class:`~mriviewer.core.plugins.PluginRecord` (failed ones carry ``error`` and are skipped)."""
+    global _PLUGINS
+    if _PLUGINS is None:
+        from mriviewer.core.plugins import load_entry_points
+
+        _PLUGINS = []  # set first: a plugin that imports this module must not load them again
+        _PLUGINS.extend(load_entry_points(register_method, reserved=set(METHODS)))
+    return _PLUGINS
+
+
+def plugin_failures() -> list[Any]:
+    """The plugins :func:`load_plugins` skipped (name, package, reason in ``error``)."""
+    return [record for record in load_plugins() if record.error]
+
+
 def classical_methods() -> list[str]:
-    """Names of the registered classical methods, in registration order."""
+    """Names of the registered methods (built-in, then plugins), in registration order."""
+    load_plugins()
     return list(METHODS)
 
 
 def get_method(name: str, **settings: Any) -> ReconMethod:
     """Build a method from its name; ``model:X`` loads a bundled or saved model."""
     if name.startswith("model:"):
-        from mriviewer.core.checkpoints import load_model_method
+        from mriviewer.core.recon.model_method import load_model_method
 
         return load_model_method(name[len("model:") :], **settings)
+    load_plugins()
     if name not in METHODS:
+        failed = [r for r in plugin_failures() if r.name == name]
+        if failed:
+            raise ReconError(failed[0].describe())
         known = ", ".join([*METHODS, "model:NAME", "model:PATH"])
         raise ReconError(f"unknown method {name!r}; known methods: {known}")
     method = METHODS[name](**settings)
@@ -308,6 +336,75 @@ def run_method(
         if should_stop is not None and should_stop():
             return
         yield result
+
+
+@dataclass
+class StreamRecord:
+    """One iteration of one method, complete: what every consumer (app, recon, eval, reports,
+    validation) shows or stores.
+
+    image: ``(h, w)`` complex64 in the file's original units, centre-cropped to the recon
+    matrix. metrics: :func:`iteration_metrics` (PSNR/SSIM/NMSE against the problem's reference,
+    or the ground-truth-free ``dc_residual`` / ``rel_change``). elapsed: seconds since the
+    method started. normalised: the method's own ``(H, W)`` image (normalised units, uncropped).
+    """
+
+    method: str
+    iteration: int
+    image: np.ndarray
+    metrics: dict[str, float]
+    elapsed: float
+    final: bool
+    normalised: np.ndarray
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def stream(
+    method: ReconMethod,
+    problem: ReconProblem,
+    device: str = "cpu",
+    should_stop: Callable[[], bool] | None = None,
+    metrics: bool = True,
+) -> Iterator[StreamRecord]:
+    """:func:`run_method` carried to the end: each iterate in original units, cropped, with its
+    metrics (``metrics=False`` skips them, e.g. for timing). Raises what run_method raises."""
+    previous = None
+    name = getattr(method, "name", type(method).__name__)
+    for result in run_method(method, problem, device, should_stop=should_stop):
+        measures = iteration_metrics(problem, result.image, previous) if metrics else {}
+        previous = result.image
+        yield StreamRecord(
+            method=name,
+            iteration=int(result.iteration),
+            image=np.asarray(to_original_units(problem, result.image), dtype=np.complex64),
+            metrics=measures,
+            elapsed=float(result.elapsed),
+            final=bool(result.final),
+            normalised=result.image,
+            extra=dict(result.extra),
+        )
+
+
+def final_record(
+    method: ReconMethod, problem: ReconProblem, device: str = "cpu", metrics: bool = True
+) -> StreamRecord:
+    """The last :class:`StreamRecord` of ``method`` on ``problem`` (its metrics computed only
+    for that iterate, plus the change from the one before). Raises ReconError if none."""
+    last = previous = None
+    for result in run_method(method, problem, device):
+        previous, last = (None if last is None else last.image), result
+    if last is None:
+        raise ReconError(f"{getattr(method, 'name', 'method')} produced no image")
+    return StreamRecord(
+        method=getattr(method, "name", type(method).__name__),
+        iteration=int(last.iteration),
+        image=np.asarray(to_original_units(problem, last.image), dtype=np.complex64),
+        metrics=iteration_metrics(problem, last.image, previous) if metrics else {},
+        elapsed=float(last.elapsed),
+        final=bool(last.final),
+        normalised=last.image,
+        extra=dict(last.extra),
+    )
 
 
 def _register_builtin() -> None:

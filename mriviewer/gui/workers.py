@@ -189,25 +189,21 @@ def _run_method(
     memory = None if cuda else PeakRss()
     peak = 0.0
     last = None
-    previous = None
-    for result in compare.run_method(method, problem, req.device, should_stop=should_stop):
-        image = np.array(compare.to_original_units(problem, result.image), dtype=np.complex64)
-        # against the reference, or the ground-truth-free measures without one
-        metrics = compare.iteration_metrics(problem, result.image, previous)
-        previous = result.image
+    # the complete record (original units, cropped, metrics or ground-truth-free measures)
+    for record in compare.stream(method, problem, req.device, should_stop=should_stop):
         if cuda:
             peak = torch.cuda.max_memory_allocated(req.device) / 1e6
         else:
             peak = memory.update()
         last = IterationPayload(
             method=name,
-            iteration=int(result.iteration),
-            image=image,
-            metrics=metrics,
-            elapsed=float(result.elapsed),
-            final=bool(result.final),
+            iteration=record.iteration,
+            image=record.image,
+            metrics=record.metrics,
+            elapsed=record.elapsed,
+            final=record.final,
             peak_memory_mb=float(peak),
-            extra={k: v for k, v in result.extra.items() if isinstance(v, (int, float, str))},
+            extra={k: v for k, v in record.extra.items() if isinstance(v, (int, float, str))},
         )
         yield ("iteration", last)
         if should_stop():

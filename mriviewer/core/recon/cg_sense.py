@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from mriviewer.core.errors import ReconError
-from mriviewer.core.physics.cg import conjugate_gradient
+from mriviewer.core.physics.cg import conjugate_gradient_iterates
 from mriviewer.core.physics.sense import SenseOperator
 from mriviewer.core.recon.base import IterationResult, ReconProblem
 
@@ -92,27 +92,24 @@ class CGSense:
                 time.perf_counter() - start,
                 final=False,
             )
-            iterates: list[tuple[torch.Tensor, float]] = []
-
-            def record(_: int, x: torch.Tensor) -> None:
-                iterates.append((x.detach().clone(), time.perf_counter() - start))
-
-            conjugate_gradient(
-                op.normal,
-                rhs,
-                mu=self.lamda,
-                max_iter=self.max_iter,
-                tol=self.tol,
-                callback=record,
-            )
-            for i, (x, elapsed) in enumerate(iterates, start=1):
-                yield IterationResult(
-                    self.name, i, _to_numpy(x[0]), elapsed, final=i == len(iterates)
+            # streamed as computed: each iterate is yielded once the next one exists (or CG
+            # has stopped), so the last one carries final=True
+            pending = None
+            for i, x in conjugate_gradient_iterates(
+                op.normal, rhs, mu=self.lamda, max_iter=self.max_iter, tol=self.tol
+            ):
+                if pending is not None:
+                    yield pending
+                pending = IterationResult(
+                    self.name, i + 1, _to_numpy(x[0]), time.perf_counter() - start
                 )
-        if not iterates:  # nothing to solve (A^H y = 0): the start image is the answer
-            yield IterationResult(
-                self.name, 1, _to_numpy(rhs[0]), time.perf_counter() - start, final=True
-            )
+            if pending is None:  # nothing to solve (A^H y = 0): the start image is the answer
+                yield IterationResult(
+                    self.name, 1, _to_numpy(rhs[0]), time.perf_counter() - start, final=True
+                )
+            else:
+                pending.final = True
+                yield pending
 
 
 def _to_numpy(image: torch.Tensor) -> np.ndarray:
