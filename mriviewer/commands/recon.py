@@ -1,4 +1,4 @@
-"""``mriviewer recon FILE --slice K --method M --out OUT.h5|OUT.npy``: reconstruct one slice.
+"""``mriviewer recon FILE --slice K --method M --out OUT.h5|.npy|.dcm|.nii[.gz]``: reconstruct one slice.
 
 The slice is undersampled retrospectively with the ``--mask`` options (``--mask data`` keeps the
 file's own sampling; the default ``auto`` does that for undersampled input and draws a ``random``

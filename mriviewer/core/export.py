@@ -23,7 +23,8 @@ format by the file name:
   (64 characters at most), ImageComments holds the provenance summary (method, settings,
   reference convention, mask, achieved R, source, slice). Patient name and ID stay empty: the
   k-space sources carry no patient identifiers. New UIDs for study, series, instance and frame
-  of reference.
+  of reference. dicom3tools' ``dciodvfy`` finds no errors; it warns that the MR IOD does not
+  define RescaleSlope/Intercept (a standard extension that pydicom, dcm2niix and viewers apply).
 - ``.nii`` / ``.nii.gz``: a NIfTI-1 image ``(h, w, 1)``, float32 magnitude in original units
   (complex64 with ``complex_values=True``), xyzt units mm / s, ``descrip`` with the method and
   reference convention, and the full ``attrs`` as JSON in a comment extension. The affine is
