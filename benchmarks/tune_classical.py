@@ -15,7 +15,8 @@ import argparse
 import numpy as np
 
 from mriviewer.core.compare import final_record, get_method, prepare_from_volume
-from mriviewer.core.io import center_crop, open_kspace
+from mriviewer.core.images import center_crop
+from mriviewer.core.io import open_kspace
 from mriviewer.core.metrics import psnr
 from mriviewer.core.physics import MaskSpec, make_mask
 

@@ -159,7 +159,8 @@ def evaluate_files(args: argparse.Namespace) -> dict[str, Any]:
     """Run the benchmark the options describe; returns the JSON-ready result (the first failure
     raises; :func:`evaluate_each` records failures per file instead)."""
     from mriviewer.core.compare import final_record, get_method, prepare_from_volume
-    from mriviewer.core.io import center_crop, open_kspace
+    from mriviewer.core.images import center_crop
+    from mriviewer.core.io import open_kspace
     from mriviewer.core.metrics import all_metrics
     from mriviewer.core.reference import describe_reference
 

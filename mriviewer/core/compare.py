@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 
 from mriviewer.core.errors import ReconError
+from mriviewer.core.images import center_crop
 from mriviewer.core.io.base import KSpaceVolume
-from mriviewer.core.io.fastmri import center_crop
 from mriviewer.core.metrics import all_metrics
 from mriviewer.core.physics.coils import auto_calibration, estimate_coil_maps
 from mriviewer.core.physics.fft import ifft2c_np, rss

@@ -74,7 +74,7 @@ def reference_image(
     source: a stable identity for the coil-map cache (e.g. ``"file.h5#slice3#full"``).
     Raises ReconError for an unknown kind.
     """
-    from mriviewer.core.io.fastmri import center_crop
+    from mriviewer.core.images import center_crop
     from mriviewer.core.physics.fft import ifft2c_np, rss
 
     check_reference_kind(kind)

@@ -525,7 +525,7 @@ class MainWindow(QMainWindow):
 
         The image is the file's reference, else the RSS of the k-space: a reference when the
         k-space is fully sampled, only the acquired data's RSS when it is undersampled."""
-        from mriviewer.core.io import center_crop
+        from mriviewer.core.images import center_crop
         from mriviewer.core.physics.fft import ifft2c_np, rss
         from mriviewer.core.physics.sampling import detect_sampling
 
@@ -852,6 +852,10 @@ class MainWindow(QMainWindow):
             except Exception as exc:  # noqa: BLE001 - show the problem in the card
                 text = f"cannot build {name}: {exc}"
             self.methods_panel.add_method(name, name, text, checked=i == 0)
+        skipped = compare.plugin_failures()  # plugins that failed to load: say so, run the rest
+        if skipped:
+            more = f" (and {len(skipped) - 1} more: mriviewer methods)" if len(skipped) > 1 else ""
+            self.statusBar().showMessage(skipped[0].describe() + more, 15000)
         if self.methods_panel.list.count():
             self.methods_panel.list.setCurrentRow(0)
         try:
@@ -885,7 +889,7 @@ class MainWindow(QMainWindow):
         """Load a model file; it joins the method list (checked) with its card shown."""
         path = str(Path(path).resolve())
         try:
-            from mriviewer.core.checkpoints import load_model_method
+            from mriviewer.core.recon.model_method import load_model_method
 
             method = load_model_method(path)
         except ModuleNotFoundError as exc:

@@ -11,6 +11,7 @@ import h5py
 import numpy as np
 
 from mriviewer.core.errors import KSpaceReadError, KSpaceWriteError
+from mriviewer.core.images import center_crop  # noqa: F401 - re-exported (readers' API)
 from mriviewer.core.io.atomic import atomic_write_path
 from mriviewer.core.io.base import KSpaceVolume, check_layout
 
@@ -264,11 +265,3 @@ def write_fastmri(
     except OSError as exc:
         raise KSpaceWriteError(f"cannot write HDF5 file ({exc})", path) from exc
     return path
-
-
-def center_crop(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Centre-crop the last two axes of ``image`` to ``shape`` (no-op where already smaller)."""
-    h, w = image.shape[-2:]
-    ch, cw = min(shape[0], h), min(shape[1], w)
-    top, left = (h - ch) // 2, (w - cw) // 2
-    return image[..., top : top + ch, left : left + cw]
