@@ -49,6 +49,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--mask", help="mask kind: random, equispaced, poisson, gaussian")
     g.add_argument("--center-fraction", type=float, help="centre fraction of 1-D masks")
     g.add_argument("--accelerations", type=_floats, metavar="R[,R...]", help="e.g. 4 or 4,8")
+    g.add_argument(
+        "--center-fractions",
+        type=_floats,
+        metavar="CF[,CF...]",
+        help="one 1-D centre fraction per acceleration, e.g. 0.08,0.04",
+    )
+    g.add_argument(
+        "--crop-readout",
+        type=int,
+        metavar="ROWS",
+        help="train on random crops of this many readout rows (1-D masks; exact k-space by FFT "
+        "along the readout); 0 = full slices. Validation always uses full slices",
+    )
+    g.add_argument(
+        "--virtual-coils",
+        type=int,
+        metavar="V",
+        help="compress every slice to V virtual coils (SVD over coils); 0 = no compression",
+    )
     g.add_argument("--steps", type=int)
     g.add_argument("--epochs", type=int)
     g.add_argument("--lr", type=float)
@@ -152,6 +171,9 @@ def overrides_from_args(args: argparse.Namespace) -> dict:
         "mask.kind": args.mask,
         "mask.center_fraction": args.center_fraction,
         "accelerations": args.accelerations,
+        "center_fractions": args.center_fractions,
+        "crop_readout": args.crop_readout,
+        "virtual_coils": args.virtual_coils,
         "steps": args.steps,
         "epochs": args.epochs,
         "lr": args.lr,

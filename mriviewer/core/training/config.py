@@ -14,6 +14,9 @@ Example ``train.toml`` (relative folders are relative to the TOML file)::
     seed = 0
     output = "runs/modl-gleam"
     loss = "l1"                 # complex l1 (default) or l2
+    center_fractions = [0.08]   # optional: one 1-D centre fraction per acceleration
+    crop_readout = 64           # optional: train on random 64-row readout crops (1-D masks)
+    virtual_coils = 8           # optional: SVD coil compression to 8 virtual coils
 
     [model]                     # build_model settings: name modl | pgd, then its arguments
     name = "modl"
@@ -80,6 +83,18 @@ class TrainConfig:
     progress: bool = True
     threads: int | None = None  # torch CPU threads (None: torch's default)
     prune: dict[str, Any] | None = None  # [prune] table: mriviewer.core.pruning.PruneSettings
+    # one 1-D centre fraction per acceleration (None: [mask] center_fraction for all)
+    center_fractions: list[float] | None = None
+    crop_readout: int | None = None  # training samples: random crops of this many readout rows
+    virtual_coils: int | None = None  # SVD coil compression of every slice to V virtual coils
+
+    def data_options(self, train: bool = True) -> dict[str, Any]:
+        """SliceDataset keyword settings; validation data (``train=False``) is never cropped."""
+        return {
+            "center_fractions": self.center_fractions,
+            "crop_readout": self.crop_readout if train else None,
+            "virtual_coils": self.virtual_coils,
+        }
 
     def mask_spec(self) -> MaskSpec:
         """The mask template (its acceleration is replaced per sample)."""
@@ -119,6 +134,27 @@ class TrainConfig:
             self.mask_spec()
         except MriViewerError as exc:
             raise ConfigError(f"bad mask settings: {exc.problem}") from exc
+        if self.center_fractions is not None:
+            if isinstance(self.center_fractions, int | float):
+                self.center_fractions = [float(self.center_fractions)]
+            if len(self.center_fractions) != len(self.accelerations):
+                raise ConfigError(
+                    f"center_fractions needs one value per acceleration {self.accelerations}, "
+                    f"got {self.center_fractions}"
+                )
+            for cf in self.center_fractions:
+                if not 0.0 < float(cf) <= 1.0:
+                    raise ConfigError(f"center fractions must be in (0, 1], got {cf}")
+        if self.crop_readout is not None:
+            if int(self.crop_readout) < 8:
+                raise ConfigError(f"crop_readout must be >= 8 rows, got {self.crop_readout}")
+            if self.mask.get("kind", "random") not in ("random", "equispaced"):
+                raise ConfigError(
+                    "crop_readout needs a 1-D mask (random or equispaced): a "
+                    f"{self.mask.get('kind')} mask undersamples the readout axis"
+                )
+        if self.virtual_coils is not None and int(self.virtual_coils) < 1:
+            raise ConfigError(f"virtual_coils must be >= 1, got {self.virtual_coils}")
         if self.prune is not None:
             from mriviewer.core.pruning.settings import PruneSettings
 
@@ -192,6 +228,20 @@ def load_config(
             data["steps"] = None
     if isinstance(data.get("accelerations"), int | float):
         data["accelerations"] = [float(data["accelerations"])]
+    for key in ("crop_readout", "virtual_coils"):  # 0 on the command line switches it off
+        if data.get(key) == 0:
+            data[key] = None
+    fractions = data.get("center_fractions")
+    if (
+        isinstance(fractions, list)
+        and overrides
+        and overrides.get("accelerations") is not None
+        and overrides.get("center_fractions") is None
+        and len(fractions) != len(data["accelerations"])
+    ):
+        # --accelerations replaced the file's list: its per-acceleration fractions no longer
+        # apply; [mask] center_fraction (or --center-fraction) does
+        data["center_fractions"] = None
     try:
         config = TrainConfig(**data)
     except TypeError as exc:

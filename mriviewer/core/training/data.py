@@ -10,7 +10,18 @@ is the coil-combined fully sampled image ``S^H F^-1 y / scale``; metrics use the
 magnitude reference in original units.
 
 Masks: training samples draw a new mask per sample and step (``seed``); validation samples use
-a fixed mask per case (``stable_seed(file name, slice, acceleration)``).
+a fixed mask per case (``stable_seed(file name, slice, acceleration)``). ``center_fractions``
+gives each acceleration its own 1-D centre fraction (e.g. 0.08 at 4x, 0.04 at 8x).
+
+Readout crop (``crop_readout = h``, training samples only): with a 1-D mask the readout axis
+(rows, H) is fully sampled, so an inverse FFT along the rows, a crop of ``h`` rows and a forward
+FFT give the exact k-space of the cropped image (:func:`readout_crop`); coil maps, mask, target
+and reference are cropped alike, and the normalisation scale is the full slice's. The crop's
+centre is drawn (from the sample's seed) among the rows that hold the object.
+
+Coil compression (``virtual_coils = V``): every slice's fully sampled k-space is compressed to V
+virtual coils by an SVD over coils (:mod:`mriviewer.core.physics.coil_compression`) before
+masking and coil-map estimation, for training and validation alike.
 """
 
 from __future__ import annotations
@@ -27,11 +38,45 @@ from mriviewer.core.compare import kspace_scale
 from mriviewer.core.errors import ConfigError, MriViewerError
 from mriviewer.core.io import center_crop, open_kspace
 from mriviewer.core.physics.band import acquired_band
+from mriviewer.core.physics.coil_compression import compress_coils
 from mriviewer.core.physics.coils import estimate_coil_maps
 from mriviewer.core.physics.fft import ifft2c_np, rss
 from mriviewer.core.physics.masks import MaskSpec, make_mask, stable_seed
 
 SUFFIXES = (".h5", ".hdf5", ".npy", ".npz", ".mat", ".cfl", ".dat")
+ONE_D_MASKS = ("random", "equispaced")
+
+
+def _shift_rows(x: np.ndarray, inverse: bool) -> np.ndarray:
+    """Centred orthonormal 1-D FFT (inverse when ``inverse``) along the rows (axis -2)."""
+    fn = np.fft.ifft if inverse else np.fft.fft
+    out = fn(np.fft.ifftshift(x, axes=-2), axis=-2, norm="ortho")
+    return np.fft.fftshift(out, axes=-2)
+
+
+def readout_crop(kspace: np.ndarray, start: int, size: int) -> np.ndarray:
+    """Exact k-space of rows ``start .. start + size - 1`` of the image of ``(..., H, W)``
+    k-space: centred inverse FFT along the readout (rows), crop, centred forward FFT.
+
+    Equals ``fft2c(ifft2c(kspace)[..., start:start + size, :])`` (the column transform commutes
+    with a crop of rows); valid for undersampled data only when every row of a sampled column is
+    sampled, i.e. for 1-D (phase-encode) masks.
+    """
+    h = kspace.shape[-2]
+    if not (0 <= start and 1 <= size and start + size <= h):
+        raise ConfigError(f"readout crop {start}:{start + size} outside the {h} rows")
+    hybrid = _shift_rows(kspace, inverse=True)[..., start : start + size, :]
+    return _shift_rows(hybrid, inverse=False).astype(kspace.dtype, copy=False)
+
+
+def crop_start(image: np.ndarray, size: int, rng: np.random.Generator) -> int:
+    """First row of a ``size``-row window centred on a random row of the object (rows whose
+    peak magnitude exceeds 10% of the image's), clamped inside the image."""
+    h = image.shape[-2]
+    profile = np.abs(image).max(axis=-1)
+    rows = np.flatnonzero(profile > 0.1 * (profile.max() or 1.0))
+    centre = int(rng.choice(rows)) if rows.size else h // 2
+    return int(np.clip(centre - size // 2, 0, h - size))
 
 
 @dataclass(frozen=True)
@@ -60,6 +105,7 @@ class Sample:
     scale: float
     acceleration: float
     source: str
+    rows: tuple[int, int] | None = None  # readout crop [start, stop) of the slice, if cropped
 
 
 @dataclass
@@ -121,6 +167,9 @@ class SliceDataset:
         coil_method: str = "espirit",
         calib: int | None = None,
         max_slices: int | None = None,
+        crop_readout: int | None = None,
+        center_fractions: list[float] | tuple[float, ...] | None = None,
+        virtual_coils: int | None = None,
     ) -> None:
         self.folder = Path(folder)
         if not self.folder.is_dir():
@@ -133,6 +182,25 @@ class SliceDataset:
             replace(mask, acceleration=acc)  # validates each acceleration
         self.coil_method = coil_method
         self.calib = calib
+        self.crop_readout = None if crop_readout is None else int(crop_readout)
+        self.virtual_coils = None if virtual_coils is None else int(virtual_coils)
+        self.center_fractions: dict[float, float] = {}
+        if center_fractions is not None:
+            if len(center_fractions) != len(self.accelerations):
+                raise ConfigError(
+                    f"center_fractions needs one value per acceleration "
+                    f"({len(self.accelerations)}), got {len(center_fractions)}"
+                )
+            self.center_fractions = dict(
+                zip(self.accelerations, (float(c) for c in center_fractions), strict=True)
+            )
+        for acc in self.accelerations:
+            replace(mask, acceleration=acc, center_fraction=self._center_fraction(acc))
+        if self.crop_readout is not None and mask.kind not in ONE_D_MASKS:
+            raise ConfigError(
+                f"crop_readout needs a 1-D mask ({', '.join(ONE_D_MASKS)}): a {mask.kind} mask "
+                "undersamples the readout axis"
+            )
         self.slices: list[SliceRef] = []
         self._volumes: dict[Path, Any] = {}
         files = sorted(p for p in self.folder.iterdir() if p.suffix.lower() in SUFFIXES)
@@ -150,14 +218,30 @@ class SliceDataset:
                 "no k-space slices found (expected fastMRI .h5 or other k-space files)",
                 self.folder,
             )
+        for ref in self.slices:
+            if self.virtual_coils is not None and not 1 <= self.virtual_coils <= ref.shape[0]:
+                raise ConfigError(
+                    f"virtual_coils {self.virtual_coils} must be between 1 and the coil "
+                    f"count {ref.shape[0]}",
+                    ref.path,
+                )
+            if self.crop_readout is not None and not 8 <= self.crop_readout <= ref.shape[1]:
+                raise ConfigError(
+                    f"crop_readout {self.crop_readout} must be between 8 and the readout "
+                    f"size {ref.shape[1]}",
+                    ref.path,
+                )
+
+    def _center_fraction(self, acceleration: float) -> float:
+        return self.center_fractions.get(float(acceleration), self.mask.center_fraction)
 
     def __len__(self) -> int:
         return len(self.slices)
 
     def describe(self) -> dict[str, Any]:
         """JSON-ready description for model cards and run records."""
-        return {
-            "folder": os.path.normpath(self.folder),  # config-relative "a/../b" -> "b"
+        out: dict[str, Any] = {
+            "folder": portable_folder(self.folder),
             "files": len(self._volumes),
             "slices": len(self.slices),
             "shapes": [list(shape) for shape in sorted({s.shape for s in self.slices})],
@@ -166,6 +250,24 @@ class SliceDataset:
             "(mriviewer.core.compare.kspace_scale of the masked data)",
             "target": "SENSE-combined fully sampled image",
         }
+        if self.center_fractions:
+            out["center_fractions"] = {f"{a:g}": c for a, c in self.center_fractions.items()}
+        if self.crop_readout is not None:
+            out["crop_readout"] = self.crop_readout
+            out["crop_note"] = (
+                "training samples: a random window of crop_readout readout rows over the object "
+                "(exact k-space by inverse FFT, crop, FFT along the readout); validation on "
+                "full slices"
+            )
+        if self.virtual_coils is not None:
+            out["virtual_coils"] = self.virtual_coils
+            out["coil_compression"] = (
+                "SVD over coils of each slice's fully sampled k-space (Buehrer 2007, Huang 2008)"
+            )
+        sources = simulation_sources(self._volumes)
+        if sources:
+            out["sources"] = sources
+        return out
 
     def _calib(self, mask_spec: MaskSpec, width: int) -> int:
         if self.calib is not None:
@@ -186,28 +288,52 @@ class SliceDataset:
             raise ConfigError(f"cannot read slice {ref.index} ({exc})", ref.path) from exc
         if reference is None:
             reference = center_crop(rss(ifft2c_np(kspace)), volume.recon_matrix)
+        source = f"{ref.path.resolve()}#slice{ref.index}"
+        if self.virtual_coils is not None:
+            kspace = compress_coils(kspace, self.virtual_coils)
+            source += f"#vc{self.virtual_coils}"
         maps = estimate_coil_maps(
             kspace,
             method=self.coil_method,
             calib=self._calib(self.mask, kspace.shape[-1]),
-            source=f"{ref.path.resolve()}#slice{ref.index}",
+            source=source,
             disk_cache=True,
         )
         return kspace, maps, np.asarray(reference, dtype=np.float32)
 
-    def sample(self, i: int, seed: int, acceleration: float | None = None) -> Sample:
-        """Slice ``i`` with a mask drawn from ``seed`` (acceleration drawn too unless given)."""
+    def sample(
+        self, i: int, seed: int, acceleration: float | None = None, crop: bool = True
+    ) -> Sample:
+        """Slice ``i`` with a mask drawn from ``seed`` (acceleration drawn too unless given).
+
+        With ``crop_readout`` set (and ``crop``) the sample is a readout crop of the slice."""
         ref = self.slices[i]
         if acceleration is None:
             rng = np.random.default_rng(seed)
             acceleration = self.accelerations[int(rng.integers(len(self.accelerations)))]
-        spec = replace(self.mask, acceleration=float(acceleration), seed=int(seed) % 2**32)
+        spec = replace(
+            self.mask,
+            acceleration=float(acceleration),
+            center_fraction=self._center_fraction(acceleration),
+            seed=int(seed) % 2**32,
+        )
         kspace, maps, reference = self._full_slice(ref)
         # zero-padded phase-encode columns (fastMRI knee) are outside the band, never sampled
         mask = make_mask(spec, kspace.shape[-2:], band=acquired_band(kspace).columns).array
         under = kspace * mask[None]
-        scale = kspace_scale(under)
+        scale = kspace_scale(under)  # of the full slice, cropped or not
         target = (maps.conj() * ifft2c_np(kspace)).sum(0) / scale
+        rows = None
+        if crop and self.crop_readout is not None and self.crop_readout < kspace.shape[-2]:
+            size = self.crop_readout
+            start = crop_start(target, size, np.random.default_rng([int(seed) % 2**32, 1]))
+            rows = slice(start, start + size)
+            under = readout_crop(under, start, size)
+            maps, mask, target = maps[:, rows], mask[rows], target[rows]
+            if reference.shape[-2] == kspace.shape[-2]:
+                reference = reference[rows]
+            else:  # a reference of another size: the RSS of the cropped full k-space
+                reference = rss(ifft2c_np(readout_crop(kspace, start, size))).astype(np.float32)
         return Sample(
             kspace=(under / np.float32(scale)).astype(np.complex64),
             maps=maps.astype(np.complex64),
@@ -217,12 +343,14 @@ class SliceDataset:
             scale=float(scale),
             acceleration=float(acceleration),
             source=f"{ref.path.name}#slice{ref.index}",
+            rows=None if rows is None else (rows.start, rows.stop),
         )
 
     def validation_sample(self, i: int, acceleration: float) -> Sample:
         """Slice ``i`` with its fixed validation mask at ``acceleration``."""
         ref = self.slices[i]
-        return self.sample(i, stable_seed(ref.path.name, ref.index, acceleration), acceleration)
+        seed = stable_seed(ref.path.name, ref.index, acceleration)
+        return self.sample(i, seed, acceleration, crop=False)
 
     def epoch_batches(self, epoch: int, batch_size: int, seed: int) -> list[list[int]]:
         """The batches of one epoch: same-shape slices shuffled by ``(seed, epoch)``.
@@ -242,3 +370,59 @@ class SliceDataset:
     def steps_per_epoch(self, batch_size: int) -> int:
         """Number of batches per epoch."""
         return len(self.epoch_batches(0, batch_size, 0))
+
+
+def portable_folder(folder: str | Path) -> str:
+    """A data folder as a model card records it: relative to the repository (the folder
+    holding ``pyproject.toml`` above the package) or to the working directory when it lies
+    inside either, else its last two components; never an absolute machine path."""
+    path = Path(os.path.abspath(folder))
+    repo = Path(__file__).resolve().parents[3]
+    for root in (repo, Path.cwd()):
+        try:
+            return path.relative_to(root).as_posix() or "."
+        except ValueError:
+            continue
+    return Path(*path.parts[-2:]).as_posix()
+
+
+def simulation_sources(volumes: dict[Path, Any]) -> list[dict[str, Any]]:
+    """What simulated files were made from: one entry per (source, split, seed, settings),
+    with slice ranges, from each file's ``simulation`` attribute (``mriviewer simulate``)."""
+    import json
+
+    groups: dict[str, dict[str, Any]] = {}
+    for path in volumes:
+        record = _simulation_record(path)
+        if record is None:
+            continue
+        source = record.get("source", {})
+        settings = record.get("settings", {})
+        entry = {
+            "source": source.get("file"),
+            "split": record.get("split"),
+            "split_range": record.get("split_range"),
+            "orientation": settings.get("orientation"),
+            "seed": settings.get("seed"),
+            "settings": {k: v for k, v in settings.items() if k not in ("orientation", "seed")},
+        }
+        key = json.dumps(entry, sort_keys=True)
+        group = groups.setdefault(key, entry | {"files": 0, "slices": 0})
+        group["files"] += 1
+        group["slices"] += len(record.get("slice_indices", []))
+    return list(groups.values())
+
+
+def _simulation_record(path: Path) -> dict[str, Any] | None:
+    if path.suffix.lower() not in (".h5", ".hdf5"):
+        return None
+    import json
+
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as h5:
+            raw = h5.attrs.get("simulation")
+        return None if raw is None else json.loads(raw)
+    except (OSError, ValueError, TypeError):
+        return None

@@ -156,7 +156,12 @@ class Trainer:
         self.optimisers = make_optimisers(self.model, config.strategy, self.modules, config.lr)
         spec = config.mask_spec()
         self.train_data = SliceDataset(
-            config.train_dir, spec, config.accelerations, config.coil_method, config.calib
+            config.train_dir,
+            spec,
+            config.accelerations,
+            config.coil_method,
+            config.calib,
+            **config.data_options(train=True),
         )
         self.val_data = (
             SliceDataset(
@@ -166,6 +171,7 @@ class Trainer:
                 config.coil_method,
                 config.calib,
                 max_slices=config.max_val_slices,
+                **config.data_options(train=False),
             )
             if config.val_dir
             else None
