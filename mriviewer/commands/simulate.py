@@ -29,6 +29,24 @@ def _range(text: str) -> tuple[int, int]:
     return (start, stop)
 
 
+def _pair(text: str) -> tuple[float, float]:
+    try:
+        low, high = (float(v) for v in text.split(","))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected LOW,HIGH (e.g. 20,60), got {text}") from exc
+    return (low, high)
+
+
+def _list(kind):
+    def parse(text: str) -> tuple:
+        try:
+            return tuple(kind(v) for v in text.split(",") if v.strip())
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"expected a comma list, got {text}") from exc
+
+    return parse
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "simulate",
@@ -97,7 +115,66 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=0,
         help="split each range into files of this many slices (0: one file per range)",
     )
+    aug = parser.add_argument_group(
+        "data diversity (training splits only; any of these turns it on)",
+        "Each source slice is simulated --repeats times, each copy with its own random draws; "
+        "every file gets its own coil count and radius. The draws of every slice are recorded "
+        "in the file's 'simulation' attribute.",
+    )
+    aug.add_argument("--flip", action="store_true", help="random up-down / left-right flips")
+    aug.add_argument("--rotate", type=float, metavar="DEG", help="max rotation (uniform +-DEG)")
+    aug.add_argument("--scale", type=_pair, metavar="LO,HI", help="zoom range, e.g. 0.9,1.1")
+    aug.add_argument(
+        "--gamma", type=_pair, metavar="LO,HI", help="intensity curve gamma range, e.g. 0.7,1.4"
+    )
+    aug.add_argument("--snr-range", type=_pair, metavar="LO,HI", help="SNR per slice, e.g. 20,60")
+    aug.add_argument(
+        "--phase-range", type=_pair, metavar="LO,HI", help="peak background phase (rad) per slice"
+    )
+    aug.add_argument(
+        "--coil-counts",
+        type=_list(int),
+        metavar="C,...",
+        help="coil count per file, e.g. 4,8,12,16",
+    )
+    aug.add_argument(
+        "--coil-radii", type=_list(float), metavar="R,...", help="birdcage radius per file"
+    )
+    aug.add_argument("--repeats", type=int, help="copies of each source slice (1)")
     parser.set_defaults(func=run)
+
+
+AUGMENT_FLAGS = (
+    "flip",
+    "rotate",
+    "scale",
+    "gamma",
+    "snr_range",
+    "phase_range",
+    "coil_counts",
+    "coil_radii",
+    "repeats",
+)
+
+
+def augmentation_from_args(args: argparse.Namespace):
+    """The :class:`Augmentation` the flags ask for, or None when none is given."""
+    from mriviewer.core.simulate import Augmentation
+
+    if not any(getattr(args, name, None) for name in AUGMENT_FLAGS):
+        return None
+    given = {
+        "flip": bool(args.flip),
+        "rotate": args.rotate,
+        "scale": args.scale,
+        "gamma": args.gamma,
+        "snr": args.snr_range,
+        "phase_strength": args.phase_range,
+        "coils": args.coil_counts,
+        "coil_radii": args.coil_radii,
+        "repeats": args.repeats,
+    }
+    return Augmentation(**{k: v for k, v in given.items() if v is not None})
 
 
 def run(args: argparse.Namespace) -> int:
@@ -111,6 +188,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         phase_strength=args.phase_strength,
         coil_radius=args.coil_radius,
+        augment=augmentation_from_args(args),
     )
     splits = [parse_split(s) for s in args.split]
     if splits and args.slices is not None:
@@ -129,9 +207,15 @@ def run(args: argparse.Namespace) -> int:
         with h5py.File(path, "r") as h5:
             record = json.loads(h5.attrs["simulation"])
             shape = h5["kspace"].shape
+        sigma = record["noise_sigma"]
+        noise = (
+            f"noise sigma {sigma:.4g}"
+            if not isinstance(sigma, list)
+            else f"noise sigma {min(sigma):.4g}..{max(sigma):.4g}, coils {record['coils']} "
+            f"r={record['coil_radius']:g}"
+        )
         print(
             f"{path}: split {record['split']}, slices {record['slice_indices'][0]}.."
-            f"{record['slice_indices'][-1]}, kspace {tuple(shape)}, "
-            f"noise sigma {record['noise_sigma']:.4g}"
+            f"{record['slice_indices'][-1]}, kspace {tuple(shape)}, {noise}"
         )
     return 0

@@ -16,6 +16,14 @@ Reproducibility: slice ``k`` of the source gets its phase and noise from
 ``numpy.random.default_rng([seed, k])``, so a slice is identical whichever split contains it.
 Everything needed to repeat the simulation is stored in each file's ``simulation`` attribute
 (JSON).
+
+Data diversity (:class:`Augmentation`, training splits only; without it the output is exactly
+as above): each source slice is simulated ``repeats`` times, every copy with its own random
+up-down / left-right flips, rotation, scaling, intensity curve (gamma), background-phase
+strength and SNR (drawn from ``default_rng([seed, k, r, 1])`` for copy ``r`` of slice ``k``),
+and every file with its own birdcage coil count and radius (a file holds one coil count).
+``noise_sigma`` is then per slice: the file's mean noiseless RSS over the object / the slice's
+SNR. The draws of every slice are listed in the ``simulation`` record (``augmentation``).
 """
 
 from __future__ import annotations
@@ -39,6 +47,48 @@ _SLICE_AXIS = {"sagittal": 0, "coronal": 1, "axial": 2}
 
 
 @dataclass(frozen=True)
+class Augmentation:
+    """Random variations for training data (see the module docstring); the defaults vary nothing.
+
+    flip: random up-down and left-right flips (probability 1/2 each). rotate: maximum rotation
+    in degrees (uniform in ``[-rotate, rotate]``). scale: zoom range (uniform). gamma: range of
+    the intensity curve ``m -> peak * (m / peak) ** gamma`` (uniform in log gamma; ``peak`` is
+    the volume's maximum). snr: SNR range per slice (uniform; None keeps the settings' SNR).
+    phase_strength: range of the peak background phase in radians per slice (None keeps the
+    settings'). coils / coil_radii: per file, one of these coil counts / birdcage radii (empty
+    keeps the settings'). repeats: copies of every source slice, each with its own draws.
+    """
+
+    flip: bool = False
+    rotate: float = 0.0
+    scale: tuple[float, float] = (1.0, 1.0)
+    gamma: tuple[float, float] = (1.0, 1.0)
+    snr: tuple[float, float] | None = None
+    phase_strength: tuple[float, float] | None = None
+    coils: tuple[int, ...] = ()
+    coil_radii: tuple[float, ...] = ()
+    repeats: int = 1
+
+    def __post_init__(self) -> None:
+        def check_range(name: str, value, low: float) -> None:
+            if value is not None and not (len(value) == 2 and low <= value[0] <= value[1]):
+                raise ConfigError(f"augmentation {name} must be LOW,HIGH with {low} <= LOW <= HIGH")
+
+        if not 0 <= self.rotate <= 180:
+            raise ConfigError(f"rotation must be in [0, 180] degrees, got {self.rotate}")
+        check_range("scale", self.scale, 0.1)
+        check_range("gamma", self.gamma, 0.05)
+        check_range("snr", self.snr, 1e-3)
+        check_range("phase_strength", self.phase_strength, 0.0)
+        if any(int(c) < 1 for c in self.coils):
+            raise ConfigError(f"coil counts must be >= 1, got {list(self.coils)}")
+        if any(float(r) <= 0 for r in self.coil_radii):
+            raise ConfigError(f"coil radii must be > 0, got {list(self.coil_radii)}")
+        if int(self.repeats) < 1:
+            raise ConfigError(f"repeats must be >= 1, got {self.repeats}")
+
+
+@dataclass(frozen=True)
 class SimulationSettings:
     """Everything that determines a simulation (stored as JSON in every output file).
 
@@ -55,6 +105,7 @@ class SimulationSettings:
     phase_strength: float = np.pi
     phase_smoothness: float = 0.15
     coil_radius: float = 1.2
+    augment: Augmentation | None = None  # training-data variations (None: none)
 
     def __post_init__(self) -> None:
         if self.orientation not in ORIENTATIONS:
@@ -75,6 +126,8 @@ class SimulationSettings:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["matrix"] = None if self.matrix is None else list(self.matrix)
+        if self.augment is None:
+            d.pop("augment")
         return d
 
 
@@ -297,6 +350,89 @@ class Simulator:
         return (kspace + noise[0] + 1j * noise[1]).astype(np.complex64)
 
 
+def augment_image(image: np.ndarray, draws: dict[str, Any], peak: float) -> np.ndarray:
+    """Apply one slice's draws (flips, rotation and scaling about the centre, gamma) to an
+    ``(H, W)`` magnitude image; the output has the same shape, zeros outside the object."""
+    from scipy.ndimage import affine_transform
+
+    out = image
+    if draws.get("flip_ud"):
+        out = out[::-1]
+    if draws.get("flip_lr"):
+        out = out[:, ::-1]
+    angle, zoom_ = np.deg2rad(draws.get("rotate", 0.0)), float(draws.get("scale", 1.0))
+    if angle != 0.0 or zoom_ != 1.0:
+        c, s_ = np.cos(angle), np.sin(angle)
+        # output pixel o maps to input pixel M o + offset (rotation by angle, zoom by zoom_)
+        matrix = np.array([[c, s_], [-s_, c]]) / zoom_
+        centre = (np.array(out.shape) - 1) / 2.0
+        offset = centre - matrix @ centre
+        out = affine_transform(out, matrix, offset=offset, order=1, mode="constant", cval=0.0)
+    gamma = float(draws.get("gamma", 1.0))
+    if gamma != 1.0 and peak > 0:
+        out = peak * (np.clip(out, 0, None) / peak) ** gamma
+    return np.ascontiguousarray(np.clip(out, 0, None), dtype=np.float32)
+
+
+def draw_augmentation(aug: Augmentation, seed: int, index: int, repeat: int) -> dict[str, Any]:
+    """The random draws of copy ``repeat`` of source slice ``index`` (JSON-ready)."""
+    rng = np.random.default_rng([int(seed), int(index), int(repeat), 1])
+    draws: dict[str, Any] = {
+        "slice": int(index),
+        "repeat": int(repeat),
+        "flip_ud": bool(aug.flip and rng.random() < 0.5),
+        "flip_lr": bool(aug.flip and rng.random() < 0.5),
+        "rotate": float(rng.uniform(-aug.rotate, aug.rotate)) if aug.rotate else 0.0,
+        "scale": float(rng.uniform(*aug.scale)),
+        "gamma": float(np.exp(rng.uniform(np.log(aug.gamma[0]), np.log(aug.gamma[1])))),
+    }
+    if aug.snr is not None:
+        draws["snr"] = float(rng.uniform(*aug.snr))
+    if aug.phase_strength is not None:
+        draws["phase_strength"] = float(rng.uniform(*aug.phase_strength))
+    return draws
+
+
+def _augmented_file(
+    sim: Simulator, items: list[tuple[int, int]], file_key: list[int]
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """K-space ``(S, C, H, W)`` of the ``(slice, repeat)`` items of one file and its record."""
+    settings = sim.settings
+    aug = settings.augment or Augmentation()
+    frng = np.random.default_rng([int(settings.seed), *file_key, 2])
+    coils = int(frng.choice(aug.coils)) if aug.coils else settings.coils
+    radius = float(frng.choice(aug.coil_radii)) if aug.coil_radii else settings.coil_radius
+    maps = coil_maps(coils, sim.matrix, radius)
+    peak = float(sim.source.data.max())
+    draws = [draw_augmentation(aug, settings.seed, k, r) for k, r in items]
+    images = [augment_image(sim.image(k), d, peak) for (k, _), d in zip(items, draws, strict=True)]
+    weighted = [im * rss(maps) for im in images]
+    top = max(float(w.max()) for w in weighted)
+    fg = np.concatenate([w[w > 0.1 * top] for w in weighted])
+    if fg.size == 0:
+        raise ConfigError("the chosen slices hold no signal (all background)")
+    signal = float(fg.mean())
+    kspace = []
+    for (k, r), image, d in zip(items, images, draws, strict=True):
+        rng = np.random.default_rng([int(settings.seed), int(k), int(r), 3])
+        strength = d.get("phase_strength", settings.phase_strength)
+        phase = smooth_phase(sim.matrix, strength, settings.phase_smoothness, rng)
+        d["noise_sigma"] = sigma = signal / d.get("snr", settings.snr)
+        ks = fft2c_np(maps * (image * np.exp(1j * phase))[None])
+        noise = rng.standard_normal((2, *ks.shape)) * (sigma / np.sqrt(2))
+        kspace.append((ks + noise[0] + 1j * noise[1]).astype(np.complex64))
+    record = {
+        "coils": coils,
+        "coil_radius": radius,
+        "signal": signal,
+        "augmentation": draws,
+        "noise_sigma": [d["noise_sigma"] for d in draws],
+        "coil_maps": f"sigpy.mri.birdcage_maps r={radius}, max RSS 1",
+        "phase": "smooth random background phase, rng = default_rng([seed, slice, repeat, 3])",
+    }
+    return np.stack(kspace), record
+
+
 def simulate(
     source_path: str | Path,
     out: str | Path,
@@ -327,13 +463,15 @@ def simulate(
     if slices_per_file < 0:
         raise ConfigError(f"slices per file must be >= 0, got {slices_per_file}")
     every = sorted(k for s in splits for k in s.slices)
-    sigma = sim.noise_sigma(every)
+    augmented = settings.augment is not None
+    sigma = None if augmented else sim.noise_sigma(every)
+    repeats = int(settings.augment.repeats) if augmented else 1
     stem = source.path.name.split(".")[0]
     out = Path(out)
     single = out if out.suffix else out / f"{stem}.h5"
     written: list[Path] = []
     for split in splits:
-        indices = list(split.slices)
+        indices = [(k, r) for k in split.slices for r in range(repeats)]
         chunk = slices_per_file or len(indices)
         parts = [indices[i : i + chunk] for i in range(0, len(indices), chunk)]
         for part_no, part in enumerate(parts):
@@ -342,7 +480,12 @@ def simulate(
                 path = out / split.name / f"{stem}_{split.name}{suffix}.h5"
             else:
                 path = single.with_name(f"{single.stem}{suffix}.h5")
-            kspace = np.stack([sim.simulate_slice(k, sigma) for k in part])
+            slice_indices = [k for k, _ in part]
+            if augmented:
+                kspace, extra = _augmented_file(sim, part, [part[0][0], part[0][1]])
+            else:
+                kspace = np.stack([sim.simulate_slice(k, sigma) for k in slice_indices])
+                extra = {}
             record = {
                 "generator": f"mriviewer {__version__} simulate",
                 "source": source.info,
@@ -350,7 +493,7 @@ def simulate(
                 "matrix": list(sim.matrix),
                 "split": split.name,
                 "split_range": [split.start, split.stop],
-                "slice_indices": part,
+                "slice_indices": slice_indices,
                 "noise_sigma": sigma,
                 "noise_definition": (
                     "complex Gaussian, std per k-space sample; SNR = mean noiseless RSS over "
@@ -359,7 +502,7 @@ def simulate(
                 "coil_maps": f"sigpy.mri.birdcage_maps r={settings.coil_radius}, max RSS 1",
                 "phase": "smooth random background phase, rng = default_rng([seed, slice])",
                 "reference": "RSS of the fully sampled noisy k-space",
-            }
+            } | extra
             write_fastmri(
                 path,
                 kspace,
