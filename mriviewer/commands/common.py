@@ -251,18 +251,11 @@ def reader_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def resolve_device(text: str) -> str:
-    """``auto`` -> ``cuda`` or ``cpu``; checks that a requested device exists."""
-    import torch
+    """``auto`` -> ``cuda`` or ``cpu``; checks that a requested device exists
+    (:func:`mriviewer.core.device.resolve_device`)."""
+    from mriviewer.core.device import resolve_device as resolve
 
-    if text == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        device = torch.device(text)
-    except RuntimeError as exc:
-        raise ConfigError(f"unknown device {text!r} ({exc})") from exc
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {text!r} requested but CUDA is not available")
-    return str(device)
+    return resolve(text)
 
 
 def add_method_option_argument(parser: argparse.ArgumentParser) -> None:

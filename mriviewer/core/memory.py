@@ -1,5 +1,9 @@
-"""Memory a computation uses on the CPU, measured from inside the process.
+"""Memory a computation uses, measured from inside the process: the one place that measures it.
 
+- :class:`PeakMemory`: peak memory (MB) of work on a device from a starting point: CUDA's
+  ``max_memory_allocated`` after a reset on a GPU, :class:`PeakRss` on the CPU (the app worker).
+- :func:`peak_memory_bytes` / :func:`reset_peak_memory`: CUDA max allocated since the last reset
+  on a GPU, else this process's lifetime peak RSS (training's ``log.jsonl`` records).
 - :class:`PeakRss`: the process's peak resident memory above its level when the measurement
   started. A long-lived process keeps memory freed by earlier work in its allocator, so on
   Linux the glibc allocator is trimmed (``malloc_trim``) and the kernel's high-water mark reset
@@ -15,6 +19,7 @@ import ctypes
 import ctypes.util
 import os
 import resource
+import sys
 import weakref
 
 import torch
@@ -76,6 +81,49 @@ class PeakRss:
         """The peak so far (MB above the starting level)."""
         now = _status_mb("VmHWM:") if self.kernel_peak else None
         self.peak = max(self.peak, (now if now is not None else rss_mb()) - self.base)
+        return self.peak
+
+
+def _is_cuda(device: str | torch.device) -> bool:
+    return torch.device(device).type == "cuda"
+
+
+def reset_peak_memory(device: str | torch.device) -> None:
+    """Start a new CUDA peak for :func:`peak_memory_bytes` (no-op on the CPU)."""
+    if _is_cuda(device):
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def peak_memory_bytes(device: str | torch.device) -> tuple[int, str]:
+    """``(bytes, method)``: CUDA max allocated on a GPU (since :func:`reset_peak_memory`), else
+    this process's lifetime peak RSS."""
+    if _is_cuda(device):
+        return int(torch.cuda.max_memory_allocated(device)), "cuda.max_memory_allocated"
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(rss * (1 if sys.platform == "darwin" else 1024)), "process peak RSS"
+
+
+class PeakMemory:
+    """Peak memory (MB) of the work on ``device`` since construction.
+
+    CUDA: ``max_memory_allocated`` after a reset of the peak; CPU: :class:`PeakRss` (the
+    process's peak resident memory above its level at construction).
+    """
+
+    def __init__(self, device: str | torch.device) -> None:
+        self.cuda = _is_cuda(device)
+        self.device = device
+        if self.cuda:
+            torch.cuda.reset_peak_memory_stats(device)
+        self._rss = None if self.cuda else PeakRss()
+        self.peak = 0.0
+
+    def update(self) -> float:
+        """The peak so far in MB."""
+        if self._rss is None:
+            self.peak = torch.cuda.max_memory_allocated(self.device) / 1e6
+        else:
+            self.peak = self._rss.update()
         return self.peak
 
 
