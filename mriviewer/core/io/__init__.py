@@ -1,38 +1,27 @@
 """k-space I/O: ``open_kspace`` picks a reader by file content; ``write_fastmri`` writes.
 
-Readers register themselves in ``READERS`` as ``name -> (sniff(path, head) -> bool, open(path,
-**options) -> KSpaceVolume)``; detection tries them in order on the file's first bytes.
+Readers register themselves in ``READERS`` (:mod:`mriviewer.core.io.registry`) as ``name ->
+(sniff(path, head) -> bool, open(path, **options) -> KSpaceVolume)``; detection tries them in
+order on the file's first bytes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from mriviewer.core.errors import KSpaceReadError, MriViewerError
 from mriviewer.core.io.base import KSpaceVolume, validate_kspace
 from mriviewer.core.io.fastmri import center_crop, parse_ismrmrd_header, write_fastmri
+from mriviewer.core.io.registry import (  # noqa: F401 - the registry's public names live here too
+    HDF5_SIGNATURE,
+    READERS,
+    Opener,
+    Sniffer,
+    hdf5_offset,
+    register_reader,
+)
 from mriviewer.core.resources import resolve_input
-
-HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
-
-Sniffer = Callable[[Path, bytes], bool]
-Opener = Callable[..., KSpaceVolume]
-READERS: dict[str, tuple[Sniffer, Opener]] = {}
-
-
-def register_reader(name: str, sniff: Sniffer, opener: Opener) -> None:
-    """Add a format reader (later registrations are tried after earlier ones)."""
-    READERS[name] = (sniff, opener)
-
-
-def hdf5_offset(head: bytes) -> int | None:
-    """Offset of the HDF5 superblock signature (0, 512, 1024, ... as HDF5 allows) or None."""
-    for offset in (0, 512, 1024, 2048):
-        if head[offset : offset + 8] == HDF5_SIGNATURE:
-            return offset
-    return None
 
 
 def detect_format(path: str | Path) -> str:

@@ -23,6 +23,7 @@ import numpy as np
 
 from mriviewer.core.errors import KSpaceReadError
 from mriviewer.core.io.base import KSpaceVolume, check_layout
+from mriviewer.core.io.registry import hdf5_offset
 
 # ISMRMRD acquisition flag bits (1-based, as in ismrmrd/constants.py).
 ACQ_IS_NOISE_MEASUREMENT = 19
@@ -58,8 +59,6 @@ def _find_group(h5: h5py.File) -> str | None:
 
 
 def sniff_ismrmrd(path: Path, head: bytes) -> bool:
-    from mriviewer.core.io import hdf5_offset
-
     if hdf5_offset(head) != 0:
         return False
     try:

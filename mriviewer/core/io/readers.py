@@ -14,7 +14,6 @@ from typing import Any
 import h5py
 
 from mriviewer.core.errors import KSpaceReadError
-from mriviewer.core.io import hdf5_offset, register_reader
 from mriviewer.core.io.bart import open_bart, sniff_bart
 from mriviewer.core.io.base import KSpaceVolume
 from mriviewer.core.io.ismrmrd import open_ismrmrd, sniff_ismrmrd
@@ -26,6 +25,7 @@ from mriviewer.core.io.matlab import (
     sniff_mat73,
 )
 from mriviewer.core.io.numpy_io import open_npy, open_npz, sniff_npy, sniff_npz
+from mriviewer.core.io.registry import hdf5_offset, register_reader
 from mriviewer.core.io.twix import open_twix, sniff_twix
 
 
