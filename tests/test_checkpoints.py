@@ -16,7 +16,6 @@ from mriviewer.core.checkpoints import (
     describe_model,
     list_models,
     load_model,
-    load_model_method,
     resolve_model,
     save_model,
 )
@@ -24,6 +23,7 @@ from mriviewer.core.compare import get_method, prepare_problem
 from mriviewer.core.errors import ModelCardError
 from mriviewer.core.models import MoDL, UnrolledPGD
 from mriviewer.core.physics.masks import MaskSpec, make_mask
+from mriviewer.core.recon.model_method import load_model_method
 
 
 @pytest.fixture

@@ -20,13 +20,14 @@ import torch
 from conftest import phantom_case
 from safetensors.torch import load_file
 
+from mriviewer.benchmarks.pgleam import format_throughput
 from mriviewer.cli import main
 from mriviewer.core.checkpoints import load_model
 from mriviewer.core.errors import ConfigError
 from mriviewer.core.io import write_fastmri
 from mriviewer.core.training import load_config, train
 from mriviewer.core.training.distributed import launched_with_torchrun, shard_positions
-from mriviewer.core.training.pgleam import format_throughput, rank_modules
+from mriviewer.core.training.pgleam import rank_modules
 
 SIZE = 32
 COMMON = {

@@ -316,7 +316,7 @@ center_fraction = 0.16
 def test_live_tensor_memory_orders_the_strategies():
     """Bytes of live tensors (deterministic, not timed): GLEAM at M = N and checkpointing hold
     far less than end-to-end training."""
-    from mriviewer.core.training.probes import measure_strategy
+    from mriviewer.benchmarks.train import measure_strategy
 
     model = {
         "name": "modl",

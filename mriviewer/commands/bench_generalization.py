@@ -247,10 +247,10 @@ def format_table(results: dict[str, dict[str, dict[str, Any]]]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from mriviewer.core.checkpoints import load_model, resolve_model
+    from mriviewer.core.device import resolve_device
     from mriviewer.core.pruning import read_masks
     from mriviewer.core.pruning.export import describe_pruning
     from mriviewer.core.training import Trainer
-    from mriviewer.core.training.trainer import resolve_device
 
     if (args.dense is None) != (args.pun is None):
         raise ConfigError("give both --dense and --pun, or neither (then both are trained)")
@@ -334,7 +334,7 @@ def run(args: argparse.Namespace) -> int:
         "seconds": time.perf_counter() - started,
     }
     if args.json:
-        from mriviewer.core.io.atomic import atomic_write_text
+        from mriviewer.core.files import atomic_write_text
 
         atomic_write_text(Path(args.json), json.dumps(out, indent=2, default=str) + "\n")
         print(f"wrote {args.json}")

@@ -71,7 +71,7 @@ def format_table(result: dict) -> str:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from mriviewer.core.training.probes import bench_train
+    from mriviewer.benchmarks.train import bench_train
     from mriviewer.core.training.strategies import STRATEGIES
 
     strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
@@ -111,7 +111,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _throughput(args: argparse.Namespace, strategies: list[str], model: dict, modules: int) -> int:
     """``--strategies gleam,pgleam --world-size D``: steps/s of GLEAM vs P-GLEAM on D processes."""
-    from mriviewer.core.training.pgleam import bench_throughput, format_throughput, rank_modules
+    from mriviewer.benchmarks.pgleam import bench_throughput, format_throughput
+    from mriviewer.core.training.pgleam import rank_modules
 
     world = 2 if args.world_size is None else int(args.world_size)
     if world < 2:
@@ -156,7 +157,7 @@ def _report(table: str, result: dict, json_path: str | None) -> int:
     """Print the table and, when asked, write the result as JSON (atomically)."""
     print(table)
     if json_path:
-        from mriviewer.core.io.atomic import atomic_write_text
+        from mriviewer.core.files import atomic_write_text
 
         atomic_write_text(Path(json_path), json.dumps(result, indent=2) + "\n")
         print(f"wrote {json_path}")

@@ -4,16 +4,14 @@ PUN-AT, prune a trained model by global magnitude in rounds with fine-tuning bet
 Round ``n`` keeps ``D^(n/R)`` of the prunable weights; each round's fine-tuning is a normal
 training run (data, mask, loss, lr and strategy from ``--config``) of ``N`` steps with the masks
 fixed, written to ``DIR/roundN``; the result is ``DIR/model.safetensors`` + ``DIR/model.json``.
+The work is :func:`mriviewer.core.pruning.pun_at.prune_trained_model`; this command parses and
+prints.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
-from typing import Any
-
-from mriviewer.core.errors import ConfigError
 
 
 def _names(text: str) -> list[str]:
@@ -62,105 +60,26 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
+    from mriviewer.core.pruning.pun_at import prune_trained_model
 
-    from mriviewer.core.checkpoints import ModelCard, resolve_model, save_model
-    from mriviewer.core.pruning import (
-        PruneSettings,
-        density_report,
-        initial_state,
-        load_pruned,
-        prune_after_training,
-        select_prunable,
-    )
-    from mriviewer.core.pruning.masks import set_info
-    from mriviewer.core.training import Trainer, load_config, make_optimisers
-    from mriviewer.core.training.strategies import check_strategy
-
-    settings = PruneSettings.from_dict(
-        {
-            "method": "at",
-            "density": args.density,
-            "rounds": args.rounds,
-            "finetune_steps": args.finetune_steps,
-            "rewind": args.rewind,
-            **({"layers": args.layers} if args.layers else {}),
-            **({"exempt": args.exempt} if args.exempt else {}),
-            "min_layer_density": args.min_layer_density,
-        }
-    )
-    if settings.finetune_steps > 0 and args.config is None and args.train_dir is None:
-        raise ConfigError("fine-tuning needs training settings: give --config TRAIN.toml")
-    weights = resolve_model(args.model)
-    out = Path(args.out)
-    if (out / "model.safetensors").exists():
-        raise ConfigError("output folder already holds a pruned model; choose another --out", out)
-    model, card = load_pruned(weights)
-    names = select_prunable(model, settings.layers, settings.exempt)
-    set_info(model, settings.method_name, settings.to_dict())
-    before = density_report(model, names)["density"]
-
-    def finetune_config(n: int):
-        overrides: dict[str, Any] = {
-            f"model.{k}": v for k, v in card.architecture.items() if k != "name"
-        } | {
-            "model.name": card.architecture["name"],
-            "steps": settings.finetune_steps,
-            "output": str(out / f"round{n}"),
-            "train_dir": args.train_dir,
-            "val_dir": args.val_dir,
-            "device": args.device,
-            "progress": False,
-        }
-        config = load_config(args.config, overrides)
-        config.prune = None  # the masks come from this command, not from a [prune] table
-        return config
-
-    initial = None
-    if settings.rewind == "init":  # the trainer's initialisation: manual_seed(seed), build_model
-        if "seed" in card.extra:
-            seed = int(card.extra["seed"])
-        elif args.config is not None:
-            seed = finetune_config(0).seed
-        else:
-            seed = 0
-        initial = initial_state(card.architecture, seed)
-    last_validation: dict[str, Any] = {}
-
-    def finetune(net: torch.nn.Module, n: int) -> dict[str, Any]:
-        if settings.finetune_steps == 0:
-            return {}
-        config = finetune_config(n)
-        trainer = Trainer(config)
-        trainer.model = net.to(trainer.device)
-        trainer.modules = check_strategy(net, config.strategy, config.modules)
-        trainer.optimisers = make_optimisers(net, config.strategy, trainer.modules, config.lr)
-        result = trainer.run()
-        last_validation.clear()
-        last_validation.update(result.validation)
-        record = {"finetune_loss": result.last_loss, "output": str(result.output)}
-        if result.validation:
-            record["val_psnr"] = result.validation["psnr"]
-            record["val_ssim"] = result.validation["ssim"]
-        return record
-
-    history = prune_after_training(model, names, settings, finetune, initial)
-    source = card.to_dict()
-    final = ModelCard.from_dict(source)
-    final.steps = card.steps + settings.rounds * settings.finetune_steps
-    final.validation = dict(last_validation) or card.validation
-    final.created = ""
-    final.extra = {
-        **card.extra,
-        "pun_at": {"source": str(weights), "source_density": before, "rounds": history},
+    settings = {
+        "method": "at",
+        "density": args.density,
+        "rounds": args.rounds,
+        "finetune_steps": args.finetune_steps,
+        "rewind": args.rewind,
+        **({"layers": args.layers} if args.layers else {}),
+        **({"exempt": args.exempt} if args.exempt else {}),
+        "min_layer_density": args.min_layer_density,
     }
-    final.extra.pop("pruning", None)
-    path = save_model(out / "model.safetensors", model.cpu(), final)
+    overrides = {"train_dir": args.train_dir, "val_dir": args.val_dir, "device": args.device}
+    result = prune_trained_model(args.model, settings, args.out, args.config, overrides)
+    path, history, settings = result.path, result.history, result.settings
     if args.json:
         print(json.dumps({"model": str(path), "rounds": history}, indent=2, default=str))
         return 0
     print(
-        f"PUN-AT {weights} -> density {settings.density} in {settings.rounds} rounds "
+        f"PUN-AT {result.source} -> density {settings.density} in {settings.rounds} rounds "
         f"({settings.finetune_steps} fine-tuning steps each, rewind {settings.rewind})"
     )
     print(f"{'round':>5}  {'target':>8}  {'density':>8}  {'ft loss':>8}  {'val PSNR':>8}")

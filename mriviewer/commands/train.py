@@ -66,7 +66,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--virtual-coils",
         type=int,
         metavar="V",
-        help="compress every slice to V virtual coils (SVD over coils); 0 = no compression",
+        help="compress slices with more coils to V virtual coils (SVD over coils); 0 = off",
     )
     g.add_argument("--steps", type=int)
     g.add_argument("--epochs", type=int)
@@ -194,7 +194,7 @@ def run(args: argparse.Namespace) -> int:
     from mriviewer.core.training import Trainer, load_config
 
     config = load_config(args.config, overrides_from_args(args))
-    from mriviewer.core.training.distributed import launched_with_torchrun, run_distributed
+    from mriviewer.core.training.launch import launched_with_torchrun, run_distributed
 
     if launched_with_torchrun():
         return run_distributed(config, args.resume, args.dist_timeout)

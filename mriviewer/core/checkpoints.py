@@ -6,28 +6,24 @@ strategy, data, mask, loss, steps, validation metrics, parameter count, tensor s
 A folder path means ``FOLDER/model.safetensors`` + ``FOLDER/model.json``.
 
 Stable API: :func:`save_model`, :func:`load_model`, :func:`list_models`, :func:`resolve_model`,
-:func:`load_model_method` (``model:X`` in :func:`mriviewer.core.compare.get_method`) and
-:func:`describe_model` (``mriviewer info model:X``).
+:func:`describe_model` (``mriviewer info model:X``). A saved model as a reconstruction method
+(``model:X``) is :func:`mriviewer.core.recon.model_method.load_model_method`.
 """
 
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from mriviewer import __version__
-from mriviewer.core.errors import ConfigError, ModelCardError, ReconError
-from mriviewer.core.io.atomic import atomic_write_path, atomic_write_text
+from mriviewer.core.errors import ConfigError, ModelCardError
+from mriviewer.core.files import atomic_write_path, atomic_write_text
 from mriviewer.core.models import UnrolledNet, build_model
-from mriviewer.core.recon.base import IterationResult, ReconProblem
 from mriviewer.core.resources import resource_path
 
 CARD_FORMAT = "mriviewer-model-card/1"
@@ -90,8 +86,8 @@ def _export_tensors(
     model: torch.nn.Module, card: ModelCard
 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, Any] | None]:
     """Weights to save, pruning masks (``NAME.mask``) and their card record (None if unpruned);
-    see :mod:`mriviewer.core.pruning.export`."""
-    from mriviewer.core.pruning.export import export_for_save
+    see :mod:`mriviewer.core.pruning.record`."""
+    from mriviewer.core.pruning.record import export_for_save
 
     return export_for_save(model, card.to_dict())
 
@@ -271,105 +267,6 @@ def resolve_model(name_or_path: str | Path) -> Path:
     raise ModelCardError(f"no such model file and no bundled model of that name ({known})", text)
 
 
-def best_device() -> str:
-    """``cuda`` when available, else ``cpu``."""
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-class ModelMethod:
-    """A trained unrolled model as a reconstruction method (``model:NAME`` or ``model:PATH``).
-
-    iterate yields iteration 0 = ``A^H y`` then one result per unroll (``unrolls`` settable for
-    an early exit after fewer unrolls, e.g. the first k GLEAM modules).
-    """
-
-    def __init__(
-        self,
-        model: UnrolledNet,
-        card: ModelCard,
-        name: str,
-        path: Path,
-        device: str,
-        unrolls: int | None = None,
-    ) -> None:
-        self.model = model
-        self.card = card
-        self.name = name
-        self.path = path
-        self.device = device
-        if unrolls is not None and not 0 <= int(unrolls) <= model.num_unrolls:
-            raise ReconError(
-                f"unrolls must be in [0, {model.num_unrolls}] for {name}, got {unrolls}"
-            )
-        self.unrolls = model.num_unrolls if unrolls is None else int(unrolls)
-
-    def settings(self) -> dict[str, Any]:
-        return {
-            "path": str(self.path),
-            "architecture": self.card.architecture,
-            "unrolls": self.unrolls,
-            "strategy": self.card.strategy,
-        }
-
-    def iterate(
-        self, problem: ReconProblem, device: str | None = None
-    ) -> Iterator[IterationResult]:
-        start_time = time.perf_counter()
-        device = device or self.device
-        if problem.coil_maps is None:
-            raise ReconError(f"{self.name} needs coil maps; the problem has none")
-        model = self.model.to(device)
-        extra = {"card": self.card.to_dict()}
-        # inference mode is entered per step, never across a yield (it is thread-local state
-        # that would otherwise leak into the caller between iterations)
-        with torch.inference_mode():
-            kspace = torch.from_numpy(np.ascontiguousarray(problem.kspace, dtype=np.complex64))
-            maps = torch.from_numpy(np.ascontiguousarray(problem.coil_maps, dtype=np.complex64))
-            mask = torch.from_numpy(np.asarray(problem.mask, dtype=bool))
-            try:
-                meas = model.measurement(
-                    kspace[None].to(device), maps[None].to(device), mask[None].to(device)
-                )
-            except ValueError as exc:
-                raise ReconError(f"{self.name}: {exc}") from exc
-            x = meas.aty
-
-        def result(k: int, image: torch.Tensor) -> IterationResult:
-            out = image[0].detach().to("cpu").numpy().astype(np.complex64)
-            return IterationResult(
-                self.name,
-                k,
-                out,
-                time.perf_counter() - start_time,
-                final=k == self.unrolls,
-                extra=extra,
-            )
-
-        yield result(0, x)
-        for k in range(self.unrolls):
-            with torch.inference_mode():
-                x = model.unroll(k, x, meas)
-            yield result(k + 1, x)
-
-
-def load_model_method(
-    name_or_path: str | Path, device: str | None = None, **settings: Any
-) -> ModelMethod:
-    """A :class:`ModelMethod` named ``model:X`` for a bundled name or saved path ``X``.
-
-    settings: ``unrolls`` (early exit after that many unrolls). Unknown settings are refused.
-    """
-    unknown = sorted(set(settings) - {"unrolls"})
-    if unknown:
-        raise ReconError(f"model methods take the setting 'unrolls' only, got {unknown}")
-    weights = resolve_model(name_or_path)
-    device = device or best_device()
-    model, card = load_model(weights, device=device)
-    text = str(name_or_path)
-    name = text if text.startswith("model:") else f"model:{text}"
-    return ModelMethod(model, card, name, weights, device, unrolls=settings.get("unrolls"))
-
-
 def describe_model(target: str | Path) -> dict[str, Any]:
     """What ``mriviewer info model:X`` prints: name, files, architecture, strategy, parameters, card.
 
@@ -381,9 +278,9 @@ def describe_model(target: str | Path) -> dict[str, Any]:
     text = str(target)
     name = text[len("model:") :] if text.startswith("model:") else text
     _, card_path = model_paths(weights)
-    from mriviewer.core.pruning.export import check_masks, describe_pruning, read_masks
+    from mriviewer.core.pruning.record import check_masks, describe_pruning, read_weight_masks
 
-    masks = read_masks(weights)
+    masks = read_weight_masks(weights)
     check_masks(model, masks, weights)
     return {
         "name": name,

@@ -12,7 +12,6 @@ from mriviewer.core.pruning.export import (
     pruning_record,
     read_masks,
 )
-from mriviewer.core.pruning.hook import TrainerPruning, initial_state
 from mriviewer.core.pruning.magnitude import (
     at_round_densities,
     magnitude_prune,
@@ -33,6 +32,17 @@ from mriviewer.core.pruning.masks import (
 )
 from mriviewer.core.pruning.pun_it import SearchResult, pun_it_search
 from mriviewer.core.pruning.settings import METHOD_NAMES, PruneSettings, check_density
+
+
+def __getattr__(name: str):
+    """The training callback (:mod:`mriviewer.core.pruning.hook`, which imports the training
+    package) is loaded on first use, so reading pruned models stays light."""
+    if name in ("TrainerPruning", "initial_state"):
+        from mriviewer.core.pruning import hook
+
+        return getattr(hook, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "METHOD_NAMES",

@@ -1,13 +1,14 @@
-"""Pruning inside a training run (``mriviewer train --prune it|wt|at``).
+"""Pruning inside a training run (``mriviewer train --prune it|wt|at``): a training callback.
 
-:class:`TrainerPruning` is created by the trainer right after it builds the model (before the
-optimisers): it puts all-ones prune masks on the prunable weights, so checkpoints (``last.pt``)
+:class:`TrainerPruning` is a :class:`mriviewer.core.training.callbacks.Callback`, created by the
+trainer (for a config with a ``[prune]`` table) right after it builds the model and before the
+optimisers: it puts all-ones prune masks on the prunable weights, so checkpoints (``last.pt``)
 hold ``weight_orig`` + ``weight_mask`` from the start and resume restores the masks.
 
-- ``start(trainer)`` (fresh runs only): PUN-IT runs its mask search on the training data
+- ``on_start`` -> ``start(trainer)`` (fresh runs only): PUN-IT runs its mask search on the training data
   (records go to ``log.jsonl`` with ``phase = "pun-it search"``), applies the top-k mask to
   ``theta_0`` and rebuilds the optimisers; PUN-WT / PUN-AT check their schedule.
-- ``after_step(trainer)`` after every optimiser step: PUN-WT / PUN-AT prune by global magnitude
+- ``on_step`` -> ``after_step(trainer)`` after every optimiser step: PUN-WT / PUN-AT prune by global magnitude
   when their schedule says so (AT with optional rewind to the initial weights, clearing the
   optimiser state); returns ``{"density": ...}`` (plus ``pruned_to`` on pruning steps) for the log.
 """
@@ -36,6 +37,7 @@ from mriviewer.core.pruning.masks import (
 )
 from mriviewer.core.pruning.pun_it import pun_it_search
 from mriviewer.core.pruning.settings import PruneSettings
+from mriviewer.core.training.callbacks import Callback
 
 
 def initial_state(model_config: dict[str, Any], seed: int) -> dict[str, torch.Tensor]:
@@ -47,8 +49,8 @@ def initial_state(model_config: dict[str, Any], seed: int) -> dict[str, torch.Te
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
-class TrainerPruning:
-    """PUN-IT / PUN-WT / PUN-AT hooked into :class:`mriviewer.core.training.Trainer`."""
+class TrainerPruning(Callback):
+    """PUN-IT / PUN-WT / PUN-AT as a callback of :class:`mriviewer.core.training.Trainer`."""
 
     def __init__(self, settings: PruneSettings | dict[str, Any], model: UnrolledNet) -> None:
         self.settings = PruneSettings.from_dict(settings)
@@ -140,6 +142,14 @@ class TrainerPruning:
                 out["rewound"] = True
         out["density"] = self.density()
         return out
+
+    # -- training callback -----------------------------------------------------------------
+    def on_start(self, trainer: Any) -> None:
+        if trainer.step == 0:
+            self.start(trainer)  # PUN-IT mask search (logged), then fresh optimisers
+
+    def on_step(self, trainer: Any, record: dict[str, Any]) -> None:
+        record.update(self.after_step(trainer))  # PUN-WT / PUN-AT schedule
 
     def state_config(self) -> dict[str, Any]:
         """Settings a resumed run must share (added to the trainer's resume check)."""

@@ -16,7 +16,12 @@ optimiser step. Gradients are weighted by each rank's share of the global batch,
 equals the single-process update on the whole batch.
 
 P-GLEAM (``pgleam``, pipelined greedy training across ranks) lives in
-:mod:`mriviewer.core.training.pgleam` and builds on :class:`DistributedTrainer`.
+:mod:`mriviewer.core.training.pgleam` and builds on :class:`DistributedTrainer`;
+:mod:`mriviewer.core.training.launch` picks between them for ``mriviewer train`` under torchrun.
+
+The loop is :meth:`mriviewer.core.training.Trainer.run`, the same as in one process; this
+module supplies its hooks: which rank records, validates and writes, the data-parallel step,
+the failure injection and the errors naming the rank.
 
 Failures: every collective / point-to-point wait is bounded by ``dist_timeout`` seconds; an
 error on any rank is reported as a :class:`DistributedError` naming the rank and step and how to
@@ -27,7 +32,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import math
 import os
 import signal
 import sys
@@ -42,9 +46,8 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.checkpoint import checkpoint
 
-from mriviewer.core.checkpoints import save_model
 from mriviewer.core.errors import ConfigError, MriViewerError
-from mriviewer.core.io.atomic import atomic_write_text
+from mriviewer.core.files import atomic_write_text
 from mriviewer.core.models import UnrolledNet
 from mriviewer.core.physics.masks import stable_seed
 from mriviewer.core.training.config import TrainConfig
@@ -55,7 +58,7 @@ from mriviewer.core.training.strategies import (
     image_loss,
     module_ranges,
 )
-from mriviewer.core.training.trainer import Trainer, TrainResult, step_record, validate_model
+from mriviewer.core.training.trainer import Trainer, step_record
 
 DEFAULT_TIMEOUT_S = 300.0
 TEST_FAIL_ENV = "MRIVIEWER_TEST_FAIL"  # test-only hook: "RANK:STEP" raises, "RANK:STEP:hang" hangs
@@ -284,7 +287,7 @@ class DistributedTrainer(Trainer):
         ]
         return collate(samples).to(self.device), share
 
-    def _make_step(self) -> Callable[[int], StepResult]:
+    def make_step(self) -> Callable[[int], StepResult | None]:
         c, ctx = self.config, self.ctx
         if c.strategy == "gleam":
             proxies = [_AllReduceBeforeStep(opt, ctx) for opt in self.optimisers]
@@ -339,14 +342,26 @@ class DistributedTrainer(Trainer):
         values = [float(v) for v in t.cpu()]
         return StepResult(loss=values[-1], module_losses=values)
 
-    def _prepare(self) -> None:
+    # -- hooks of the training loop (Trainer.run) --------------------------------------------
+    @property
+    def is_logger(self) -> bool:  # type: ignore[override]
+        return self.ctx.rank == self.progress_rank
+
+    @property
+    def validates(self) -> bool:  # type: ignore[override]
+        return self.ctx.rank == self.progress_rank
+
+    def progress_label(self) -> str:
+        return f"{super().progress_label()} x{self.ctx.world_size}"
+
+    def prepare(self) -> None:
         """Folder, resume (every rank loads the state; the logger trims the log), config.json."""
         ctx = self.ctx
         if ctx.is_main:
             self.output.mkdir(parents=True, exist_ok=True)
         if self.resume:
             self.load_state()
-            if ctx.rank == self.progress_rank:
+            if self.is_logger:
                 self._trim_log()
         elif self.last_path.exists():
             raise ConfigError(
@@ -360,100 +375,37 @@ class DistributedTrainer(Trainer):
                 json.dumps(self.config.to_dict() | {"world_size": ctx.world_size}, indent=2) + "\n",
             )
 
-    def run(self, on_step: Callable[[int, dict[str, Any]], None] | None = None) -> TrainResult:
-        """Train to ``total_steps`` data-parallel; rank 0 logs, validates and saves."""
-        try:
-            self._prepare()
-            step_fn = self._make_step()
-        except MriViewerError:
-            raise
-        except Exception as exc:  # noqa: BLE001
-            raise self._comm_error(exc, self.step) from exc
-        return self._loop(step_fn, on_step)
+    def before_step(self, step: int) -> None:
+        injected_failure_hook(self.ctx.rank, step)
 
-    def _loop(
-        self,
-        step_fn: Callable[[int], StepResult],
-        on_step: Callable[[int, dict[str, Any]], None] | None,
-    ) -> TrainResult:
-        from tqdm import tqdm
-
-        c, ctx = self.config, self.ctx
-        logger = ctx.rank == self.progress_rank
-        bar = tqdm(
-            total=self.total_steps,
-            initial=self.step,
-            disable=not (c.progress and logger),
-            desc=f"train {c.model['name']} {c.strategy} x{ctx.world_size}",
-            unit="step",
-        )
-        try:
-            while self.step < self.total_steps:
-                started = time.perf_counter()
-                injected_failure_hook(ctx.rank, self.step + 1)
-                result = step_fn(self.step)
-                self.step += 1
-                done = self.step == self.total_steps
-                if result is not None:
-                    self.last_loss = result.loss
-                    if not math.isfinite(result.loss):
-                        raise ConfigError(
-                            f"training diverged at step {self.step} (loss {result.loss}); lower lr"
-                        )
-                record = self.after_step(result, started, done)
-                if record is not None and logger:
-                    self._log(record)
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{record['loss']:.4g}")
-                    if on_step is not None:
-                        on_step(self.step, record)
-            self.finish()
-        except KeyboardInterrupt:
-            raise
-        except Exception as exc:  # noqa: BLE001 - every failure names the rank and step
-            raise self._comm_error(exc, self.step + 1) from exc
-        finally:
-            bar.close()
-        _destroy()
-        return TrainResult(
-            output=self.output,
-            steps=self.step,
-            last_loss=self.last_loss,
-            best=self.best,
-            validation=self.last_validation,
-        )
-
-    def after_step(
-        self, result: StepResult | None, started: float, done: bool
-    ) -> dict[str, Any] | None:
-        """Data parallel: rank 0 records, validates and checkpoints (no collective here)."""
-        c = self.config
+    def make_record(self, result: StepResult | None, started: float) -> dict[str, Any] | None:
+        """Data parallel: rank 0 records (every rank holds the global loss)."""
         if not self.ctx.is_main or result is None:
             return None
         lr = self.optimisers[0].param_groups[0]["lr"]
         record = step_record(self.step, result, lr, started, self.device)
         record["world_size"] = self.ctx.world_size
-        if self.val_data is not None and (self.step % c.val_every == 0 or done):
-            record.update(self.validate_and_keep_best())
-        if self.step % c.checkpoint_every == 0 or done:
-            self.save_state()
         return record
 
-    def validate_and_keep_best(self) -> dict[str, Any]:
-        metrics = validate_model(self.model, self.validation_samples(), self.device)
-        self.last_validation = metrics | {"step": self.step}
-        if not self.best or metrics["psnr"] > self.best["psnr"]:
-            self.best = metrics | {"step": self.step}
-            save_model(self.output / "best.safetensors", self.model, self.card(self.best))
-        return {f"val_{k}": v for k, v in metrics.items()}
+    def checkpoint(self) -> None:
+        """Data parallel: rank 0 writes ``last.pt`` (every rank holds the same state)."""
+        if self.ctx.is_main:
+            self.save_state()
 
     def finish(self) -> None:
         """Rank 0 writes the final model (data parallel: every rank holds the same weights)."""
         if self.ctx.is_main:
-            save_model(
-                self.output / "model.safetensors", self.model, self.card(self.last_validation)
-            )
+            super().finish()
         dist.barrier()
+
+    def close(self) -> None:
+        _destroy()
+
+    def on_interrupt(self) -> None:
+        """Ctrl-C under torchrun: the last coordinated checkpoint is what ``--resume`` uses."""
+
+    def wrap_error(self, exc: Exception, step: int) -> Exception:
+        return self._comm_error(exc, step)
 
 
 def _looks_like_comm_error(text: str) -> bool:
@@ -468,7 +420,7 @@ def _destroy() -> bool:
     return False
 
 
-def _report_termination(ctx: DistContext) -> None:
+def report_termination(ctx: DistContext) -> None:
     """When torchrun stops this rank (SIGTERM: another rank failed), say so before exiting."""
     if threading.current_thread() is not threading.main_thread():
         return
@@ -485,57 +437,6 @@ def _report_termination(ctx: DistContext) -> None:
     signal.signal(signal.SIGTERM, stopped)
 
 
-def make_distributed_trainer(config: TrainConfig, ctx: DistContext, resume: bool) -> Trainer:
-    """The trainer for ``config.strategy`` under torchrun: P-GLEAM or data parallel."""
-    if config.strategy == "pgleam":
-        from mriviewer.core.training.pgleam import PGleamTrainer
-
-        return PGleamTrainer(config, ctx, resume=resume)
-    return DistributedTrainer(config, ctx, resume=resume)
-
-
-def run_distributed(config: TrainConfig, resume: bool, timeout_s: float) -> int:
-    """``mriviewer train`` under torchrun: join the job, train, print a summary on rank 0."""
-    ctx = init_distributed(config.device, timeout_s)
-    _report_termination(ctx)
-    try:
-        trainer = make_distributed_trainer(config, ctx, resume)
-    except MriViewerError as exc:
-        raise DistributedError(f"rank {ctx.rank} of {ctx.world_size}: {exc}") from exc
-    if ctx.is_main:
-        m = config.model
-        kind = (
-            f"P-GLEAM M={trainer.modules} over {ctx.world_size} processes "
-            f"({trainer.modules // ctx.world_size} modules each)"
-            if config.strategy == "pgleam"
-            else f"{config.strategy} data parallel over {ctx.world_size} processes"
-            + (f", M={trainer.modules}" if config.strategy == "gleam" else "")
-        )
-        print(
-            f"training {m['name']} N={trainer.model.num_unrolls} "
-            f"({trainer.model.parameter_count()} parameters) with {kind} on "
-            f"{len(trainer.train_data)} slices, {trainer.total_steps} steps, backend "
-            f"{ctx.backend}, device {ctx.device}, loss {config.loss}",
-            flush=True,
-        )
-    result = trainer.run()
-    if ctx.is_main:
-        loss = f", last loss {result.last_loss:.4g}" if result.last_loss is not None else ""
-        print(f"done: {result.steps} steps{loss}")
-        if result.validation:
-            v = result.validation
-            print(
-                f"validation: PSNR {v['psnr']:.2f} dB (zero-filled "
-                f"{v['zero_filled_psnr']:.2f} dB), SSIM {v['ssim']:.4f}"
-            )
-        print(
-            f"final model: {result.output / 'model.safetensors'}; "
-            f"log: {result.output / 'log.jsonl'}",
-            flush=True,
-        )
-    return 0
-
-
 __all__ = [
     "DEFAULT_TIMEOUT_S",
     "DistContext",
@@ -544,7 +445,6 @@ __all__ = [
     "broadcast_json",
     "init_distributed",
     "launched_with_torchrun",
-    "make_distributed_trainer",
-    "run_distributed",
+    "report_termination",
     "shard_positions",
 ]

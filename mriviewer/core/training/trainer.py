@@ -13,31 +13,39 @@ Output folder layout::
 
 Batches and masks depend only on ``(seed, step)``, so an interrupted run resumed with
 ``resume=True`` reaches the same parameters as an uninterrupted one.
+
+:meth:`Trainer.run` is the one training loop, in one process and under ``torchrun``: keep-best,
+pruning and a caller's progress function are callbacks
+(:mod:`mriviewer.core.training.callbacks`), and what differs between one process and several
+(which rank records, validates and writes, the collective steps) are the hook methods that
+:class:`mriviewer.core.training.distributed.DistributedTrainer` overrides: ``prepare``,
+``make_step``, ``before_step``, ``make_record``, ``coordinate``, ``checkpoint``, ``finish``,
+``close``, ``on_interrupt`` and ``wrap_error``.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import resource
-import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import torch
 
-from mriviewer.core.checkpoints import ModelCard, best_device, save_model
-from mriviewer.core.errors import ConfigError
-from mriviewer.core.io.atomic import atomic_write_path, atomic_write_text
+from mriviewer.core.checkpoints import ModelCard, save_model
+from mriviewer.core.device import resolve_device, synchronize
+from mriviewer.core.errors import ConfigError, MriViewerError
+from mriviewer.core.files import atomic_write_path, atomic_write_text
 from mriviewer.core.io.fastmri import center_crop
+from mriviewer.core.memory import peak_memory_bytes, reset_peak_memory
 from mriviewer.core.metrics import nmse, psnr, ssim
 from mriviewer.core.models import UnrolledNet, build_model
 from mriviewer.core.physics.masks import stable_seed
-from mriviewer.core.pruning import TrainerPruning
+from mriviewer.core.training.callbacks import Callback, KeepBest, OnRecord
 from mriviewer.core.training.config import TrainConfig
 from mriviewer.core.training.data import Sample, SliceDataset, collate
 from mriviewer.core.training.strategies import (
@@ -61,27 +69,6 @@ class TrainResult:
     validation: dict[str, Any] = field(default_factory=dict)
 
 
-def resolve_device(device: str) -> str:
-    """``auto`` -> best available; anything else is checked by torch."""
-    if device in ("auto", "", None):
-        return best_device()
-    try:
-        torch.device(device)
-    except RuntimeError as exc:
-        raise ConfigError(f"bad device {device!r} ({exc})") from exc
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device {device!r} requested but CUDA is not available")
-    return device
-
-
-def peak_memory(device: str) -> tuple[int, str]:
-    """``(bytes, method)``: CUDA max allocated on a GPU, else this process's peak RSS."""
-    if device.startswith("cuda"):
-        return int(torch.cuda.max_memory_allocated(device)), "cuda.max_memory_allocated"
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return int(rss * (1 if sys.platform == "darwin" else 1024)), "process peak RSS"
-
-
 def step_record(
     step: int,
     result: StepResult,
@@ -95,7 +82,7 @@ def step_record(
     result: the step's :class:`StepResult`; lr: the optimiser's learning rate; memory_note is
     appended to the memory method (e.g. which rank measured it).
     """
-    memory, memory_method = peak_memory(device)
+    memory, memory_method = peak_memory_bytes(device)
     return {
         "step": step,
         "loss": result.loss,
@@ -139,9 +126,21 @@ def validate_model(model: UnrolledNet, samples: list[Sample], device: str) -> di
 
 
 class Trainer:
-    """One training run of :class:`TrainConfig` (``run()`` trains; ``resume`` continues)."""
+    """One training run of :class:`TrainConfig` (``run()`` trains; ``resume`` continues).
 
-    def __init__(self, config: TrainConfig, resume: bool = False) -> None:
+    model: train this model instead of a fresh ``build_model(config.model)`` (e.g. a pruned model
+    with its masks, for PUN-AT fine-tuning). callbacks: extra :class:`Callback` objects, called
+    after the run's own (pruning from ``config.prune``, then keep-best).
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        resume: bool = False,
+        *,
+        model: UnrolledNet | None = None,
+        callbacks: Iterable[Callback] = (),
+    ) -> None:
         self.config = config.validate()
         self.device = resolve_device(config.device)
         if config.threads is not None:
@@ -149,9 +148,21 @@ class Trainer:
         self.output = Path(config.output)
         self.resume = resume
         torch.manual_seed(config.seed)
-        self.model = build_model(dict(config.model)).to(self.device)
-        # Pruning (mriviewer.core.pruning) puts its masks on before the optimisers are built.
-        self.pruning = TrainerPruning(config.prune, self.model) if config.prune else None
+        if model is None:
+            model = build_model(dict(config.model))
+        self.model = model.to(self.device)
+        self.pruning = None
+        if config.prune:
+            # Pruning builds on training: its callback is imported only for a run that prunes,
+            # and puts its masks on before the optimisers are built.
+            from mriviewer.core.pruning.hook import TrainerPruning
+
+            self.pruning = TrainerPruning(config.prune, self.model)
+        self.callbacks: list[Callback] = [
+            *([self.pruning] if self.pruning is not None else []),
+            KeepBest(),
+            *callbacks,
+        ]
         self.modules = check_strategy(self.model, config.strategy, config.modules)
         self.optimisers = make_optimisers(self.model, config.strategy, self.modules, config.lr)
         spec = config.mask_spec()
@@ -185,6 +196,7 @@ class Trainer:
         self.step = 0
         self.best: dict[str, Any] = {}
         self.last_validation: dict[str, Any] = {}
+        self.last_loss: float | None = None
         self._val_samples: list[Sample] | None = None
 
     # -- state ---------------------------------------------------------------------------
@@ -302,11 +314,13 @@ class Trainer:
                 continue
         atomic_write_text(path, "".join(line + "\n" for line in kept))
 
-    # -- loop ----------------------------------------------------------------------------
-    def run(self, on_step: Callable[[int, dict[str, Any]], None] | None = None) -> TrainResult:
-        """Train to ``total_steps``; on KeyboardInterrupt save ``last.pt`` and re-raise."""
-        from tqdm import tqdm
+    # -- hooks: one process here; DistributedTrainer overrides them ------------------------
+    is_logger = True  # this process writes log.jsonl and shows progress
+    validates = True  # this process validates (and so keeps the best weights)
 
+    def prepare(self) -> None:
+        """Output folder, resume (restore ``last.pt``, trim the log) or refuse a used folder,
+        ``config.json``."""
         self.output.mkdir(parents=True, exist_ok=True)
         if self.resume:
             self.load_state()
@@ -319,81 +333,174 @@ class Trainer:
         atomic_write_text(
             self.output / "config.json", json.dumps(self.config.to_dict(), indent=2) + "\n"
         )
-        if self.pruning is not None and self.step == 0:
-            self.pruning.start(self)  # PUN-IT mask search (logged), then fresh optimisers
-        if self.device.startswith("cuda"):
-            torch.cuda.reset_peak_memory_stats(self.device)
+
+    def make_step(self) -> Callable[[int], StepResult | None]:
+        """The function training step ``step`` (0-based); None where this rank has no loss."""
         c = self.config
-        last_loss = None
+
+        def one_step(step: int) -> StepResult:
+            indices = self.batch_indices(step)
+            samples = [
+                self.train_data.sample(i, stable_seed("mask", c.seed, step, j))
+                for j, i in enumerate(indices)
+            ]
+            batch = collate(samples).to(self.device)
+            # self.optimisers is read per step: pruning may rebuild them before the first one
+            result = train_step(self.model, batch, self.optimisers, c.strategy, c.loss)
+            synchronize(self.device)
+            return result
+
+        return one_step
+
+    def before_step(self, step: int) -> None:
+        """Before 1-based step ``step`` (distributed: the test-only failure injection)."""
+
+    def make_record(self, result: StepResult | None, started: float) -> dict[str, Any] | None:
+        """The step's ``log.jsonl`` record on the recording rank, else None."""
+        if result is None:
+            return None
+        lr = self.optimisers[0].param_groups[0]["lr"]
+        record = step_record(self.step, result, lr, started, self.device)
+        record.update(self.model.learned_scalars())
+        return record
+
+    def coordinate(self, validate: bool, checkpoint: bool) -> None:
+        """Before a validation and/or checkpoint step (P-GLEAM assembles the model here)."""
+
+    def checkpoint(self) -> None:
+        """Write the resume state."""
+        self.save_state()
+
+    def finish(self) -> None:
+        """Write the final model (``model.safetensors`` + card)."""
+        save_model(self.output / "model.safetensors", self.model, self.card(self.last_validation))
+
+    def close(self) -> None:
+        """After a successful run (distributed: leave the process group)."""
+
+    def on_interrupt(self) -> None:
+        """Ctrl-C: keep what was trained (``last.pt``) so ``--resume`` continues."""
+        self.save_state()
+
+    def wrap_error(self, exc: Exception, step: int) -> Exception:
+        """The error to raise for ``exc`` at ``step`` (distributed: naming the rank)."""
+        return exc
+
+    def progress_label(self) -> str:
+        c = self.config
+        return f"train {c.model['name']} {c.strategy}"
+
+    # -- the loop --------------------------------------------------------------------------
+    def _raise(self, exc: Exception, step: int) -> NoReturn:
+        wrapped = self.wrap_error(exc, step)
+        if wrapped is exc:
+            raise exc
+        raise wrapped from exc
+
+    def run(
+        self,
+        on_step: Callable[[int, dict[str, Any]], None] | None = None,
+        callbacks: Iterable[Callback] = (),
+    ) -> TrainResult:
+        """Train to ``total_steps``; on KeyboardInterrupt save the resume state and re-raise.
+
+        on_step: ``fn(step, record)`` with every complete log record. callbacks: for this run,
+        after the trainer's own (see :mod:`mriviewer.core.training.callbacks`).
+        """
+        from tqdm import tqdm
+
+        hooks = [*self.callbacks, *callbacks, *([OnRecord(on_step)] if on_step else [])]
+        try:
+            self.prepare()
+            for cb in hooks:
+                cb.on_start(self)
+            step_fn = self.make_step()
+        except MriViewerError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - distributed runs name the rank
+            self._raise(exc, self.step)
+        reset_peak_memory(self.device)
+        c = self.config
         bar = tqdm(
             total=self.total_steps,
             initial=self.step,
-            disable=not c.progress,
-            desc=f"train {c.model['name']} {c.strategy}",
+            disable=not (c.progress and self.is_logger),
+            desc=self.progress_label(),
             unit="step",
         )
         try:
             while self.step < self.total_steps:
                 started = time.perf_counter()
-                indices = self.batch_indices(self.step)
-                samples = [
-                    self.train_data.sample(i, stable_seed("mask", c.seed, self.step, j))
-                    for j, i in enumerate(indices)
-                ]
-                batch = collate(samples).to(self.device)
-                result = train_step(self.model, batch, self.optimisers, c.strategy, c.loss)
-                if self.device.startswith("cuda"):
-                    torch.cuda.synchronize(self.device)
+                self.before_step(self.step + 1)
+                result = step_fn(self.step)
                 self.step += 1
-                last_loss = result.loss
-                if not math.isfinite(result.loss):
-                    raise ConfigError(
-                        f"training diverged at step {self.step} (loss {result.loss}); lower lr"
-                    )
-                lr = self.optimisers[0].param_groups[0]["lr"]
-                record = step_record(self.step, result, lr, started, self.device)
-                record.update(self.model.learned_scalars())
-                if self.pruning is not None:
-                    record.update(self.pruning.after_step(self))  # PUN-WT / PUN-AT schedule
                 done = self.step == self.total_steps
-                if self.val_data is not None and (self.step % c.val_every == 0 or done):
+                if result is not None:
+                    self.last_loss = result.loss
+                    if not math.isfinite(result.loss):
+                        raise ConfigError(
+                            f"training diverged at step {self.step} (loss {result.loss}); lower lr"
+                        )
+                record = self.make_record(result, started)
+                if record is not None:
+                    for cb in hooks:
+                        cb.on_step(self, record)
+                validate = self.val_data is not None and (self.step % c.val_every == 0 or done)
+                checkpoint = self.step % c.checkpoint_every == 0 or done
+                if validate or checkpoint:
+                    self.coordinate(validate, checkpoint)
+                if validate and self.validates:
                     metrics = validate_model(self.model, self.validation_samples(), self.device)
                     self.last_validation = metrics | {"step": self.step}
-                    record.update({f"val_{k}": v for k, v in metrics.items()})
-                    if not self.best or metrics["psnr"] > self.best["psnr"]:
-                        self.best = metrics | {"step": self.step}
-                        save_model(
-                            self.output / "best.safetensors", self.model, self.card(self.best)
-                        )
-                self._log(record)
-                bar.update(1)
-                bar.set_postfix(loss=f"{result.loss:.4g}")
-                if on_step is not None:
-                    on_step(self.step, record)
-                if self.step % c.checkpoint_every == 0 or done:
-                    self.save_state()
+                    if record is not None:
+                        record.update({f"val_{k}": v for k, v in metrics.items()})
+                    for cb in hooks:
+                        cb.on_validation(self, metrics)
+                if record is not None and self.is_logger:
+                    self._log(record)
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{record['loss']:.4g}")
+                    for cb in hooks:
+                        cb.on_record(self, record)
+                if checkpoint:
+                    self.checkpoint()
+            self.finish()
         except KeyboardInterrupt:
-            self.save_state()
+            self.on_interrupt()
             raise
+        except Exception as exc:  # noqa: BLE001 - distributed runs name the rank and step
+            self._raise(exc, self.step + 1)
         finally:
             bar.close()
-        save_model(self.output / "model.safetensors", self.model, self.card(self.last_validation))
-        return TrainResult(
+        self.close()
+        result = TrainResult(
             output=self.output,
             steps=self.step,
-            last_loss=last_loss,
+            last_loss=self.last_loss,
             best=self.best,
             validation=self.last_validation,
         )
+        for cb in hooks:
+            cb.on_end(self, result)
+        return result
 
 
 def train(
     config: TrainConfig,
     resume: bool = False,
     on_step: Callable[[int, dict[str, Any]], None] | None = None,
+    callbacks: Iterable[Callback] = (),
 ) -> TrainResult:
     """Run (or with ``resume`` continue) the training described by ``config``."""
-    return Trainer(config, resume=resume).run(on_step=on_step)
+    return Trainer(config, resume=resume, callbacks=callbacks).run(on_step=on_step)
 
 
-__all__ = ["TrainResult", "Trainer", "train", "validate_model"]
+__all__ = [
+    "STATE_FORMAT",
+    "TrainResult",
+    "Trainer",
+    "check_same_settings",
+    "step_record",
+    "train",
+    "validate_model",
+]

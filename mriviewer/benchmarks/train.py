@@ -1,4 +1,4 @@
-"""Memory and time probes of the training strategies (``mriviewer bench train``).
+"""Memory and time of the training strategies (``mriviewer bench train``).
 
 Per strategy: peak training memory and the median seconds per iteration after warm-up.
 
@@ -18,7 +18,6 @@ from __future__ import annotations
 import gc
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -202,7 +201,7 @@ def _measure_rss_subprocess(kwargs: dict[str, Any]) -> dict[str, Any]:
     """Run :func:`measure_strategy` (time only) in a fresh interpreter; add its peak RSS."""
     code = (
         "import json, resource, sys\n"
-        "from mriviewer.core.training.probes import measure_strategy\n"
+        "from mriviewer.benchmarks.train import measure_strategy\n"
         "r = measure_strategy(**json.loads(sys.argv[1]))\n"
         "r['rss'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
         "print(json.dumps(r))\n"
@@ -297,9 +296,3 @@ def bench_train(
         results = _measure_round_robin(jobs, warmup, iterations)
         out = {job["strategy"]: r for job, r in zip(jobs, results, strict=True)}
     return {"strategies": out, "settings": settings}
-
-
-def peak_rss_bytes() -> int:
-    """This process's peak resident set size in bytes."""
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return int(rss * (1 if sys.platform == "darwin" else 1024))
