@@ -20,6 +20,7 @@ SUBCOMMANDS = (
     "eval",
     "simulate",
     "models",
+    "methods",
     "train",
     "prune",
     "bench",
@@ -71,6 +72,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        if args.command in ("recon", "eval"):
+            _warn_plugin_failures()
         return int(args.func(args) or 0)
     except MriViewerError as exc:
         print(f"mriviewer: error: {exc}", file=sys.stderr)
@@ -85,6 +88,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
+
+
+def _warn_plugin_failures() -> None:
+    """One stderr line per plugin method that was skipped (see ``mriviewer methods``)."""
+    from mriviewer.core.compare import plugin_failures
+
+    for record in plugin_failures():
+        print(f"mriviewer: warning: {record.describe()}", file=sys.stderr)
 
 
 def gui_main(argv: Sequence[str] | None = None) -> int:
