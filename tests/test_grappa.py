@@ -16,7 +16,7 @@ from mriviewer.core.compare import (
 )
 from mriviewer.core.errors import ReconError
 from mriviewer.core.physics import MaskSpec, make_mask
-from mriviewer.core.recon.grappa import Grappa, calibration_block, parse_kernel
+from mriviewer.core.recon.grappa import Grappa, auto_kernel, calibration_block, parse_kernel
 
 
 def _problem(spec: MaskSpec, coil_method: str = "espirit"):
@@ -57,6 +57,9 @@ def test_stream_contract_and_measured_points_kept():
     method = get_method("grappa")
     results = list(method.iterate(problem))
     assert len(results) == 1 and results[0].final and results[0].method == "grappa"
+    rows, cols = calibration_block(problem.mask, (3, 5))  # the whole run of central lines
+    assert problem.mask[:, cols].all() and not problem.mask[0, [cols.start - 1, cols.stop]].any()
+    assert results[0].extra == {"acs_rows": 64, "acs_cols": cols.stop - cols.start, "kernel": "3x5"}
     assert results[0].image.shape == problem.shape and results[0].image.dtype == np.complex64
     filled = method.fill(problem)
     np.testing.assert_array_equal(filled[:, problem.mask], problem.kspace[:, problem.mask])
@@ -94,6 +97,8 @@ def test_settings():
     assert method.settings() == {"kernel_size": [5, 5], "lamda": 0.1, "combine": "rss"}
     assert Grappa(**method.settings()).settings() == method.settings()
     assert parse_kernel("3x5") == parse_kernel([3, 5]) == parse_kernel("3,5") == (3, 5)
+    assert get_method("grappa").settings()["kernel_size"] == "auto"
+    assert parse_kernel("auto") is None
     for bad, match in [
         ({"kernel_size": "3x"}, "not a pair of integers"),
         ({"kernel_size": 0}, ">= 1"),
@@ -104,6 +109,12 @@ def test_settings():
     ]:
         with pytest.raises(ReconError, match=match):
             get_method("grappa", **bad)
+
+
+def test_auto_kernel_follows_the_mask():
+    lines = make_mask(MaskSpec("random", 4.0, 0.08, seed=0), (32, 40)).array
+    assert auto_kernel(lines) == (3, 5) and auto_kernel(lines.T) == (5, 3)
+    assert auto_kernel(make_mask(MaskSpec("poisson", 3.0, calib=12), (32, 40)).array) == (3, 3)
 
 
 def test_calibration_block_is_fully_sampled_for_2d_masks():

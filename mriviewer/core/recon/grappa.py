@@ -27,18 +27,24 @@ from mriviewer.core.physics.fft import ifft2c_np
 from mriviewer.core.recon.base import IterationResult, ReconProblem
 from mriviewer.core.recon.cg_sense import as_number, check_settings
 
-#: kernel (rows along H, columns along W) and Tikhonov weight, tuned on the demo (Colin27,
-#: 8 coils, random R=4 cf 0.08 and Poisson R=4, seeds 0-1): README "GRAPPA"
-DEFAULT_KERNEL = (3, 5)
-DEFAULT_LAMDA = 0.03
+#: kernels (rows along H, columns along W) of ``kernel_size="auto"`` and the Tikhonov weight,
+#: tuned on the demo (Colin27, 8 coils, R=4: random seeds 0-1 and equispaced, cf 0.08; Poisson
+#: calib 24): 3 x 5 across sampled lines (5 along the phase encode), 3 x 3 for 2-D masks (a 2-D
+#: pattern has thousands of distinct 3 x 5 windows, one kernel fit each: 20x slower and worse)
+LINE_KERNEL = (3, 5)
+MASK_2D_KERNEL = (3, 3)
+DEFAULT_LAMDA = 0.1
 COMBINES = ("rss", "sense")
 
 
-def parse_kernel(value: Any) -> tuple[int, int]:
-    """Kernel size from ``5`` (square), ``"3x5"`` / ``"3,5"`` or ``[3, 5]`` -> ``(rows, cols)``.
+def parse_kernel(value: Any) -> tuple[int, int] | None:
+    """Kernel size from ``5`` (square), ``"3x5"`` / ``"3,5"`` or ``[3, 5]`` -> ``(rows, cols)``;
+    ``"auto"`` -> None (chosen from the mask: :func:`auto_kernel`).
 
     Rows run along H (read-out for a 1-D mask), columns along W (phase encode). Each entry
     must be an integer >= 1; raises :class:`ReconError` otherwise."""
+    if value is None or (isinstance(value, str) and value.strip().lower() == "auto"):
+        return None
     if isinstance(value, str):
         parts = value.lower().replace(",", "x").replace(" ", "").split("x")
     elif isinstance(value, (list, tuple)):
@@ -54,6 +60,17 @@ def parse_kernel(value: Any) -> tuple[int, int]:
     if min(size) < 1:
         raise ReconError(f"grappa: kernel_size={value!r} entries must be >= 1")
     return size  # type: ignore[return-value]
+
+
+def auto_kernel(mask: np.ndarray) -> tuple[int, int]:
+    """The ``"auto"`` kernel for an ``(H, W)`` mask: :data:`LINE_KERNEL` for lines along H
+    (every row the same), transposed for lines along W, else :data:`MASK_2D_KERNEL`."""
+    mask = np.asarray(mask, dtype=bool)
+    if (mask == mask[:1]).all():
+        return LINE_KERNEL
+    if (mask == mask[:, :1]).all():
+        return LINE_KERNEL[::-1]
+    return MASK_2D_KERNEL
 
 
 def calibration_block(mask: np.ndarray, kernel: tuple[int, int] = (1, 1)) -> tuple[slice, slice]:
@@ -95,8 +112,8 @@ def calibration_block(mask: np.ndarray, kernel: tuple[int, int] = (1, 1)) -> tup
 class Grappa:
     """GRAPPA k-space interpolation (pygrappa ``mdgrappa``), coils combined by RSS or maps.
 
-    Settings: ``kernel_size`` (rows x cols of the kernel window, ``N``, ``"RxC"`` or ``[R, C]``;
-    default 3 x 5), ``lamda`` (Tikhonov weight of the kernel fit relative to the mean diagonal
+    Settings: ``kernel_size`` (rows x cols of the kernel window, ``N``, ``"RxC"``, ``[R, C]`` or
+    ``"auto"``, the default: 3 x 5 across the lines of a 1-D mask, 3 x 3 for a 2-D mask), ``lamda`` (Tikhonov weight of the kernel fit relative to the mean diagonal
     of ``S^H S``, pygrappa's convention, >= 0; ``lambda`` is an alias), ``combine`` (``rss``:
     root-sum-of-squares, no coil maps; ``sense``: ``sum_c conj(S_c) x_c`` with the problem's
     maps). Runs on the CPU with numpy whatever ``device`` is.
@@ -108,7 +125,7 @@ class Grappa:
         if "lambda" in settings:
             settings["lamda"] = settings.pop("lambda")
         check_settings(self.name, settings, ("kernel_size", "lamda", "combine"))
-        self.kernel_size = parse_kernel(settings.get("kernel_size", DEFAULT_KERNEL))
+        self.kernel_size = parse_kernel(settings.get("kernel_size", "auto"))
         self.lamda = as_number(self.name, "lamda", settings.get("lamda", DEFAULT_LAMDA), 0.0)
         combine = settings.get("combine", "rss")
         if combine not in COMBINES:
@@ -122,10 +139,14 @@ class Grappa:
 
     def settings(self) -> dict[str, Any]:
         return {
-            "kernel_size": list(self.kernel_size),
+            "kernel_size": "auto" if self.kernel_size is None else list(self.kernel_size),
             "lamda": self.lamda,
             "combine": self.combine,
         }
+
+    def kernel_for(self, mask: np.ndarray) -> tuple[int, int]:
+        """The kernel used on ``mask``: the setting, or :func:`auto_kernel` for ``"auto"``."""
+        return auto_kernel(mask) if self.kernel_size is None else self.kernel_size
 
     def fill(self, problem: ReconProblem) -> np.ndarray:
         """The problem's ``(C, H, W)`` k-space with its unsampled points filled by GRAPPA.
@@ -139,9 +160,9 @@ class Grappa:
         mask = np.asarray(problem.mask, dtype=bool)
         if kspace.shape[0] < 2:
             raise ReconError("grappa needs multi-coil k-space (this slice has one coil)")
-        rows, cols = calibration_block(mask, self.kernel_size)
+        kr, kc = self.kernel_for(mask)
+        rows, cols = calibration_block(mask, (kr, kc))
         acs = (rows.stop - rows.start, cols.stop - cols.start)
-        kr, kc = self.kernel_size
         if acs[0] < kr or acs[1] < kc:
             raise ReconError(
                 f"grappa: the fully sampled centre (calibration region) is {acs[0]} x {acs[1]} "
@@ -178,14 +199,20 @@ class Grappa:
 
     def iterate(self, problem: ReconProblem, device: str = "cpu") -> Iterator[IterationResult]:
         """Yield one final :class:`IterationResult`: the ``(H, W)`` complex64 GRAPPA image in
-        normalised units (``extra``: ``acs_rows``, ``acs_cols`` of the calibration block)."""
+        normalised units (``extra``: ``acs_rows``, ``acs_cols`` of the calibration block and
+        ``kernel``, e.g. ``"3x5"``)."""
         start = time.perf_counter()
         if self.combine == "sense" and problem.coil_maps is None:
             self.combine_coils(problem, problem.kspace[:, :1, :1])  # raises the reason
         filled = self.fill(problem)
         image = self.combine_coils(problem, filled)
-        rows, cols = calibration_block(problem.mask, self.kernel_size)
-        extra = {"acs_rows": rows.stop - rows.start, "acs_cols": cols.stop - cols.start}
+        kernel = self.kernel_for(problem.mask)
+        rows, cols = calibration_block(problem.mask, kernel)
+        extra = {
+            "acs_rows": rows.stop - rows.start,
+            "acs_cols": cols.stop - cols.start,
+            "kernel": f"{kernel[0]}x{kernel[1]}",
+        }
         yield IterationResult(
             self.name, 0, image, time.perf_counter() - start, final=True, extra=extra
         )
