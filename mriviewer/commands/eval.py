@@ -76,8 +76,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--methods",
         default="zero-filled,cg-sense,l1-wavelet",
-        help="comma-separated methods (default zero-filled,cg-sense,l1-wavelet); "
-        "model:NAME|PATH for trained models",
+        help="comma-separated methods (default zero-filled,cg-sense,l1-wavelet; also grappa "
+        "and plugin methods: mriviewer methods); model:NAME|PATH for trained models",
     )
     add_method_option_argument(parser)
     add_mask_arguments(parser)

@@ -61,7 +61,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--method",
         default="cg-sense",
-        help="zero-filled, zero-filled-rss, cg-sense (default), l1-wavelet, model:NAME|PATH",
+        help="zero-filled, zero-filled-rss, cg-sense (default), l1-wavelet, grappa, a plugin "
+        "method (mriviewer methods), model:NAME|PATH",
     )
     add_method_option_argument(parser)
     add_mask_arguments(parser, allow_auto=True)
