@@ -7,9 +7,9 @@ file and never clobbers an existing one.
 :func:`write_reconstruction` writes one ``(h, w)`` complex image in original units, choosing the
 format by the file name:
 
-- ``.h5``: ``reconstruction`` ``(1, h, w)`` float32 magnitude, ``reconstruction_complex``
-  ``(1, h, w)`` complex64, ``mask`` uint8 and every ``attrs`` item as a file attribute (the
-  layout of ``mriviewer recon``).
+- ``.h5``: the one reconstruction layout of :func:`write_recon_h5` (``recon`` and the app):
+  ``reconstruction`` ``(1, h, w)`` float32 magnitude, ``reconstruction_complex``
+  ``(1, h, w)`` complex64, ``mask`` uint8 and every ``attrs`` item as a file attribute.
 - ``.npy``: the ``(h, w)`` complex64 image.
 - ``.dcm``: one single-frame DICOM image (Explicit VR Little Endian, 128-byte preamble). The
   magnitude is stored as uint16 with RescaleSlope (= max / 65535) and RescaleIntercept 0, so
@@ -295,15 +295,111 @@ def summary_lines(attrs: dict[str, Any]) -> list[str]:
 
 # ----- formats -------------------------------------------------------------------------------
 def _write_h5(path: Path, image: np.ndarray, mask: np.ndarray | None, attrs: dict) -> None:
+    name = str(attrs.get("method", "reconstruction"))
+    write_recon_h5(path, {name: {"final": image}}, mask=mask, attrs=attrs)
+
+
+#: version of the reconstruction HDF5 layout (:func:`write_recon_h5`)
+RECON_H5_LAYOUT = 2
+
+
+def write_recon_h5(
+    path: str | Path,
+    results: dict[str, dict[str, Any]],
+    reference: np.ndarray | None = None,
+    mask: np.ndarray | None = None,
+    attrs: dict[str, Any] | None = None,
+) -> Path:
+    """Write reconstructions in the one HDF5 layout of ``mriviewer recon`` and the app.
+
+    results: ``{method: {"final": (h, w) complex, "iterations": (K, h, w) complex (optional),
+    "iteration_numbers": (K,) (optional), "metrics": dict (optional), "settings": dict
+    (optional)}}`` in original units. Layout (fastMRI's dataset names first)::
+
+        reconstruction          (M, h, w) float32   |final| of each method, in "methods" order
+        reconstruction_complex  (M, h, w) complex64 final images
+        mask                    (H, W) uint8        sampling used (when given)
+        reference               (h, w) float32      what metrics were measured against (if any)
+        iterations/<i>/images             (K, h, w) complex64   every iterate (when given)
+        iterations/<i>/iteration_numbers  (K,) int
+        attrs: layout (= 2), methods (JSON list), method_metrics / method_settings_all (JSON
+               {method: ...}), and every ``attrs`` item (JSON-encoded where nested)
+
+    Read back with :func:`read_recon_h5`. Atomic; raises KSpaceWriteError on failure."""
     import h5py
 
-    with atomic_write_path(path) as tmp, h5py.File(tmp, "w") as h5:
-        h5.create_dataset("reconstruction", data=np.abs(image)[None].astype(np.float32))
-        h5.create_dataset("reconstruction_complex", data=image[None])
-        if mask is not None:
-            h5.create_dataset("mask", data=np.asarray(mask).astype(np.uint8))
-        for key, value in attrs.items():
-            h5.attrs[key] = value
+    path = Path(path)
+    names = list(results)
+    if not names:
+        raise KSpaceWriteError("no reconstruction to write", path)
+    finals = np.stack([np.asarray(results[n]["final"], dtype=np.complex64) for n in names])
+    try:
+        with atomic_write_path(path) as tmp, h5py.File(tmp, "w") as h5:
+            h5.create_dataset("reconstruction", data=np.abs(finals).astype(np.float32))
+            h5.create_dataset("reconstruction_complex", data=finals)
+            if mask is not None:
+                h5.create_dataset("mask", data=np.asarray(mask).astype(np.uint8))
+            if reference is not None:
+                h5.create_dataset("reference", data=np.asarray(reference, dtype=np.float32))
+            for i, name in enumerate(names):
+                its = results[name].get("iterations")
+                if its is not None:
+                    group = h5.create_group(f"iterations/{i}")
+                    group.create_dataset("images", data=np.asarray(its, dtype=np.complex64))
+                    numbers = results[name].get("iteration_numbers", np.arange(len(its)))
+                    group.create_dataset("iteration_numbers", data=np.asarray(numbers))
+                    group.attrs["method"] = name
+            h5.attrs["layout"] = RECON_H5_LAYOUT
+            h5.attrs["methods"] = json.dumps(names)
+            h5.attrs["method_metrics"] = json.dumps(
+                {n: results[n].get("metrics") for n in names}, default=float
+            )
+            h5.attrs["method_settings_all"] = json.dumps(
+                {n: results[n].get("settings") for n in names}, default=str
+            )
+            for key, value in (attrs or {}).items():
+                h5.attrs[key] = json.dumps(value) if isinstance(value, (dict, list)) else value
+    except OSError as exc:
+        raise KSpaceWriteError(f"cannot write the reconstructions ({exc})", path) from exc
+    return path
+
+
+def read_recon_h5(path: str | Path) -> dict[str, Any]:
+    """Read a file of :func:`write_recon_h5` (``recon`` or the app): ``{"methods": {name:
+    {"final", "iterations", "iteration_numbers", "metrics", "settings"}}, "mask", "reference",
+    "attrs"}``. Raises KSpaceReadError for a file of another layout."""
+    import h5py
+
+    from mriviewer.core.errors import KSpaceReadError
+
+    path = Path(path)
+    try:
+        with h5py.File(path, "r") as h5:
+            if "reconstruction_complex" not in h5 or "methods" not in h5.attrs:
+                raise KSpaceReadError("not a mriviewer reconstruction file", path)
+            names = json.loads(h5.attrs["methods"])
+            metrics = json.loads(h5.attrs.get("method_metrics", "{}"))
+            settings = json.loads(h5.attrs.get("method_settings_all", "{}"))
+            finals = h5["reconstruction_complex"][()]
+            methods: dict[str, dict[str, Any]] = {}
+            for i, name in enumerate(names):
+                entry = {
+                    "final": finals[i],
+                    "metrics": metrics.get(name),
+                    "settings": settings.get(name),
+                }
+                if f"iterations/{i}" in h5:
+                    entry["iterations"] = h5[f"iterations/{i}/images"][()]
+                    entry["iteration_numbers"] = h5[f"iterations/{i}/iteration_numbers"][()]
+                methods[name] = entry
+            return {
+                "methods": methods,
+                "mask": h5["mask"][()].astype(bool) if "mask" in h5 else None,
+                "reference": h5["reference"][()] if "reference" in h5 else None,
+                "attrs": {k: v for k, v in h5.attrs.items()},
+            }
+    except OSError as exc:
+        raise KSpaceReadError(f"cannot read the reconstruction file ({exc})", path) from exc
 
 
 def _ds(value: float) -> Any:

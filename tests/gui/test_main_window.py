@@ -183,10 +183,15 @@ def test_export_figure_metrics_and_recons(window, qtbot, tmp_path):
     assert window.export_recons(tmp_path / "r.npy") and window.export_recons(tmp_path / "r.h5")
     stack = np.load(tmp_path / "r.npy")
     assert stack.shape == (2, 48, 48) and np.iscomplexobj(stack)
-    import h5py
+    from mriviewer.core.export import read_recon_h5
 
-    with h5py.File(tmp_path / "r.h5") as h5:
-        assert h5["cg-sense/iterations"].shape[0] == len(window.traces["cg-sense"].iterations)
+    # the one reconstruction layout (the same as `mriviewer recon`'s), every iteration kept
+    back = read_recon_h5(tmp_path / "r.h5")
+    cg = back["methods"]["cg-sense"]
+    assert cg["iterations"].shape[0] == len(window.traces["cg-sense"].iterations)
+    np.testing.assert_array_equal(cg["final"], window.traces["cg-sense"].images[-1])
+    assert cg["metrics"]["psnr"] == pytest.approx(window.traces["cg-sense"].metrics[-1]["psnr"])
+    np.testing.assert_array_equal(back["mask"], window.effective_mask())
     assert not window.export_figure(tmp_path / "figure.bmp")
     assert "unsupported figure format" in window.errors[-1]
 

@@ -1,0 +1,203 @@
+"""One comparison run as a stream of messages, Qt-free: what the app's compute process (or
+worker thread) executes and what a headless :class:`mriviewer.core.session.ComparisonSession`
+drives directly.
+
+:func:`execute` prepares the problem (coil maps, reference) once and streams every method
+through :func:`mriviewer.core.compare.stream` inside ``torch.inference_mode``; each iteration
+becomes an :class:`IterationPayload` (CPU numpy copies only, original units, cropped, with its
+metrics).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from mriviewer.core.errors import MriViewerError
+
+
+@dataclass
+class RunRequest:
+    """Everything a run needs, copied from the UI state (plain data, picklable, no Qt).
+
+    kspace: fully sampled (or already undersampled) ``(C, H, W)`` complex64 slice.
+    mask: ``(H, W)`` bool. reference: ``(h, w)`` float32 or None. methods: method names
+    (``model:PATH`` for models). settings: per-method keyword settings. imports: modules to
+    import before the run (they may register extra methods with ``compare.register_method``).
+    """
+
+    kspace: np.ndarray
+    mask: np.ndarray
+    reference: np.ndarray | None
+    recon_matrix: tuple[int, int] | None
+    methods: list[str]
+    device: str = "cpu"
+    source: str = ""
+    calib: int | None = None
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    imports: list[str] = field(default_factory=list)
+    #: metric convention (``rss`` | ``sense``) and region (``all`` | ``foreground``)
+    reference_kind: str = "rss"
+    metrics_region: str = "all"
+    #: the data's own sampling: True (fully sampled), False (undersampled), None (detect)
+    fully_sampled: bool | None = None
+
+
+@dataclass
+class IterationPayload:
+    """One iteration of one method, ready for display (original units, cropped)."""
+
+    method: str
+    iteration: int
+    image: np.ndarray  # (h, w) complex64, CPU copy
+    metrics: dict[str, float]
+    elapsed: float
+    final: bool
+    peak_memory_mb: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def ui_friendly_threads() -> int:
+    """torch intra-op threads for the computation: every core but one (at least one)."""
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
+def describe_error(exc: BaseException, device: str) -> str:
+    """A one-line human reason for a failure inside a run."""
+    import torch
+
+    if isinstance(exc, (torch.cuda.OutOfMemoryError, MemoryError)):
+        detail = str(exc).splitlines()[0] if str(exc) else "no detail"
+        return f"out of memory on {device} ({detail})"
+    if isinstance(exc, MriViewerError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+Message = tuple  # ("status", text) | ("prepared", info) | ("iteration", payload) | ...
+
+
+def expected_iterations(settings: dict[str, Any]) -> int | None:
+    """Iterations a method announces in its settings (``max_iter`` or ``unrolls``), if any."""
+    for key in ("max_iter", "unrolls"):
+        value = settings.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+            return int(value)
+    return None
+
+
+def execute(request: RunRequest, should_stop: Callable[[], bool]) -> Iterator[Message]:
+    """Run ``request`` and yield messages; never raises (failures become messages).
+
+    Messages: ``("status", text)``, ``("prepared", info)``, ``("method_started", name, info)``
+    (``info["expected_iterations"]``: int or None), ``("iteration", IterationPayload)``,
+    ``("method_finished", name, summary)``, ``("method_failed", name, reason)``,
+    ``("failed", reason)``, and last ``("done", cancelled)``.
+    """
+    import torch
+
+    try:
+        with torch.inference_mode():
+            yield from _execute(request, should_stop)
+    except Exception as exc:  # noqa: BLE001 - any failure becomes a message, never a crash
+        traceback.print_exc()
+        yield ("failed", describe_error(exc, request.device))
+    yield ("done", bool(should_stop()))
+
+
+def _execute(req: RunRequest, should_stop: Callable[[], bool]) -> Iterator[Message]:
+    from mriviewer.core import compare
+
+    for module in req.imports:
+        importlib.import_module(module)
+    yield ("status", "estimating coil maps…")
+    t0 = time.perf_counter()
+    problem = compare.prepare_problem(
+        req.kspace,
+        req.mask,
+        reference=req.reference,
+        recon_matrix=req.recon_matrix,
+        calib=req.calib,
+        source=req.source,
+        reference_kind=req.reference_kind,
+        metrics_region=req.metrics_region,
+        fully_sampled=req.fully_sampled,
+    )
+    yield (
+        "prepared",
+        {
+            "seconds": time.perf_counter() - t0,
+            "calib": problem.info.get("calib"),
+            "reference": None if problem.reference is None else np.array(problem.reference),
+            "reference_kind": problem.reference_kind,
+            "metrics_region": problem.metrics_region,
+            "acceleration": problem.info.get("acceleration"),
+            "warnings": list(problem.warnings),
+        },
+    )
+    for name in req.methods:
+        if should_stop():
+            return
+        yield ("status", f"running {name}…")
+        try:
+            yield from _run_method(compare, problem, name, req, should_stop)
+        except Exception as exc:  # noqa: BLE001 - one bad method must not stop the others
+            traceback.print_exc()
+            yield ("method_failed", name, describe_error(exc, req.device))
+
+
+def _run_method(
+    compare: Any, problem: Any, name: str, req: RunRequest, should_stop: Callable[[], bool]
+) -> Iterator[Message]:
+    method = compare.get_method(name, **req.settings.get(name, {}))
+    settings = getattr(method, "settings", dict)()
+    yield ("method_started", name, {"expected_iterations": expected_iterations(settings)})
+    from mriviewer.core.memory import PeakMemory
+
+    # CUDA: max allocated after a reset; CPU: the process's peak resident memory above its level
+    # before the method (the compute process is reused, so the allocator is trimmed and the
+    # kernel's peak reset first)
+    memory = PeakMemory(req.device)
+    peak = 0.0
+    last = None
+    # the complete record (original units, cropped, metrics or ground-truth-free measures)
+    for record in compare.stream(method, problem, req.device, should_stop=should_stop):
+        peak = memory.update()
+        last = IterationPayload(
+            method=name,
+            iteration=record.iteration,
+            image=record.image,
+            metrics=record.metrics,
+            elapsed=record.elapsed,
+            final=record.final,
+            peak_memory_mb=float(peak),
+            extra={k: v for k, v in record.extra.items() if isinstance(v, (int, float, str))},
+        )
+        yield ("iteration", last)
+        if should_stop():
+            break
+    summary = {
+        "iterations": 0 if last is None else last.iteration,
+        "seconds": 0.0 if last is None else last.elapsed,
+        "peak_memory_mb": peak,
+        "complete": bool(last is not None and last.final),
+        "settings": _jsonable(settings),
+    }
+    yield ("method_finished", name, summary)
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (int, float, str, bool)) or obj is None:
+        return obj
+    return str(obj)
