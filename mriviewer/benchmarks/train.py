@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mriviewer.core.memory import LiveTensorBytes
+from mriviewer.core.memory import LiveTensorBytes, peak_memory_bytes, reset_peak_memory
 from mriviewer.core.models import build_model
 from mriviewer.core.physics.fft import fft2c
 from mriviewer.core.physics.masks import MaskSpec, make_mask
@@ -159,13 +159,13 @@ def measure_strategy(
     gc.collect()
     if cuda:
         torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats(device)
+        reset_peak_memory(device)
     run = StrategyRun(model_config, strategy, modules, size, coils, batch_size, device, lr, seed)
     for _ in range(warmup):
         run.step()
     times = [run.step() for _ in range(iterations)]
     if cuda:
-        peak, method = int(torch.cuda.max_memory_allocated(device)), MEMORY_METHODS["cuda"]
+        peak, method = peak_memory_bytes(device)[0], MEMORY_METHODS["cuda"]
     elif memory == "tensors":
         peak, method = run.tensor_bytes(), MEMORY_METHODS["tensors"]
     else:
@@ -200,10 +200,11 @@ def _measure_round_robin(kwargs_list: list[dict[str, Any]], warmup: int, iterati
 def _measure_rss_subprocess(kwargs: dict[str, Any]) -> dict[str, Any]:
     """Run :func:`measure_strategy` (time only) in a fresh interpreter; add its peak RSS."""
     code = (
-        "import json, resource, sys\n"
+        "import json, sys\n"
         "from mriviewer.benchmarks.train import measure_strategy\n"
+        "from mriviewer.core.memory import peak_memory_bytes\n"
         "r = measure_strategy(**json.loads(sys.argv[1]))\n"
-        "r['rss'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "r['rss_bytes'] = peak_memory_bytes('cpu')[0]\n"
         "print(json.dumps(r))\n"
     )
     proc = subprocess.run(
@@ -218,9 +219,8 @@ def _measure_rss_subprocess(kwargs: dict[str, Any]) -> dict[str, Any]:
 
         raise MriViewerError(f"benchmark subprocess failed: {proc.stderr.strip()[-500:]}")
     result = json.loads(proc.stdout.strip().splitlines()[-1])
-    scale = 1 if sys.platform == "darwin" else 1024
     return {
-        "peak_memory_bytes": int(result["rss"]) * scale,
+        "peak_memory_bytes": int(result["rss_bytes"]),
         "seconds_per_iteration": result["seconds_per_iteration"],
         "method": MEMORY_METHODS["rss"],
     }
