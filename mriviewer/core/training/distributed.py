@@ -47,7 +47,6 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.checkpoint import checkpoint
 
 from mriviewer.core.errors import ConfigError, MriViewerError
-from mriviewer.core.files import atomic_write_text
 from mriviewer.core.models import UnrolledNet
 from mriviewer.core.physics.masks import stable_seed
 from mriviewer.core.training.config import TrainConfig
@@ -354,26 +353,15 @@ class DistributedTrainer(Trainer):
     def progress_label(self) -> str:
         return f"{super().progress_label()} x{self.ctx.world_size}"
 
-    def prepare(self) -> None:
-        """Folder, resume (every rank loads the state; the logger trims the log), config.json."""
-        ctx = self.ctx
-        if ctx.is_main:
-            self.output.mkdir(parents=True, exist_ok=True)
-        if self.resume:
-            self.load_state()
-            if self.is_logger:
-                self._trim_log()
-        elif self.last_path.exists():
-            raise ConfigError(
-                "output folder already holds a training run; use --resume or another --output",
-                self.output,
-            )
-        dist.barrier()  # nobody writes into the folder before every rank has checked it
-        if ctx.is_main:
-            atomic_write_text(
-                self.output / "config.json",
-                json.dumps(self.config.to_dict() | {"world_size": ctx.world_size}, indent=2) + "\n",
-            )
+    @property
+    def is_main(self) -> bool:  # type: ignore[override]
+        return self.ctx.is_main
+
+    def barrier(self) -> None:
+        dist.barrier()
+
+    def config_record(self) -> dict[str, Any]:
+        return super().config_record() | {"world_size": self.ctx.world_size}
 
     def before_step(self, step: int) -> None:
         injected_failure_hook(self.ctx.rank, step)

@@ -17,10 +17,11 @@ Batches and masks depend only on ``(seed, step)``, so an interrupted run resumed
 :meth:`Trainer.run` is the one training loop, in one process and under ``torchrun``: keep-best,
 pruning and a caller's progress function are callbacks
 (:mod:`mriviewer.core.training.callbacks`), and what differs between one process and several
-(which rank records, validates and writes, the collective steps) are the hook methods that
-:class:`mriviewer.core.training.distributed.DistributedTrainer` overrides: ``prepare``,
-``make_step``, ``before_step``, ``make_record``, ``coordinate``, ``checkpoint``, ``finish``,
-``close``, ``on_interrupt`` and ``wrap_error``.
+(which rank records, validates and writes, the collective steps) are the hooks that
+:class:`mriviewer.core.training.distributed.DistributedTrainer` overrides: ``is_main``,
+``is_logger``, ``validates``, ``barrier``, ``config_record``, ``make_step``, ``before_step``,
+``make_record``, ``coordinate``, ``checkpoint``, ``finish``, ``close``, ``on_interrupt`` and
+``wrap_error``.
 """
 
 from __future__ import annotations
@@ -315,24 +316,36 @@ class Trainer:
         atomic_write_text(path, "".join(line + "\n" for line in kept))
 
     # -- hooks: one process here; DistributedTrainer overrides them ------------------------
+    is_main = True  # this process writes the run's files (config, state, models)
     is_logger = True  # this process writes log.jsonl and shows progress
     validates = True  # this process validates (and so keeps the best weights)
 
+    def barrier(self) -> None:
+        """Wait for every process of the run (one process: nothing to wait for)."""
+
+    def config_record(self) -> dict[str, Any]:
+        """What ``config.json`` holds."""
+        return self.config.to_dict()
+
     def prepare(self) -> None:
-        """Output folder, resume (restore ``last.pt``, trim the log) or refuse a used folder,
-        ``config.json``."""
-        self.output.mkdir(parents=True, exist_ok=True)
+        """Output folder, resume (every process restores the state, the logger trims the log)
+        or refuse a used folder, then ``config.json``."""
+        if self.is_main:
+            self.output.mkdir(parents=True, exist_ok=True)
         if self.resume:
             self.load_state()
-            self._trim_log()
+            if self.is_logger:
+                self._trim_log()
         elif self.last_path.exists():
             raise ConfigError(
                 "output folder already holds a training run; use --resume or another --output",
                 self.output,
             )
-        atomic_write_text(
-            self.output / "config.json", json.dumps(self.config.to_dict(), indent=2) + "\n"
-        )
+        self.barrier()  # nobody writes into the folder before every process has checked it
+        if self.is_main:
+            atomic_write_text(
+                self.output / "config.json", json.dumps(self.config_record(), indent=2) + "\n"
+            )
 
     def make_step(self) -> Callable[[int], StepResult | None]:
         """The function training step ``step`` (0-based); None where this rank has no loss."""
