@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from mriviewer.core.errors import MriViewerError
-from mriviewer.core.io.atomic import atomic_write_path, atomic_write_text
+from mriviewer.core.files import atomic_write_path, atomic_write_text
 
 FIGURE_FORMATS = ("png", "svg", "pdf")
 

@@ -11,8 +11,8 @@ import h5py
 import numpy as np
 
 from mriviewer.core.errors import KSpaceReadError, KSpaceWriteError
+from mriviewer.core.files import atomic_write_path
 from mriviewer.core.images import center_crop  # noqa: F401 - re-exported (readers' API)
-from mriviewer.core.io.atomic import atomic_write_path
 from mriviewer.core.io.base import KSpaceVolume, check_layout
 
 REFERENCE_KEYS = ("reconstruction_rss", "reconstruction_esc")
