@@ -203,6 +203,9 @@ def test_training_runs_with_crop_batches_mixed_accelerations_and_virtual_coils(d
     assert "crop_readout" not in card["training_data"]["val"]
     assert card["training_data"]["val"]["virtual_coils"] == 4
     assert not Path(tdata["folder"]).is_absolute()
+    # at most V: a file with fewer coils than virtual_coils is left as it is
+    ds = SliceDataset(data / "val", MaskSpec(), [4.0], coil_method="lowres", virtual_coils=64)
+    assert ds.sample(0, seed=1).kspace.shape[0] == COILS
     assert "validation" in card and np.isfinite(card["validation"]["psnr"])
 
 

@@ -16,7 +16,7 @@ Example ``train.toml`` (relative folders are relative to the TOML file)::
     loss = "l1"                 # complex l1 (default) or l2
     center_fractions = [0.08]   # optional: one 1-D centre fraction per acceleration
     crop_readout = 64           # optional: train on random 64-row readout crops (1-D masks)
-    virtual_coils = 8           # optional: SVD coil compression to 8 virtual coils
+    virtual_coils = 8           # optional: SVD coil compression to at most 8 virtual coils
 
     [model]                     # build_model settings: name modl | pgd, then its arguments
     name = "modl"
@@ -86,7 +86,7 @@ class TrainConfig:
     # one 1-D centre fraction per acceleration (None: [mask] center_fraction for all)
     center_fractions: list[float] | None = None
     crop_readout: int | None = None  # training samples: random crops of this many readout rows
-    virtual_coils: int | None = None  # SVD coil compression of every slice to V virtual coils
+    virtual_coils: int | None = None  # SVD coil compression to at most V virtual coils
 
     def data_options(self, train: bool = True) -> dict[str, Any]:
         """SliceDataset keyword settings; validation data (``train=False``) is never cropped."""

@@ -19,8 +19,8 @@ FFT give the exact k-space of the cropped image (:func:`readout_crop`); coil map
 and reference are cropped alike, and the normalisation scale is the full slice's. The crop's
 centre is drawn (from the sample's seed) among the rows that hold the object.
 
-Coil compression (``virtual_coils = V``): every slice's fully sampled k-space is compressed to V
-virtual coils by an SVD over coils (:mod:`mriviewer.core.physics.coil_compression`) before
+Coil compression (``virtual_coils = V``): every slice with more than V coils has its fully
+sampled k-space compressed to V virtual coils by an SVD over coils (:mod:`mriviewer.core.physics.coil_compression`) before
 masking and coil-map estimation, for training and validation alike.
 """
 
@@ -219,12 +219,6 @@ class SliceDataset:
                 self.folder,
             )
         for ref in self.slices:
-            if self.virtual_coils is not None and not 1 <= self.virtual_coils <= ref.shape[0]:
-                raise ConfigError(
-                    f"virtual_coils {self.virtual_coils} must be between 1 and the coil "
-                    f"count {ref.shape[0]}",
-                    ref.path,
-                )
             if self.crop_readout is not None and not 8 <= self.crop_readout <= ref.shape[1]:
                 raise ConfigError(
                     f"crop_readout {self.crop_readout} must be between 8 and the readout "
@@ -262,7 +256,8 @@ class SliceDataset:
         if self.virtual_coils is not None:
             out["virtual_coils"] = self.virtual_coils
             out["coil_compression"] = (
-                "SVD over coils of each slice's fully sampled k-space (Buehrer 2007, Huang 2008)"
+                "slices with more coils: SVD over coils of the fully sampled k-space to "
+                "virtual_coils virtual coils (Buehrer 2007, Huang 2008)"
             )
         sources = simulation_sources(self._volumes)
         if sources:
@@ -289,7 +284,7 @@ class SliceDataset:
         if reference is None:
             reference = center_crop(rss(ifft2c_np(kspace)), volume.recon_matrix)
         source = f"{ref.path.resolve()}#slice{ref.index}"
-        if self.virtual_coils is not None:
+        if self.virtual_coils is not None and self.virtual_coils < kspace.shape[0]:
             kspace = compress_coils(kspace, self.virtual_coils)
             source += f"#vc{self.virtual_coils}"
         maps = estimate_coil_maps(
