@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
-from PyQt6.QtCore import Qt
+from PyQt6.QtCore import Qt, QTimer
 from PyQt6.QtWidgets import QFileDialog
 
 from mriviewer.core.errors import MriViewerError
@@ -41,8 +42,13 @@ class MethodsMixin:
             self.methods_panel.add_method(name, name, text, checked=i == 0)
         skipped = compare.plugin_failures()  # plugins that failed to load: say so, run the rest
         if skipped:
+            for record in skipped:
+                print(f"mriviewer: warning: {record.describe()}", file=sys.stderr)
             more = f" (and {len(skipped) - 1} more: mriviewer methods)" if len(skipped) > 1 else ""
-            self.statusBar().showMessage(skipped[0].describe() + more, 15000)
+            # once the event loop runs, after the window's own start-up messages ("opened ...")
+            QTimer.singleShot(
+                0, lambda: self.statusBar().showMessage(skipped[0].describe() + more, 30000)
+            )
         if self.methods_panel.list.count():
             self.methods_panel.list.setCurrentRow(0)
         try:

@@ -52,7 +52,7 @@ def test_scripted_app_runs_a_plugin_in_the_compute_process(case_file, tmp_path):
     assert rows["pocs-sense"]["psnr"] > rows["zero-filled"]["psnr"]
 
 
-def test_failed_plugin_is_named_in_the_status_bar(qtbot, monkeypatch):
+def test_failed_plugin_is_named_in_the_status_bar(qtbot, monkeypatch, case_file, capsys):
     from mriviewer.core import compare
     from mriviewer.core.plugins import PluginRecord
     from mriviewer.gui.main_window import MainWindow
@@ -61,7 +61,9 @@ def test_failed_plugin_is_named_in_the_status_bar(qtbot, monkeypatch):
     monkeypatch.setattr(compare, "_PLUGINS", [failed])
     win = MainWindow()
     qtbot.addWidget(win)
-    message = win.statusBar().currentMessage()
-    assert message == "plugin method 'broken' (package broken-pkg) skipped: import failed: boom"
+    assert win.open_file(case_file, 0)  # its "opened" message must not hide the plugin's
+    expected = "plugin method 'broken' (package broken-pkg) skipped: import failed: boom"
+    qtbot.waitUntil(lambda: win.statusBar().currentMessage() == expected, timeout=5000)
+    assert f"mriviewer: warning: {expected}" in capsys.readouterr().err
     assert "grappa" in win.methods_panel.keys()
     win.controller.stop()
