@@ -129,3 +129,18 @@ def test_calibration_block_is_fully_sampled_for_2d_masks():
     cross[:, 9:12] = True
     rows, cols = calibration_block(cross)
     assert cross[rows, cols].all() and cross[rows, cols].size == 4 * 20
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("reference", ["rss", "sense"])
+def test_beats_zero_filled_on_the_demo(reference):
+    """The README's demo setting: random R=4, centre fraction 0.08, both reference conventions."""
+    from mriviewer.core.compare import prepare_from_volume
+    from mriviewer.core.io import open_kspace
+
+    volume = open_kspace("demo")
+    mask = make_mask(MaskSpec("random", 4.0, 0.08, seed=0), volume.matrix)
+    problem = prepare_from_volume(volume, mask, fully_sampled=True, reference_kind=reference)
+    zero = "zero-filled-rss" if reference == "rss" else "zero-filled"
+    combine = "rss" if reference == "rss" else "sense"
+    assert _psnr("grappa", problem, combine=combine) > _psnr(zero, problem) + 2.0
