@@ -103,6 +103,12 @@ def test_plugin_settings_are_checked(loaded):
     registry, _ = loaded
     with pytest.raises(ReconError, match="max_iter=0 must be >= 1"):
         registry["pocs-sense"](max_iter=0)
+    with pytest.raises(
+        ReconError,
+        match=r"plugin method 'pocs-sense' \(package mriviewer-pocs\) could not be built with "
+        r"settings \{'lamda': 1\}: TypeError: .*unexpected keyword argument 'lamda'",
+    ):
+        registry["pocs-sense"](lamda=1)
 
 
 def test_methods_command_and_eval_with_plugins(plugin_paths, tmp_path):

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from mriviewer.core.errors import ReconError
+from mriviewer.core.errors import MriViewerError, ReconError
 from mriviewer.core.recon.base import IterationResult, ReconProblem
 
 GROUP = "mriviewer.methods"
@@ -147,9 +147,27 @@ def load_entry_points(
             continue
         if record.kind == "factory":
             factory = _checked_factory(obj, ep.name)
-        register(ep.name, factory)
+        register(ep.name, _guarded(factory, record))
         taken.add(ep.name)
     return records
+
+
+def _guarded(factory: Callable[..., Any], record: PluginRecord) -> Callable[..., Any]:
+    """``factory`` whose failures are one-line :class:`ReconError` naming the plugin (a
+    :class:`MriViewerError` it raises itself passes unchanged)."""
+
+    def build(**settings: Any) -> Any:
+        try:
+            return factory(**settings)
+        except MriViewerError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a plugin's bug or a setting it does not take
+            raise ReconError(
+                f"plugin method {record.name!r} (package {record.package}) could not be built "
+                f"with settings {settings}: {type(exc).__name__}: {exc}"
+            ) from exc
+
+    return build
 
 
 def _checked_factory(factory: Callable[..., Any], name: str) -> Callable[..., Any]:
