@@ -123,7 +123,12 @@ def load_entry_points(
     taken = set(reserved)
     records: list[PluginRecord] = []
     seen: set[tuple[str, str]] = set()
-    for ep in entry_points(group=GROUP) if eps is None else eps:
+    if eps is None:
+        try:
+            eps = list(entry_points(group=GROUP))
+        except Exception as exc:  # noqa: BLE001 - unreadable metadata of some installed package
+            return [PluginRecord("?", "?", GROUP, error=f"cannot list entry points: {exc}")]
+    for ep in eps:
         if (ep.name, ep.value) in seen:  # the same distribution found twice on sys.path
             continue
         seen.add((ep.name, ep.value))
