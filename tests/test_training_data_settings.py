@@ -215,3 +215,17 @@ def test_portable_folder_is_never_absolute(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert portable_folder(tmp_path / "x" / "train") == "x/train"
     assert portable_folder("/somewhere/else/train") == "else/train"
+
+
+def test_description_lists_the_simulation_sources(tmp_path):
+    from mriviewer.core.simulate import Augmentation, SimulationSettings, Split, simulate
+
+    vol = np.zeros((24, 28, 6), np.float32)
+    vol[6:18, 6:22, :] = 100.0
+    np.save(tmp_path / "vol.npy", vol)
+    settings = SimulationSettings(matrix=(32, 32), coils=4, seed=5, augment=Augmentation(flip=True))
+    simulate(tmp_path / "vol.npy", tmp_path / "ds", settings, splits=[Split("train", 1, 4)])
+    ds = SliceDataset(tmp_path / "ds" / "train", MaskSpec("random", 4.0, 0.16), [4.0])
+    (source,) = ds.describe()["sources"]
+    assert source["source"] == "vol.npy" and source["split_range"] == [1, 4]
+    assert source["seed"] == 5 and source["slices"] == 3 and source["settings"]["augment"]["flip"]

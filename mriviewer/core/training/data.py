@@ -203,6 +203,7 @@ class SliceDataset:
             )
         self.slices: list[SliceRef] = []
         self._volumes: dict[Path, Any] = {}
+        self._sources: list[dict[str, Any]] | None = None
         files = sorted(p for p in self.folder.iterdir() if p.suffix.lower() in SUFFIXES)
         for path in files:
             if path.suffix.lower() == ".cfl" and not path.with_suffix(".hdr").exists():
@@ -259,7 +260,9 @@ class SliceDataset:
                 "slices with more coils: SVD over coils of the fully sampled k-space to "
                 "virtual_coils virtual coils (Buehrer 2007, Huang 2008)"
             )
-        sources = simulation_sources(self._volumes)
+        if self._sources is None:  # read once: every saved card describes the data
+            self._sources = simulation_sources(self._volumes)
+        sources = self._sources
         if sources:
             out["sources"] = sources
         return out
