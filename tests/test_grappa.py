@@ -144,3 +144,35 @@ def test_beats_zero_filled_on_the_demo(reference):
     zero = "zero-filled-rss" if reference == "rss" else "zero-filled"
     combine = "rss" if reference == "rss" else "sense"
     assert _psnr("grappa", problem, combine=combine) > _psnr(zero, problem) + 2.0
+
+
+@pytest.mark.parametrize(
+    ("spec", "kernel"),
+    [
+        (MaskSpec("random", 3.0, 0.16, seed=0), (3, 5)),
+        (MaskSpec("poisson", 3.0, calib=16, seed=0), (3, 3)),
+        (MaskSpec("random", 3.0, 0.16, seed=0), (4, 4)),
+    ],
+    ids=["lines-3x5", "poisson-3x3", "even-4x4"],
+)
+def test_trained_weights_are_pygrappas_fit(spec, kernel):
+    """train_weights (one Gram matrix) gives mdgrappa's own kernels and the same filled k-space."""
+    from pygrappa import mdgrappa
+
+    from mriviewer.core.recon.grappa import train_weights
+
+    kspace, _, _ = phantom_case(64, 64, coils=8, seed=0)
+    mask = make_mask(spec, (64, 64)).array
+    data = (kspace * mask).astype(np.complex64)
+    rows, cols = calibration_block(mask, kernel)
+    calib = data[:, rows, cols]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        filled, theirs = mdgrappa(
+            data, calib, kernel_size=kernel, coil_axis=0, lamda=0.1, ret_weights=True
+        )
+    ours = train_weights(data[0] != 0, calib, kernel, 0.1)
+    assert set(ours) == set(theirs) and len(ours) > 10
+    for key, w in theirs.items():
+        np.testing.assert_allclose(ours[key], w, rtol=1e-9, atol=1e-9 * np.abs(w).max(initial=0))
+    ours_filled = mdgrappa(data, calib, kernel_size=kernel, coil_axis=0, lamda=0.1, weights=ours)
+    np.testing.assert_allclose(ours_filled, filled, atol=1e-6 * np.abs(filled).max())
