@@ -46,7 +46,8 @@ def test_info_text_is_aligned_key_value_lines(capsys, fastmri_file):
         "matrix": "16 x 12 (H x W, phase-encode along W)",
         "recon matrix": "8 x 12",
         "acquisition": "AXT2",
-        "reference": "yes",
+        "reference": "yes (stored in the file)",
+        "sampling": "fully sampled (slice 0)",
     }
     assert {k: fields[k] for k in expected} == expected
     value_columns = {len(line) - len(line.split(": ", 1)[1].lstrip()) for line in lines}

@@ -122,7 +122,9 @@ def evaluate_each(args: argparse.Namespace) -> dict[str, Any]:
 
     The result is :func:`evaluate_files`' (same keys) with ``settings["cases"][CASE]["error"]``
     for each failed case (absent from ``cases``) and a top-level ``failures`` list of
-    ``{"case", "file", "error"}``. Raises the error itself when every case failed.
+    ``{"case", "file", "error"}`` (plus ``"method"`` for a method refused on a case whose other
+    methods were evaluated: ``settings["cases"][CASE]["method_errors"]``). Raises the error
+    itself when every case failed.
     """
     names = _case_names(args.files)
     merged: dict[str, Any] | None = None
@@ -136,8 +138,13 @@ def evaluate_each(args: argparse.Namespace) -> dict[str, Any]:
                 raise
             failures.append({"case": case, "file": str(file), "error": str(exc)})
             continue
-        (got,) = result["cases"]  # the single-file run names the case by file name alone
+        (got,) = result["settings"]["cases"]  # the single-file run names the case by file name
         case_settings = result["settings"]["cases"][got]
+        failures += [
+            {"case": case, "file": str(file), "method": name, "error": error}
+            for name, error in case_settings.get("method_errors", {}).items()
+        ]
+        result["cases"].setdefault(got, {})
         if merged is None:
             merged = {"cases": {}, "settings": {**result["settings"], "cases": {}}}
         merged["cases"][case] = result["cases"][got]
@@ -146,7 +153,7 @@ def evaluate_each(args: argparse.Namespace) -> dict[str, Any]:
         raise MriViewerError(
             "every case failed: " + "; ".join(f"{f['case']}: {f['error']}" for f in failures)
         )
-    for failure in failures:
+    for failure in (f for f in failures if "method" not in f):
         merged["settings"]["cases"][failure["case"]] = {
             "file": failure["file"],
             "error": failure["error"],
@@ -184,6 +191,7 @@ def evaluate_files(args: argparse.Namespace) -> dict[str, Any]:
         accelerations = []
         regions: list[np.ndarray | None] = []
         warnings: list[str] = []
+        method_errors: dict[str, str] = {}
         for index in slices:
             kspace = volume.read_kspace(index)
             band = acquired_band(kspace, volume.header)
@@ -198,14 +206,23 @@ def evaluate_files(args: argparse.Namespace) -> dict[str, Any]:
             warnings.extend(f"slice {index}: {w}" for w in problem.warnings)
             warnings.extend(f"slice {index}: {w}" for w in (*band.warnings, *mask.warnings))
             for name, method in built.items():
+                if name in method_errors:
+                    continue
                 start = time.perf_counter()
-                last = final_record(method, problem, device, metrics=False)
+                try:
+                    last = final_record(method, problem, device, metrics=False)
+                except ReconError as exc:  # e.g. refused for want of calibration data: the
+                    # other methods of the case are still evaluated, this one is recorded
+                    method_errors[name] = f"{volume.path.name}: slice {index}: {exc}"
+                    continue
                 seconds[name] += time.perf_counter() - start
                 preds[name].append(center_crop(np.abs(last.image), problem.reference.shape))
         ref = np.stack(refs)
         region = np.stack(regions) if args.metrics_region == "foreground" else None
         cases[case] = {}
         for name in methods:
+            if name in method_errors:
+                continue
             metrics = all_metrics(ref, np.stack(preds[name]), region=region)
             cases[case][name] = {
                 "psnr": metrics["psnr"],
@@ -218,6 +235,7 @@ def evaluate_files(args: argparse.Namespace) -> dict[str, Any]:
             "slices": slices,
             "achieved_acceleration": float(np.mean(accelerations)),
             "warnings": warnings,
+            "method_errors": method_errors,
         }
     settings = {
         "methods": methods,
@@ -271,7 +289,16 @@ def format_table(result: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    result = evaluate_each(args)
+    try:
+        result = evaluate_each(args)
+    except MriViewerError as exc:
+        if args.json_out:  # the failure is recorded, as for any failed case
+            from mriviewer.core.io.atomic import atomic_write_text
+
+            failed = {"case": _case_names(args.files)[0], "file": args.files[0], "error": str(exc)}
+            record = {"cases": {}, "settings": {"cases": {}}, "failures": [failed]}
+            atomic_write_text(args.json_out, json.dumps(record, indent=2) + "\n")
+        raise
     settings = result["settings"]
     print(settings["reference_definition"])
     for case, info in settings["cases"].items():
@@ -284,5 +311,6 @@ def run(args: argparse.Namespace) -> int:
         atomic_write_text(args.json_out, json.dumps(result, indent=2) + "\n")
         print(f"wrote {args.json_out}")
     for failure in result.get("failures", []):
-        print(f"mriviewer eval: failed: {failure['error']}", file=sys.stderr)
+        where = f"{failure['case']}: " if failure["case"] not in failure["error"] else ""
+        print(f"mriviewer eval: failed: {where}{failure['error']}", file=sys.stderr)
     return 1 if result.get("failures") else 0

@@ -75,7 +75,43 @@ def describe_file(
     volume = open_kspace(target, prewhiten=prewhiten, **options)
     info = volume.summary()
     info["acquired_band"] = band_summary(volume)
+    info["sampling"] = sampling_summary(volume)
     return info
+
+
+def sampling_summary(volume: Any) -> dict[str, Any]:
+    """The data's own sampling of slice 0 (``SamplingInfo.to_dict``: fully sampled or not, R of
+    the full grid, ACS), or ``{"error": line}`` when slice 0 cannot be read."""
+    from mriviewer.core.errors import MriViewerError
+    from mriviewer.core.physics.sampling import detect_sampling
+
+    try:
+        return detect_sampling(volume.read_kspace(0)).to_dict()
+    except MriViewerError as exc:
+        return {"error": f"slice 0 unreadable ({exc.problem})"}
+
+
+def sampling_text(sampling: dict[str, Any]) -> str:
+    """One line for :func:`sampling_summary`."""
+    if "error" in sampling:
+        return f"unknown: {sampling['error']}"
+    if sampling["fully_sampled"]:
+        return "fully sampled (slice 0)"
+    acs = sampling["acs"]
+    floor = ", unsampled points hold a noise-only floor" if sampling.get("noise_floor") else ""
+    return (
+        f"undersampled (slice 0): R {sampling['acceleration']:.2f} of the full grid, ACS "
+        f"{acs[0]} x {acs[1]}{floor}; no ground truth unless the file stores a reference"
+    )
+
+
+def reference_text(info: dict[str, Any]) -> str:
+    """Whether metrics can have a reference, and where it comes from."""
+    if info["reference"]:
+        return "yes (stored in the file)"
+    if info.get("sampling", {}).get("fully_sampled", True):
+        return "none stored; computed from the fully sampled k-space (--reference rss|sense)"
+    return "no (k-space undersampled: no ground truth, no PSNR)"
 
 
 def band_summary(volume: Any) -> dict[str, Any]:
@@ -132,8 +168,10 @@ def human_lines(info: dict[str, Any]) -> list[tuple[str, str]]:
         ("matrix", f"{h} x {w} (H x W, phase-encode along W)"),
         ("recon matrix", f"{rh} x {rw}"),
         ("acquisition", info.get("acquisition") or "unknown"),
-        ("reference", "yes" if info["reference"] else "no"),
+        ("reference", reference_text(info)),
     ]
+    if "sampling" in info:
+        lines.append(("sampling", sampling_text(info["sampling"])))
     if "acquired_band" in info:
         lines.append(("acquired band", band_text(info["acquired_band"])))
     header = info.get("header", {})

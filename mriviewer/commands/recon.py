@@ -107,7 +107,12 @@ def run(args: argparse.Namespace) -> int:
     attrs = {
         "method": args.method,
         "method_settings": json.dumps(method.settings()),
-        "mask": json.dumps(mask_description(mask, args.mask, mask_kind)),
+        "mask": json.dumps(
+            {"kind": "data", "option": args.mask, "description": "the data's own sampling"}
+            | {"achieved_acceleration": problem.info["acceleration"]}
+            if mask_kind == "data"
+            else mask_description(mask, args.mask, mask_kind)
+        ),
         "achieved_acceleration": mask.achieved_acceleration,
         "source": str(volume.path),
         "slice": index,
@@ -121,6 +126,7 @@ def run(args: argparse.Namespace) -> int:
         "metrics_region": args.metrics_region,
         "acceleration": problem.info["acceleration"],
         "warnings": json.dumps(problem.warnings),
+        "prewhitened": bool(volume.whitened),
         "generator": f"mriviewer {__version__} recon",
     }
     if metrics is not None:
@@ -132,16 +138,23 @@ def run(args: argparse.Namespace) -> int:
         f"{args.method} on {volume.path.name} slice {index}: {last.iteration} iteration(s), "
         f"{seconds:.2f} s, mask {mask_kind} R={problem.info['acceleration']:.2f}"
     )
+    if mask_kind != "data" and not problem.info["fully_sampled"]:
+        own = problem.info["data_sampling"]["acceleration"]
+        line += f" (R {mask.spec.acceleration:g} on top of the data's own R {own:.2f})"
     if metrics is not None:
         line += (
             f", PSNR {metrics['psnr']:.2f} dB, SSIM {metrics['ssim']:.4f} "
-            f"(vs {problem.reference_kind} reference)"
+            f"(vs {problem.reference_kind} reference"
+            + (", foreground)" if args.metrics_region == "foreground" else ")")
         )
     else:
-        line += (
-            f", no ground truth: data-consistency residual {gt_free['dc_residual']:.4f}, "
-            f"last change {gt_free['rel_change']:.2e}"
-        )
+        measures = [
+            f"data-consistency residual {gt_free['dc_residual']:.4f}"
+            if "dc_residual" in gt_free
+            else "no data-consistency residual (RSS image, no phase)",
+            f"last change {gt_free['rel_change']:.2e}" if "rel_change" in gt_free else "",
+        ]
+        line += ", no ground truth: " + ", ".join(m for m in measures if m)
     print(line)
     for note in written.notes:
         print(f"note: {note}")

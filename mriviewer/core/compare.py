@@ -201,6 +201,8 @@ def prepare_problem(
             f"k-space is undersampled (R {sampling.acceleration:.2f} of the full grid): "
             + ("metrics against the file's own reference" if kind else "no ground truth, no PSNR")
         )
+        if reference is None and (reference_kind != "rss" or metrics_region != "all"):
+            warnings.append("--reference / --metrics-region have no effect without a ground truth")
     foreground = None
     if reference is not None and metrics_region == "foreground":
         foreground = foreground_mask(reference)
@@ -296,18 +298,23 @@ def relative_change(previous: np.ndarray | None, image: np.ndarray) -> float:
 
 
 def iteration_metrics(
-    problem: ReconProblem, image: np.ndarray, previous: np.ndarray | None = None
+    problem: ReconProblem,
+    image: np.ndarray,
+    previous: np.ndarray | None = None,
+    coil_combined: bool = True,
 ) -> dict[str, float]:
     """What can be measured for one iterate: fastMRI's PSNR/SSIM/NMSE against the reference
-    when there is one, else the ground-truth-free ``dc_residual`` (:func:`data_consistency`) and
-    ``rel_change`` (:func:`relative_change` from ``previous``). Images are normalised
-    ``(H, W)`` complex, as methods yield them."""
+    when there is one, else the ground-truth-free ``dc_residual`` (:func:`data_consistency`,
+    only for a complex image combined with the coil maps: ``coil_combined``; an RSS image has
+    no phase to push back through the maps) and ``rel_change`` (:func:`relative_change` from
+    ``previous``; absent for the first iterate). Images are normalised ``(H, W)`` complex, as
+    methods yield them."""
     if problem.reference is not None:
         return evaluate_image(problem, image)
-    return {
-        "dc_residual": data_consistency(problem, image),
-        "rel_change": relative_change(previous, image),
-    }
+    out = {"dc_residual": data_consistency(problem, image) if coil_combined else float("nan")}
+    if previous is not None:
+        out["rel_change"] = relative_change(previous, image)
+    return {k: v for k, v in out.items() if np.isfinite(v)}
 
 
 def needs_coil_maps(method: ReconMethod) -> bool:
@@ -370,8 +377,9 @@ def stream(
     metrics (``metrics=False`` skips them, e.g. for timing). Raises what run_method raises."""
     previous = None
     name = getattr(method, "name", type(method).__name__)
+    combined = needs_coil_maps(method)
     for result in run_method(method, problem, device, should_stop=should_stop):
-        measures = iteration_metrics(problem, result.image, previous) if metrics else {}
+        measures = iteration_metrics(problem, result.image, previous, combined) if metrics else {}
         previous = result.image
         yield StreamRecord(
             method=name,
@@ -399,7 +407,11 @@ def final_record(
         method=getattr(method, "name", type(method).__name__),
         iteration=int(last.iteration),
         image=np.asarray(to_original_units(problem, last.image), dtype=np.complex64),
-        metrics=iteration_metrics(problem, last.image, previous) if metrics else {},
+        metrics=(
+            iteration_metrics(problem, last.image, previous, needs_coil_maps(method))
+            if metrics
+            else {}
+        ),
         elapsed=float(last.elapsed),
         final=bool(last.final),
         normalised=last.image,

@@ -149,7 +149,8 @@ def _execute(req: RunRequest, should_stop: Callable[[], bool]) -> Iterator[Messa
         try:
             yield from _run_method(compare, problem, name, req, should_stop)
         except Exception as exc:  # noqa: BLE001 - one bad method must not stop the others
-            traceback.print_exc()
+            if not isinstance(exc, MriViewerError):  # an expected refusal needs no traceback
+                traceback.print_exc()
             yield ("method_failed", name, describe_error(exc, req.device))
 
 

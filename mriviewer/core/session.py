@@ -43,6 +43,7 @@ METRIC_FIELDS = (
     "seconds",
     "peak_memory_mb",
     "final",
+    "reference",
 )
 #: the reference pane's key in traces-like mappings
 REFERENCE = "reference"
@@ -517,6 +518,7 @@ class ComparisonSession:
                 "format": self.volume.format,
             }
             info["slice"] = self.volume.slice_index
+            info["prewhitened"] = bool(self.volume.whitened)
         if self.mask is not None:
             mask_info: dict[str, Any] = {
                 "achieved_acceleration": self.mask.achieved_acceleration,
@@ -577,6 +579,7 @@ class ComparisonSession:
                 met = trace.metrics[i]
                 row = {k: met.get(k) for k in METRIC_FIELDS[2:7]}
                 row.update(
+                    reference=self.reference_description(),
                     method=trace.key,
                     iteration=it,
                     seconds=trace.elapsed[i],

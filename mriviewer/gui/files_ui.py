@@ -52,8 +52,9 @@ class FilesMixin:
             self.show_error("Cannot open file", f"{path}: {type(exc).__name__}: {exc}")
             return False
         volume = self.volume
+        summary = volume.summary() | {"sampling": self.sampling.to_dict()}
         self.data_panel.set_volume_info(
-            volume.summary(), volume.num_slices, volume.num_coils, volume.slice_index
+            summary, volume.num_slices, volume.num_coils, volume.slice_index
         )
         self._slice_loaded()
         self.setWindowTitle(f"mriviewer {__version__} — {Path(volume.path).name}")

@@ -59,6 +59,20 @@ def method_color(index: int) -> str:
     return METHOD_COLORS[index % len(METHOD_COLORS)]
 
 
+def reference_line(summary: dict[str, Any]) -> str:
+    """The data panel's reference line from a volume summary with its ``sampling``."""
+    sampling = summary.get("sampling") or {}
+    if summary.get("reference"):
+        return "stored in the file"
+    if sampling.get("fully_sampled", True):
+        return "from the fully sampled k-space"
+    acs = sampling.get("acs", ["?", "?"])
+    return (
+        f"none: undersampled, R {sampling.get('acceleration', float('nan')):.2f}, "
+        f"ACS {acs[0]} x {acs[1]}"
+    )
+
+
 class DataPanel(QWidget):
     """Header summary, slice and coil browsers, and the k-space view (mask drawn over it)."""
 
@@ -126,7 +140,7 @@ class DataPanel(QWidget):
             f"format   {summary.get('format')}",
             f"slices   {summary.get('slices')}   coils {summary.get('coils')}",
             f"matrix   {tuple(summary.get('matrix', ()))}  recon {tuple(summary.get('recon_matrix', ()))}",
-            f"reference {'yes' if summary.get('reference') else 'no (RSS of the data)'}",
+            f"reference {reference_line(summary)}",
         ]
         acq = summary.get("acquisition")
         if acq:
