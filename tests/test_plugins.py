@@ -48,6 +48,9 @@ def _env(plugin_paths: list[str], tmp_path: Path) -> dict[str, str]:
 @pytest.fixture
 def loaded(plugin_paths, monkeypatch):
     """Load the two packages' entry points into a private registry (compare's is untouched)."""
+    from mriviewer.core import compare
+
+    compare.load_plugins()  # before the path changes: the session's registry never sees them
     for path in plugin_paths:
         monkeypatch.syspath_prepend(path)
     eps = [
@@ -176,3 +179,14 @@ def test_methods_command_and_eval_with_plugins(plugin_paths, tmp_path):
     assert "error: plugin method 'no-iterate' (package mriviewer-test-plugins) skipped: " in (
         unknown.stderr
     )
+
+
+def test_methods_table_lists_builtin_methods(capsys):
+    from mriviewer.cli import main
+
+    assert main(["methods"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["name", "source", "kind", "settings"]
+    grappa = next(line for line in lines if line.startswith("grappa "))
+    assert grappa.split()[1:3] == ["mriviewer", "built-in"] and '"kernel_size": "auto"' in grappa
+    assert lines[-1].startswith("model:NAME | model:PATH")
