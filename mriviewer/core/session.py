@@ -478,8 +478,8 @@ class ComparisonSession:
             return "acquired data, zero-filled RSS<br>not a reference: no ground truth"
         kind = self.reference_kind or self.reference_choice
         name = {"rss": "RSS", "sense": "SENSE"}.get(kind, kind)
-        region = " · foreground" if self.metrics_region == "foreground" else ""
-        return f"reference ({name} of the fully sampled data){region}<br>&nbsp;"
+        second = "metrics over its foreground" if self.metrics_region == "foreground" else "&nbsp;"
+        return f"reference ({name} of the fully sampled data)<br>{second}"
 
     def reference_description(self) -> str:
         """The metric convention in words (notes, captions, sidecars)."""

@@ -176,6 +176,7 @@ class ScriptRunner:
                 self.fail(f"cannot export metrics {args.export_metrics}")
         if w.traces:
             print(w.reference_description())
+            print(f"mask: {w.mask_description()}")
         for warning in w.run_warnings:
             print(f"warning: {warning}")
         nan = float("nan")
@@ -189,8 +190,9 @@ class ScriptRunner:
                     measures = f"DC residual {m.get('dc_residual', nan):.4f}  " + (
                         f"change {change:.2e}" if change == change else "first iterate"
                     )
+                name = trace.label if trace.key.startswith("model:") else trace.key
                 print(
-                    f"{trace.key:24s} it {trace.iterations[-1]:3d}  {measures}  "
+                    f"{name:24s} it {trace.iterations[-1]:3d}  {measures}  "
                     f"{trace.elapsed[-1]:.2f} s"
                 )
         self.finish()

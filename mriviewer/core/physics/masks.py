@@ -161,29 +161,45 @@ def validate_mask_array(array: np.ndarray, path: str | Path | None = None) -> np
 
 
 def fully_sampled_center(mask: np.ndarray) -> tuple[int, int]:
-    """Largest fully sampled centred rectangle (rows, cols) of an ``(H, W)`` mask."""
+    """Size (rows, cols) of the fully sampled rectangle around the centre of an ``(H, W)`` mask.
+
+    Starts from the contiguous runs of sampled points through the centre along its row and its
+    column, then drops the edge line with the most unsampled points until every point of the
+    rectangle is sampled. (0, 0) when the centre itself is not sampled."""
+    mask = np.asarray(mask, dtype=bool)
     h, w = mask.shape
     cy, cx = h // 2, w // 2
     if not mask[cy, cx]:
         return (0, 0)
-    rows = 1
-    while rows < h:
-        top, bottom = cy - rows // 2 - 1, cy + (rows + 1) // 2
-        grown = False
-        for r in (top, bottom):
-            if 0 <= r < h and mask[r, cx]:
-                grown = True
-        if not grown:
-            break
-        rows += 1
-    cols = 1
-    while cols < w:
-        left, right = cx - cols // 2 - 1, cx + (cols + 1) // 2
-        if (0 <= left and mask[cy, left]) or (right < w and mask[cy, right]):
-            cols += 1
+
+    def run(line: np.ndarray, c: int) -> tuple[int, int]:
+        a = b = c
+        while a > 0 and line[a - 1]:
+            a -= 1
+        while b < line.size - 1 and line[b + 1]:
+            b += 1
+        return a, b + 1
+
+    r0, r1 = run(mask[:, cx], cy)
+    c0, c1 = run(mask[cy, :], cx)
+    while not mask[r0:r1, c0:c1].all():
+        block = mask[r0:r1, c0:c1]
+        misses = {
+            "top": int((~block[0]).sum()),
+            "bottom": int((~block[-1]).sum()),
+            "left": int((~block[:, 0]).sum()),
+            "right": int((~block[:, -1]).sum()),
+        }
+        side = max(misses, key=misses.get)
+        if side == "top":
+            r0 += 1
+        elif side == "bottom":
+            r1 -= 1
+        elif side == "left":
+            c0 += 1
         else:
-            break
-    return (rows, cols)
+            c1 -= 1
+    return (r1 - r0, c1 - c0)
 
 
 def _rng(seed: int | None) -> np.random.RandomState:
