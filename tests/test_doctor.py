@@ -36,6 +36,7 @@ def fake_plugin(monkeypatch, tmp_path) -> Path:
     plugin.parent.mkdir(parents=True)
     plugin.write_bytes(b"\x7fELF")
     monkeypatch.setattr(pc, "find_platform_plugin", lambda name="xcb": ("PyQt6", plugin))
+    monkeypatch.setattr(pc, "x_display_reachable", lambda env: True)  # no X server in tests
     return plugin
 
 
@@ -383,3 +384,23 @@ def test_offscreen_plugin_libraries_are_checked(monkeypatch, fake_plugin):
     assert "without a display" not in message  # offscreen is what that hint would suggest
     # eglfs, vnc, ...: left to Qt
     assert pc.check_platform({"QT_QPA_PLATFORM": "vnc"}, "linux").status == "ok"
+
+
+def test_unreachable_display_is_one_line_not_a_qt_abort(monkeypatch, fake_plugin):
+    monkeypatch.setattr(pc, "run_ldd", lambda path: LDD_OK)
+    monkeypatch.setattr(pc, "x_display_reachable", lambda env: False)
+    monkeypatch.setenv("DISPLAY", ":97")
+    status = pc.check_platform({"DISPLAY": ":97"}, "linux")
+    assert status.status == "display-unreachable" and status.fatal
+    message = pc.describe(status)
+    assert message.startswith("mriviewer: error: cannot connect to the X display ':97'")
+    assert "QT_QPA_PLATFORM=offscreen mriviewer --demo" in message
+
+
+def test_x_display_reachable_asks_the_x_server():
+    import ctypes.util
+
+    if ctypes.util.find_library("xcb") is None:
+        pytest.skip("libxcb is not installed here")
+    # display 97 has no server (no socket): the connection fails, without hanging
+    assert pc.x_display_reachable({"DISPLAY": ":97"}) is False

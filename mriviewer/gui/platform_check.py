@@ -295,7 +295,34 @@ def check_platform(
     if needs_display and not has_x and not has_wayland and not status.missing:
         status.status = "no-display"
         status.fatal = True
+    elif platform == "xcb" and has_x and not status.missing and not x_display_reachable(env):
+        # a stale $DISPLAY (an ssh session without X forwarding, a stopped Xvfb): Qt would
+        # abort with "could not load the Qt platform plugin"
+        status.status = "display-unreachable"
+        status.fatal = True
     return status
+
+
+def x_display_reachable(env: Mapping[str, str]) -> bool:
+    """Whether the X server of ``$DISPLAY`` accepts a connection (libxcb's ``xcb_connect``,
+    the call Qt's xcb plugin makes). True when libxcb cannot be loaded: then Qt's own error
+    applies."""
+    import ctypes
+
+    try:
+        xcb = ctypes.CDLL("libxcb.so.1")
+    except OSError:
+        return True
+    xcb.xcb_connect.restype = ctypes.c_void_p
+    xcb.xcb_connect.argtypes = [ctypes.c_char_p, ctypes.c_void_p]
+    xcb.xcb_connection_has_error.argtypes = [ctypes.c_void_p]
+    xcb.xcb_disconnect.argtypes = [ctypes.c_void_p]
+    conn = xcb.xcb_connect(str(env.get("DISPLAY", "")).encode(), None)
+    try:
+        return conn is not None and xcb.xcb_connection_has_error(conn) == 0
+    finally:
+        if conn:
+            xcb.xcb_disconnect(conn)
 
 
 def describe(status: PlatformStatus) -> str:
@@ -318,6 +345,12 @@ def describe(status: PlatformStatus) -> str:
         if status.platform != "offscreen":
             lines.append(f"  without a display: {OFFSCREEN_HINT}")
         return "\n".join(lines)
+    if status.status == "display-unreachable":
+        return (
+            f"mriviewer: error: cannot connect to the X display {os.environ.get('DISPLAY', '')!r}"
+            " (is the X server running, or X forwarding on for ssh?); for a headless run use the "
+            f"scripted offscreen mode: {OFFSCREEN_HINT}"
+        )
     if status.status == "no-display":
         return (
             "mriviewer: error: no display ($DISPLAY and $WAYLAND_DISPLAY are unset); "
