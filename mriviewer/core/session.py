@@ -467,10 +467,10 @@ class ComparisonSession:
         """One line of a method's metrics for pane titles and figure captions."""
         if self.ground_truth:
             return f"PSNR {met.get('psnr', np.nan):.2f} dB · SSIM {met.get('ssim', np.nan):.3f}"
-        change = met.get("rel_change", np.nan)
-        return f"DC residual {met.get('dc_residual', np.nan):.4f} · " + (
-            f"change {change:.1e}" if np.isfinite(change) else "first iterate"
-        )
+        change, residual = met.get("rel_change", np.nan), met.get("dc_residual", np.nan)
+        return (
+            f"DC residual {residual:.4f}" if np.isfinite(residual) else "DC residual n/a (RSS)"
+        ) + (f" · change {change:.1e}" if np.isfinite(change) else " · first iterate")
 
     def reference_title(self) -> str:
         """Title of the reference pane: what the image is (two lines, HTML break)."""

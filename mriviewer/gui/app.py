@@ -186,10 +186,7 @@ class ScriptRunner:
                 if w.ground_truth:
                     measures = f"PSNR {m.get('psnr', nan):6.2f} dB  SSIM {m.get('ssim', nan):.4f}"
                 else:
-                    change = m.get("rel_change", nan)
-                    measures = f"DC residual {m.get('dc_residual', nan):.4f}  " + (
-                        f"change {change:.2e}" if change == change else "first iterate"
-                    )
+                    measures = w.metrics_text(m).replace(" · ", "  ")
                 name = trace.label if trace.key.startswith("model:") else trace.key
                 print(
                     f"{name:24s} it {trace.iterations[-1]:3d}  {measures}  "
