@@ -45,6 +45,14 @@ MODELS = ["model:dense", "model:gleam", "model:pun-it", "model:pgd"]
 L1_GRID = [0.0005, 0.001, 0.002, 0.005, 0.01]
 
 
+def relative_to_repo(path: Path) -> str:
+    """``path`` relative to the repository (``../shared/...`` beside it), never the absolute
+    path of the machine the report ran on."""
+    import os
+
+    return os.path.relpath(Path(path).resolve(), REPO)
+
+
 def setting_name(kind: str, accel: float) -> str:
     return f"{kind}-{int(accel)}x"
 
@@ -155,7 +163,7 @@ def main() -> None:
     report: dict[str, Any] = {"settings": {}, "results": {}, "tuning": {}, "datasets": {}}
     report["reference"] = describe_reference(args.reference, args.metrics_region)
     report["datasets"] = {
-        k: {"path": str(datasets[k]), "slices": [i[0].name + f"#{i[1]}" for i in v]}
+        k: {"path": relative_to_repo(datasets[k]), "slices": [i[0].name + f"#{i[1]}" for i in v]}
         for k, v in items.items()
     }
     report["models"] = {name: m.settings() for name, m in models.items()}
