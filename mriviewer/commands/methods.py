@@ -14,6 +14,8 @@ import argparse
 import json
 from typing import Any
 
+from mriviewer.core.runs import jsonable
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
@@ -24,16 +26,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.set_defaults(func=run)
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, (bool, int, float, str)) or obj is None:
-        return obj
-    return str(obj)
 
 
 def collect() -> dict[str, Any]:
@@ -52,7 +44,7 @@ def collect() -> dict[str, Any]:
             "settings": None,
         }
         try:
-            entry["settings"] = _jsonable(compare.get_method(name).settings())
+            entry["settings"] = jsonable(compare.get_method(name).settings())
         except Exception as exc:  # noqa: BLE001 - a plugin's fault is listed, not raised
             entry["error"] = f"cannot be built with its default settings: {exc}"
         methods.append(entry)

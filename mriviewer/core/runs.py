@@ -189,16 +189,17 @@ def _run_method(
         "seconds": 0.0 if last is None else last.elapsed,
         "peak_memory_mb": peak,
         "complete": bool(last is not None and last.final),
-        "settings": _jsonable(settings),
+        "settings": jsonable(settings),
     }
     yield ("method_finished", name, summary)
 
 
-def _jsonable(obj: Any) -> Any:
+def jsonable(obj: Any) -> Any:
+    """``obj`` with JSON-ready types only: dict keys as text, tuples as lists, others as text."""
     if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
+        return {str(k): jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
+        return [jsonable(v) for v in obj]
     if isinstance(obj, (int, float, str, bool)) or obj is None:
         return obj
     return str(obj)
