@@ -146,7 +146,7 @@ def alternate(
     return best
 
 
-K1, K2 = 1, 5
+K1, K2 = 1, 6
 
 
 def iteration_variants(label: str, run_k: Callable[[int], Any]) -> dict[str, Callable[[], Any]]:
