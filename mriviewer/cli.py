@@ -74,6 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command in ("recon", "eval"):
             _warn_plugin_failures()
+        _pick_threads()
         return int(args.func(args) or 0)
     except MriViewerError as exc:
         print(f"mriviewer: error: {exc}", file=sys.stderr)
@@ -88,6 +89,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
+
+
+def _pick_threads() -> None:
+    """torch threads for a command: the cores that other running processes leave free
+    (:func:`mriviewer.core.threads.pick_threads`: one busy neighbour on 2 cores otherwise
+    halves every parallel loop); an explicit ``OMP_NUM_THREADS`` is kept, commands with a
+    ``--threads`` option set their own afterwards."""
+    import os
+
+    if os.environ.get("OMP_NUM_THREADS", "").strip():
+        return
+    import torch
+
+    from mriviewer.core.threads import pick_threads
+
+    torch.set_num_threads(pick_threads())
 
 
 def _warn_plugin_failures() -> None:

@@ -39,3 +39,16 @@ def test_openmp_threads_sleep_when_idle():
     env["OMP_WAIT_POLICY"] = "ACTIVE"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.stdout.strip() == "ACTIVE"
+
+
+def test_pick_threads_bounds_and_override(monkeypatch):
+    from mriviewer.core import threads
+
+    monkeypatch.delenv(threads.THREADS_ENV, raising=False)
+    n = threads.pick_threads()
+    assert 1 <= n <= threads.available_cores()
+    assert threads.pick_threads(reserve=99) == 1
+    monkeypatch.setattr(threads, "other_running", lambda: 0)
+    assert threads.pick_threads() == threads.available_cores()
+    monkeypatch.setenv(threads.THREADS_ENV, "3")
+    assert threads.pick_threads() == 3

@@ -428,29 +428,48 @@ def start_neighbour() -> subprocess.Popen:
 
 
 def neighbour_rows(case: Case, args) -> list[dict[str, Any]]:
-    """CG (10 iterations) and a MoDL pass, quiet and loaded, alternating; best of each."""
+    """CG (10 iterations) and a MoDL pass, quiet and loaded, alternating; best of each. Each
+    run first picks its threads as the app's compute process does for every request
+    (:func:`mriviewer.core.threads.pick_threads`) unless ``--threads`` fixed them."""
+    import torch
+
     from mriviewer.core.physics.sense import SenseOperator
+    from mriviewer.core.threads import pick_threads
 
     cg = _cg_runner(SenseOperator, case)
     work = {"CG-SENSE 10 its": lambda: cg(10), "MoDL pass": _modl(case, False)[1]}
+    fixed = torch.get_num_threads()
+
+    def timed(fn) -> tuple[float, int]:
+        threads = fixed if args.threads else pick_threads()
+        torch.set_num_threads(threads)
+        start = time.perf_counter()
+        fn()
+        return time.perf_counter() - start, threads
+
     rows = []
     for name, fn in work.items():
         fn()
-        quiet, loaded = float("inf"), float("inf")
+        quiet, loaded = (float("inf"), 0), (float("inf"), 0)
         for _ in range(max(1, args.repeats)):
-            start = time.perf_counter()
-            fn()
-            quiet = min(quiet, time.perf_counter() - start)
+            quiet = min(quiet, timed(fn))
             neighbour = start_neighbour()
             try:
                 time.sleep(0.2)
-                start = time.perf_counter()
-                fn()
-                loaded = min(loaded, time.perf_counter() - start)
+                loaded = min(loaded, timed(fn))
             finally:
                 neighbour.kill()
                 neighbour.wait()
-        rows.append({"work": name, "quiet_seconds": quiet, "loaded_seconds": loaded})
+        rows.append(
+            {
+                "work": name,
+                "quiet_seconds": quiet[0],
+                "quiet_threads": quiet[1],
+                "loaded_seconds": loaded[0],
+                "loaded_threads": loaded[1],
+            }
+        )
+    torch.set_num_threads(fixed)
     return rows
 
 
@@ -481,8 +500,9 @@ def format_case(result: dict[str, Any]) -> str:
         )
     for row in result.get("neighbour", []):
         lines.append(
-            f"busy neighbour: {row['work']:<16} quiet {_fmt_seconds(row['quiet_seconds'])} s, "
-            f"loaded {_fmt_seconds(row['loaded_seconds'])} s: "
+            f"busy neighbour: {row['work']:<16} quiet {_fmt_seconds(row['quiet_seconds'])} s "
+            f"({row['quiet_threads']} threads), loaded {_fmt_seconds(row['loaded_seconds'])} s "
+            f"({row['loaded_threads']} threads): "
             f"{row['loaded_seconds'] / row['quiet_seconds']:.2f}x"
         )
     return "\n".join(lines)

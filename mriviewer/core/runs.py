@@ -11,7 +11,6 @@ metrics).
 from __future__ import annotations
 
 import importlib
-import os
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -65,8 +64,12 @@ class IterationPayload:
 
 
 def ui_friendly_threads() -> int:
-    """torch intra-op threads for the computation: every core but one (at least one)."""
-    return max(1, (os.cpu_count() or 2) - 1)
+    """torch intra-op threads for the computation: every core but one (at least one), less the
+    cores other running processes take right now (``MRIVIEWER_THREADS=N`` fixes it; see
+    :func:`mriviewer.core.threads.pick_threads`)."""
+    from mriviewer.core.threads import pick_threads
+
+    return pick_threads(reserve=1)
 
 
 def describe_error(exc: BaseException, device: str) -> str:

@@ -81,13 +81,13 @@ def _compute_main(conn, cancel_event) -> None:
     _lower_priority()
     import torch
 
-    # leave a core to the UI process (torch would otherwise use every core)
-    torch.set_num_threads(ui_friendly_threads())
     while True:
         try:
             request = conn.recv()
         except (EOFError, OSError):
             return
+        # leave a core to the UI process and those other processes take now (issue 14)
+        torch.set_num_threads(ui_friendly_threads())
         if request is None:
             return
         for message in execute(request, cancel_event.is_set):
