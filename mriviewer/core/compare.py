@@ -23,7 +23,13 @@ from mriviewer.core.errors import ReconError
 from mriviewer.core.images import center_crop
 from mriviewer.core.io.base import KSpaceVolume
 from mriviewer.core.metrics import all_metrics
-from mriviewer.core.physics.coils import auto_calibration, estimate_coil_maps
+from mriviewer.core.physics.coils import (
+    MIN_ESPIRIT_SQUARE,
+    RECT_CALIB_LONG,
+    auto_calibration,
+    estimate_coil_maps,
+    square_kernel,
+)
 from mriviewer.core.physics.fft import ifft2c_np, rss
 from mriviewer.core.physics.masks import SamplingMask
 from mriviewer.core.recon.base import IterationResult, ReconMethod, ReconProblem
@@ -181,9 +187,30 @@ def prepare_problem(
         warnings.append(calibration_error)
         maps = None
     else:
+        if (
+            coil_method == "espirit"
+            and kspace.shape[0] > 1
+            and max(acs) < RECT_CALIB_LONG  # a small 2-D centre, not a band of lines
+            and min(acs) < MIN_ESPIRIT_SQUARE
+        ):
+            warnings.append(
+                f"the calibration region ({acs[0]} x {acs[1]}) is too small for ESPIRiT "
+                f"(at least {MIN_ESPIRIT_SQUARE} x {MIN_ESPIRIT_SQUARE} for a 2-D region): coil "
+                "maps are low-resolution coil images of the sampled centre instead"
+            )
+            coil_method = "lowres"
+            calib = tuple(acs)
+        kernel = None
+        if max(acs) < RECT_CALIB_LONG and coil_method == "espirit":
+            # a small 2-D centre (not a band of lines): ESPIRiT on the largest square inside
+            # it, with a kernel small enough for its calibration rows (square_kernel)
+            calib = calib if calib is not None else min(acs)
+            kernel = square_kernel(min(acs))
         if calib is None:
             calib = auto_calibration(acs)
-        maps = estimate_coil_maps(under, method=coil_method, calib=calib, source=None)
+        maps = estimate_coil_maps(
+            under, method=coil_method, calib=calib, source=None, kernel=kernel
+        )
     kind: str | None = reference_kind
     if fully_sampled:
         if reference is None or reference_kind == "sense":

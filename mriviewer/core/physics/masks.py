@@ -161,45 +161,43 @@ def validate_mask_array(array: np.ndarray, path: str | Path | None = None) -> np
 
 
 def fully_sampled_center(mask: np.ndarray) -> tuple[int, int]:
-    """Size (rows, cols) of the fully sampled rectangle around the centre of an ``(H, W)`` mask.
-
-    Starts from the contiguous runs of sampled points through the centre along its row and its
-    column, then drops the edge line with the most unsampled points until every point of the
-    rectangle is sampled. (0, 0) when the centre itself is not sampled."""
+    """Size (rows, cols) of the largest fully sampled rectangle that contains the centre
+    ``(H // 2, W // 2)`` of an ``(H, W)`` mask: the one with the widest narrow side (what
+    calibration needs), then the largest area; (0, 0) when the centre itself is not sampled.
+    A 1-D mask gives all rows by its central band of lines."""
     mask = np.asarray(mask, dtype=bool)
     h, w = mask.shape
     cy, cx = h // 2, w // 2
     if not mask[cy, cx]:
         return (0, 0)
-
-    def run(line: np.ndarray, c: int) -> tuple[int, int]:
-        a = b = c
-        while a > 0 and line[a - 1]:
-            a -= 1
-        while b < line.size - 1 and line[b + 1]:
-            b += 1
-        return a, b + 1
-
-    r0, r1 = run(mask[:, cx], cy)
-    c0, c1 = run(mask[cy, :], cx)
-    while not mask[r0:r1, c0:c1].all():
-        block = mask[r0:r1, c0:c1]
-        misses = {
-            "top": int((~block[0]).sum()),
-            "bottom": int((~block[-1]).sum()),
-            "left": int((~block[:, 0]).sum()),
-            "right": int((~block[:, -1]).sum()),
-        }
-        side = max(misses, key=misses.get)
-        if side == "top":
-            r0 += 1
-        elif side == "bottom":
-            r1 -= 1
-        elif side == "left":
-            c0 += 1
-        else:
-            c1 -= 1
-    return (r1 - r0, c1 - c0)
+    # per row: the run of sampled points through column cx, [left, right)
+    left = np.zeros(h, dtype=int)
+    right = np.zeros(h, dtype=int)
+    for r in np.flatnonzero(mask[:, cx]):
+        row = mask[r]
+        gaps_left = np.flatnonzero(~row[:cx])
+        gaps_right = np.flatnonzero(~row[cx:])
+        left[r] = gaps_left[-1] + 1 if gaps_left.size else 0
+        right[r] = cx + gaps_right[0] if gaps_right.size else w
+    # rows sampled at column cx, contiguous through cy
+    top = cy
+    while top > 0 and mask[top - 1, cx]:
+        top -= 1
+    bottom = cy + 1
+    while bottom < h and mask[bottom, cx]:
+        bottom += 1
+    best = (0, 0, 0, 0)  # narrow side, area, rows, cols
+    for r0 in range(top, cy + 1):
+        lo = np.maximum.accumulate(left[r0:bottom])
+        hi = np.minimum.accumulate(right[r0:bottom])
+        heights = np.arange(1, bottom - r0 + 1)
+        widths = np.where(r0 + heights > cy, hi - lo, 0)  # rectangles that contain cy
+        narrow = np.minimum(heights, widths)
+        score = narrow * (h * w + 1) + heights * widths  # the narrow side first, then area
+        k = int(np.argmax(score))
+        candidate = (int(narrow[k]), int(heights[k] * widths[k]), int(heights[k]), int(widths[k]))
+        best = max(best, candidate)
+    return (best[2], best[3])
 
 
 def _rng(seed: int | None) -> np.random.RandomState:
