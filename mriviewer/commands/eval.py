@@ -25,6 +25,11 @@ papers'), ``--metrics-region foreground`` restricts every metric to the referenc
 mask; both are printed above the table and recorded in ``settings``.
 
 CASE is the file name as given (``demo`` for the demo); METHOD the names given to ``--methods``.
+
+Cine files (2-D + time, ``demo-cine``; :mod:`mriviewer.commands.eval_cine`) get k-t masks (a
+different mask per frame with a shared calibration band), the methods zero-filled, cg-sense
+(per frame) and kt-l1, the same JSON keys with the frames stacked as slices, and
+``settings.cases[CASE].psnr_per_frame``.
 """
 
 from __future__ import annotations
@@ -57,6 +62,7 @@ from mriviewer.commands.common import (
 from mriviewer.core.errors import ConfigError, MriViewerError, ReconError
 from mriviewer.core.physics.band import FULLY_SAMPLED_FRACTION, AcquiredBand, acquired_band
 
+DEFAULT_METHODS = "zero-filled,cg-sense,l1-wavelet"
 METRIC_DEFINITION = (
     "fastMRI per-volume metrics on magnitude images in original units, centre-cropped to the "
     "reference: PSNR and NMSE over all evaluated slices of a case (data_range = reference "
@@ -72,12 +78,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("files", nargs="+", metavar="FILE", help="fully sampled files or 'demo'")
+    parser.add_argument(
+        "files", nargs="+", metavar="FILE", help="fully sampled files, 'demo' or 'demo-cine'"
+    )
     parser.add_argument(
         "--methods",
-        default="zero-filled,cg-sense,l1-wavelet",
+        default=DEFAULT_METHODS,
         help="comma-separated methods (default zero-filled,cg-sense,l1-wavelet; also grappa "
-        "and plugin methods: mriviewer methods); model:NAME|PATH for trained models",
+        "and plugin methods: mriviewer methods); model:NAME|PATH for trained models. Cine "
+        "files (2-D + time; k-t masks): zero-filled, cg-sense, kt-l1 (the default there)",
     )
     add_method_option_argument(parser)
     add_mask_arguments(parser)
@@ -165,12 +174,15 @@ def evaluate_each(args: argparse.Namespace) -> dict[str, Any]:
 def evaluate_files(args: argparse.Namespace) -> dict[str, Any]:
     """Run the benchmark the options describe; returns the JSON-ready result (the first failure
     raises; :func:`evaluate_each` records failures per file instead)."""
+    from mriviewer.commands.eval_cine import all_cine, evaluate_cine_files
     from mriviewer.core.compare import final_record, get_method, prepare_from_volume
     from mriviewer.core.images import center_crop
     from mriviewer.core.io import open_kspace
     from mriviewer.core.metrics import all_metrics
     from mriviewer.core.reference import describe_reference
 
+    if all_cine(args.files, getattr(args, "axes", None)):  # 2-D + time: the k-t branch
+        return evaluate_cine_files(args, DEFAULT_METHODS, _case_names(args.files))
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     if not methods:
         raise ConfigError("--methods names no method")

@@ -7,6 +7,9 @@ from pathlib import Path
 
 DEMO_NAME = "demo"
 DEMO_FILE = "demo/demo_brain.h5"
+#: the bundled cine (2-D + time) demo: ``demo-cine`` wherever ``demo`` is accepted
+DEMO_CINE_NAME = "demo-cine"
+DEMO_CINE_FILE = "demo/demo_cine.h5"
 
 
 def resources_root() -> Path:
@@ -32,7 +35,10 @@ def demo_path() -> Path:
 
 
 def resolve_input(path: str | Path) -> Path:
-    """Map the name ``demo`` to the demo case; anything else is returned as a Path."""
+    """Map the names ``demo`` / ``demo-cine`` to the bundled cases; anything else is returned
+    as a Path."""
     if str(path) == DEMO_NAME:
         return demo_path()
+    if str(path) == DEMO_CINE_NAME:
+        return resource_path(DEMO_CINE_FILE)
     return Path(path)

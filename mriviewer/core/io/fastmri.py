@@ -125,6 +125,14 @@ def open_fastmri(path: Path) -> KSpaceVolume:
         raise KSpaceReadError(f"unreadable HDF5 file ({exc})", path) from exc
     if dtype.kind != "c":
         raise KSpaceReadError(f"'kspace' dataset is not complex (dtype {dtype})", path)
+    if len(shape) == 5 or str(attrs.get("dynamic", "")).lower() in ("true", "1"):
+        raise KSpaceReadError(
+            f"'kspace' of rank {len(shape)} {tuple(shape)} is a cine (2-D + time) layout "
+            "(slices, frames, coils, H, W): the 2-D readers do not open it; mriviewer eval "
+            "reads it as cine "
+            "(mriviewer.core.io.cine.open_cine)",
+            path,
+        )
     if len(shape) == 3:
         single_coil = True
         num_slices, num_coils, h, w = shape[0], 1, shape[1], shape[2]

@@ -1,0 +1,172 @@
+"""``mriviewer eval`` on cine (2-D + time) files: the k-t branch of :mod:`mriviewer.commands.eval`.
+
+A file is cine when :func:`mriviewer.core.io.cine.is_cine` says so (``demo-cine``, an HDF5 file
+with ``dynamic = true`` or a rank-5 ``kspace``, a ``.npy`` with ``--axes`` holding T). Every
+selected cine slice is undersampled with a k-t mask (``--mask random|equispaced``, R per frame
+``--accel``, shared band ``--center-fraction``, seed ``--seed`` or ``stable_seed(file name,
+slice)``; :func:`mriviewer.core.physics.kt_masks.make_kt_mask`), coil maps are estimated once
+from the time-averaged data and shared by the methods (``zero-filled``, ``cg-sense``, ``kt-l1``;
+default all three). Metrics: fastMRI per-volume PSNR/SSIM/NMSE with every frame of every
+selected slice stacked as a slice (data_range = the stacked reference's maximum); the JSON keys
+are those of the 2-D eval, and ``settings.cases[CASE].psnr_per_frame[METHOD]`` lists the PSNR
+of each frame (same data_range), slice after slice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+import numpy as np
+
+from mriviewer import __version__
+from mriviewer.core.errors import ConfigError, ReconError
+
+CINE_METHODS_DEFAULT = "zero-filled,cg-sense,kt-l1"
+METRIC_DEFINITION = (
+    "fastMRI per-volume metrics on magnitude images in original units, centre-cropped to the "
+    "reference, every frame of every evaluated cine slice stacked as a slice: PSNR and NMSE over "
+    "the stack (data_range = its reference maximum), SSIM = mean over frames (skimage, 7x7, "
+    "same data_range); psnr_per_frame with the same data_range; seconds = reconstruction time "
+    "summed over slices, coil-map estimation excluded"
+)
+
+
+def evaluate_cine_files(
+    args: argparse.Namespace, default_methods: str, case_names: list[str]
+) -> dict[str, Any]:
+    """The cine benchmark the options describe (same result shape as the 2-D
+    ``evaluate_files``; ``case_names``: one per file). ``default_methods``: eval's 2-D default;
+    when ``--methods`` is left at it, the cine methods are used instead."""
+    from mriviewer.commands.common import mask_seed, method_options, parse_slices, resolve_device
+    from mriviewer.core.cine import (
+        final_cine_record,
+        get_cine_method,
+        prepare_cine_problem,
+    )
+    from mriviewer.core.images import center_crop
+    from mriviewer.core.io.cine import open_cine
+    from mriviewer.core.metrics import all_metrics, psnr
+    from mriviewer.core.physics.kt_masks import KT_KINDS, kt_summary, make_kt_mask
+    from mriviewer.core.physics.masks import MaskSpec
+    from mriviewer.core.reference import describe_reference
+
+    text = CINE_METHODS_DEFAULT if args.methods == default_methods else args.methods
+    methods = [m.strip() for m in text.split(",") if m.strip()]
+    if not methods:
+        raise ConfigError("--methods names no method")
+    if len(set(methods)) != len(methods):
+        raise ConfigError(f"--methods lists a method twice: {text}")
+    if args.mask not in KT_KINDS:
+        raise ConfigError(
+            f"cine data takes a k-t mask: --mask {' or '.join(KT_KINDS)} (changing per frame), "
+            f"not {args.mask!r}"
+        )
+    if getattr(args, "metrics_region", "all") != "all":
+        raise ConfigError("--metrics-region foreground is not implemented for cine data yet")
+    device = resolve_device(args.device)
+    built = {m: get_cine_method(m, **method_options(args.method_option, m)) for m in methods}
+    cases: dict[str, dict[str, dict[str, float]]] = {}
+    per_case: dict[str, dict[str, Any]] = {}
+    for file, case in zip(args.files, case_names, strict=True):
+        volume = open_cine(file, axes=getattr(args, "axes", None))
+        slices = parse_slices(args.slices, volume.num_slices)
+        refs: list[np.ndarray] = []
+        preds: dict[str, list[np.ndarray]] = {m: [] for m in methods}
+        seconds = dict.fromkeys(methods, 0.0)
+        masks, warnings, method_errors = [], [], {}
+        for index in slices:
+            kspace = volume.read_kspace(index)
+            if not np.all(np.any(kspace != 0, axis=1).mean(axis=(1, 2)) >= 0.95):
+                raise ReconError(
+                    f"cine slice {index} is not fully sampled: eval needs fully sampled frames "
+                    "to undersample retrospectively",
+                    volume.path,
+                )
+            spec = MaskSpec(
+                kind=args.mask,
+                acceleration=float(args.accel),
+                center_fraction=float(args.center_fraction),
+                seed=mask_seed(args, file, index),
+            )
+            mask = make_kt_mask(spec, volume.num_frames, volume.matrix)
+            masks.append(kt_summary(mask))
+            problem = prepare_cine_problem(
+                kspace,
+                mask,
+                reference=volume.read_reference(index) if args.reference == "rss" else None,
+                recon_matrix=volume.recon_matrix,
+                coil_method=args.coil_method,
+                reference_kind=args.reference,
+                source=f"{volume.path}#slice{index}",
+            )
+            refs.append(problem.reference)
+            warnings.extend(f"slice {index}: {w}" for w in problem.warnings)
+            for name, method in built.items():
+                if name in method_errors:
+                    continue
+                start = time.perf_counter()
+                try:
+                    last = final_cine_record(method, problem, device)
+                except ReconError as exc:
+                    method_errors[name] = f"{volume.path.name}: slice {index}: {name}: {exc}"
+                    continue
+                seconds[name] += time.perf_counter() - start
+                preds[name].append(center_crop(np.abs(last.image), problem.reference.shape[-2:]))
+        ref = np.concatenate(refs)
+        cases[case] = {}
+        per_frame: dict[str, list[float]] = {}
+        for name in methods:
+            if name in method_errors:
+                continue
+            pred = np.concatenate(preds[name])
+            metrics = all_metrics(ref, pred)
+            dr = float(ref.max())
+            per_frame[name] = [psnr(r, p, dr) for r, p in zip(ref, pred, strict=True)]
+            cases[case][name] = {
+                "psnr": metrics["psnr"],
+                "ssim": metrics["ssim"],
+                "nmse": metrics["nmse"],
+                "seconds": seconds[name],
+            }
+        per_case[case] = {
+            "file": str(volume.path),
+            "dynamic": True,
+            "slices": slices,
+            "frames": volume.num_frames,
+            "achieved_acceleration": float(np.mean([m["acceleration"] for m in masks])),
+            "kt_masks": masks,
+            "psnr_per_frame": per_frame,
+            "warnings": warnings,
+            "method_errors": method_errors,
+        }
+    settings = {
+        "methods": methods,
+        "method_settings": {m: built[m].settings() for m in methods},
+        "mask": f"k-t {args.mask}",
+        "accel": args.accel,
+        "center_fraction": args.center_fraction,
+        "seed": args.seed if args.seed is not None else "stable_seed(file name, slice)",
+        "slices": args.slices,
+        "coil_method": args.coil_method,
+        "coil_maps": "from the time-averaged k-space (union of the frames' masks)",
+        "reference": args.reference,
+        "reference_definition": describe_reference(args.reference, "all") + " (per frame)",
+        "metrics_region": "all",
+        "device": device,
+        "cases": per_case,
+        "metrics": METRIC_DEFINITION,
+        "mriviewer_version": __version__,
+    }
+    return {"cases": cases, "settings": settings}
+
+
+def all_cine(files: list[str], axes: str | None) -> bool:
+    """True when every file is cine, False when none is; ConfigError for a mix."""
+    from mriviewer.core.io.cine import is_cine
+
+    flags = [is_cine(f, axes) for f in files]
+    if any(flags) and not all(flags):
+        raise ConfigError("cine and 2-D files cannot be evaluated in one run")
+    return bool(flags) and all(flags)
