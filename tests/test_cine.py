@@ -45,7 +45,7 @@ def test_kt_mask_refusals():
 
 
 # -- layout and readers --------------------------------------------------------------------
-def test_demo_cine_layout_and_2d_reader_refuses():
+def test_demo_cine_layout_and_2d_reader_refuses(capsys):
     volume = open_cine("demo-cine")
     assert (volume.num_slices, volume.num_frames, volume.num_coils) == (1, 12, 4)
     assert volume.matrix == (64, 64) and volume.has_reference
@@ -57,6 +57,9 @@ def test_demo_cine_layout_and_2d_reader_refuses():
     assert is_cine("demo-cine") and not is_cine("demo")
     with pytest.raises(KSpaceReadError, match="cine"):
         open_kspace("demo-cine")
+    assert main(["info", "demo-cine", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["dynamic"] and info["frames"] == 12 and info["coils"] == 4
 
 
 def test_npy_cine_axes_and_write_roundtrip(tmp_path):
@@ -131,6 +134,17 @@ def test_cine_methods_stream(problem):
     assert kt[-1].metrics["psnr"] > kt[0].metrics["psnr"]
     with pytest.raises(ReconError, match="cine methods"):
         get_cine_method("l1-wavelet")
+
+
+def test_cine_sense_reference_per_frame(problem):
+    from mriviewer.core.cine import prepare_cine_problem
+
+    volume = open_cine("demo-cine")
+    sense = prepare_cine_problem(
+        volume.read_kspace(0), problem.mask, reference_kind="sense", source="demo-cine"
+    )
+    assert sense.reference.shape == (12, 64, 64) and sense.reference_kind == "sense"
+    assert not np.allclose(sense.reference, problem.reference)
 
 
 def test_eval_demo_cine_ordering_at_r8(tmp_path, capsys):

@@ -148,11 +148,41 @@ def run(args: argparse.Namespace) -> int:
             print(format_nested(info))
         return 0
     options = reader_options(args)
+    from mriviewer.core.io.cine import is_cine
+
+    if is_cine(args.file, options.get("axes")):  # 2-D + time (demo-cine, dynamic=true)
+        return _run_cine(args, options.get("axes"))
     info = describe_file(args.file, **options)
     if args.json:
         print(json.dumps(info, indent=2, default=str))
     else:
         print(format_lines(human_lines(info)))
+    return 0
+
+
+def _run_cine(args: argparse.Namespace, axes: str | None) -> int:
+    """``info`` of a cine file: :meth:`CineVolume.summary` (JSON) or its main lines."""
+    from mriviewer.core.io.cine import open_cine
+
+    info = open_cine(args.file, axes=axes).summary()
+    if args.json:
+        print(json.dumps(info, indent=2, default=str))
+        return 0
+    h, w = info["matrix"]
+    simulation = info["header"].get("simulation")
+    lines = [
+        ("file", info["path"]),
+        ("format", f"{info['format']} (cine, 2-D + time)"),
+        ("slices", str(info["slices"])),
+        ("frames", str(info["frames"])),
+        ("coils", str(info["coils"])),
+        ("matrix", f"{h} x {w} (H x W, phase-encode along W)"),
+        ("reference", "RSS per frame" if info["reference"] else "none"),
+        ("k-t mask", "stored in the file" if info["mask"] else "none stored"),
+    ]
+    if isinstance(simulation, dict):
+        lines.append(("simulation", simulation.get("generator", "yes")))
+    print(format_lines(lines))
     return 0
 
 
