@@ -167,3 +167,19 @@ def test_eval_demo_cine_ordering_at_r8(tmp_path, capsys):
     capsys.readouterr()
     assert main(["eval", "demo-cine", "--mask", "poisson"]) != 0
     assert "k-t mask" in capsys.readouterr().err
+
+
+def test_eval_cine_npy_and_mixed_refused(tmp_path, capsys):
+    data = open_cine("demo-cine").read_kspace(0)[:6]
+    npy = tmp_path / "cine.npy"
+    np.save(npy, data)  # T C H W
+    out = tmp_path / "npy.json"
+    code = main(["eval", str(npy), "--axes", "TCHW", "--accel", "4", "--methods",
+                 "zero-filled,kt-l1", "--json", str(out)])  # fmt: skip
+    assert code == 0
+    result = json.loads(out.read_text())
+    assert set(result["cases"]["cine.npy"]) == {"zero-filled", "kt-l1"}
+    assert result["settings"]["cases"]["cine.npy"]["frames"] == 6
+    capsys.readouterr()
+    assert main(["eval", "demo-cine", "demo"]) != 0
+    assert "cine and 2-D" in capsys.readouterr().err

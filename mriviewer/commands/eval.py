@@ -135,7 +135,10 @@ def evaluate_each(args: argparse.Namespace) -> dict[str, Any]:
     methods were evaluated: ``settings["cases"][CASE]["method_errors"]``). Raises the error
     itself when every case failed.
     """
+    from mriviewer.commands.eval_cine import all_cine
+
     names = _case_names(args.files)
+    all_cine(args.files, getattr(args, "axes", None))  # refuses a mix of cine and 2-D files
     merged: dict[str, Any] | None = None
     failures: list[dict[str, str]] = []
     for file, case in zip(args.files, names, strict=True):
