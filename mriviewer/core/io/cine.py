@@ -75,7 +75,9 @@ class CineVolume:
         k = self.select_index(index)
         data = np.asarray(self.reader(k))
         if data.ndim != 4:
-            raise KSpaceReadError(f"cine slice has shape {data.shape}, expected (T, C, H, W)")
+            raise KSpaceReadError(
+                f"cine slice has shape {data.shape}, expected (T, C, H, W)", self.path
+            )
         return np.stack(
             [
                 validate_kspace(frame, self.path, what=f"k-space frame {t}", index=k)
