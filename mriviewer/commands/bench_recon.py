@@ -474,6 +474,10 @@ def neighbour_rows(case: Case, args) -> list[dict[str, Any]]:
 
 
 # -- output ---------------------------------------------------------------------------------
+def _threads(n: int) -> str:
+    return f"{n} thread" + ("" if n == 1 else "s")
+
+
 def _fmt_seconds(value: float | None) -> str:
     if value is None:
         return "-"
@@ -501,8 +505,8 @@ def format_case(result: dict[str, Any]) -> str:
     for row in result.get("neighbour", []):
         lines.append(
             f"busy neighbour: {row['work']:<16} quiet {_fmt_seconds(row['quiet_seconds'])} s "
-            f"({row['quiet_threads']} threads), loaded {_fmt_seconds(row['loaded_seconds'])} s "
-            f"({row['loaded_threads']} threads): "
+            f"({_threads(row['quiet_threads'])}), loaded {_fmt_seconds(row['loaded_seconds'])} s "
+            f"({_threads(row['loaded_threads'])}): "
             f"{row['loaded_seconds'] / row['quiet_seconds']:.2f}x"
         )
     return "\n".join(lines)
@@ -519,7 +523,7 @@ def bench_case(name: str, stages: list[str], args) -> dict[str, Any]:
         "case": name,
         "header": (
             f"case {name}: {c} coils {h} x {w}, 1-D random mask R 4 cf 0.08, calib "
-            f"{case.calib}; torch {torch.__version__}, {torch.get_num_threads()} threads, "
+            f"{case.calib}; torch {torch.__version__}, {_threads(torch.get_num_threads())}, "
             f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}"
         ),
         "stages": {},
