@@ -160,7 +160,18 @@ class LiveTensorBytes(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[override]
         out = func(*args, **(kwargs or {}))
+        inputs = {
+            t.untyped_storage().data_ptr()
+            for t in tree_flatten((args, kwargs or {}))[0]
+            if isinstance(t, torch.Tensor) and t.device.type == "cpu"
+        }
         for item in tree_flatten(out)[0]:
             if isinstance(item, torch.Tensor) and item.device.type == "cpu":
+                key = item.untyped_storage().data_ptr()
+                # An output on an input's storage (in-place ops such as Adam's updates of the
+                # parameters and its moments, views) was not created here: count it only as
+                # another reference to a storage this meter already tracks.
+                if key in inputs and key not in self._refs:
+                    continue
                 self._track(item)
         return out

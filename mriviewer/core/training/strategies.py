@@ -119,7 +119,9 @@ def gleam_module_step(
     ``target``, backward, ``optimiser.step()``.
 
     Returns ``(detached output image, loss value)``. Nothing outside the module receives a
-    gradient: the input is detached and only this module's optimiser steps.
+    gradient: the input is detached and only this module's optimiser steps. The module's
+    gradients are released after its step (``set_to_none``), so a GLEAM step holds the gradients
+    of one module at a time, not of all N unrolls.
     """
     optimiser.zero_grad(set_to_none=True)
     x = x_in.detach()
@@ -128,6 +130,7 @@ def gleam_module_step(
     value = image_loss(x, target, loss)
     value.backward()
     optimiser.step()
+    optimiser.zero_grad(set_to_none=True)
     return x.detach(), float(value.detach())
 
 
