@@ -101,6 +101,7 @@ class StrategyRun:
         device: str = "cpu",
         lr: float = 1e-4,
         seed: int = 0,
+        batch: Batch | None = None,
     ) -> None:
         self.strategy = strategy
         self.device = device
@@ -109,7 +110,9 @@ class StrategyRun:
         self.model = build_model(dict(model_config)).to(device)
         m = check_strategy(self.model, strategy, modules)
         self.optimisers = make_optimisers(self.model, strategy, m, lr)
-        self.batch = synthetic_batch(size, coils, batch_size, seed).to(device)
+        if batch is None:
+            batch = synthetic_batch(size, coils, batch_size, seed)
+        self.batch = batch.to(device)
 
     def step(self) -> float:
         """One training iteration (all M modules for GLEAM); returns its seconds."""
@@ -149,18 +152,23 @@ def measure_strategy(
     lr: float = 1e-4,
     seed: int = 0,
     memory: str = "tensors",
+    batch: Batch | None = None,
 ) -> dict[str, Any]:
     """``{"peak_memory_bytes", "seconds_per_iteration", "method"}`` of one strategy alone.
 
     memory: on CPU ``tensors`` (live tensor bytes) or ``none`` (time only; used by the RSS
     subprocess); ignored on CUDA, where the peak covers model, batch, warm-up and timed steps.
+    batch: train on this batch (e.g. a real slice of a training config) instead of a synthetic
+    ``size`` x ``size`` phantom with ``coils`` coils.
     """
     cuda = device.startswith("cuda")
     gc.collect()
     if cuda:
         torch.cuda.empty_cache()
         reset_peak_memory(device)
-    run = StrategyRun(model_config, strategy, modules, size, coils, batch_size, device, lr, seed)
+    run = StrategyRun(
+        model_config, strategy, modules, size, coils, batch_size, device, lr, seed, batch
+    )
     for _ in range(warmup):
         run.step()
     times = [run.step() for _ in range(iterations)]

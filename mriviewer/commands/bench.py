@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-BENCHES = ("train", "generalization", "gui", "recon")
+BENCHES = ("train", "plan", "generalization", "gui", "recon")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

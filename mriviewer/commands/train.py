@@ -44,6 +44,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="under torchrun: a rank that fails or does not answer within this ends the job",
     )
     g.add_argument("--modules", type=int, help="GLEAM modules M (N %% M == 0)")
+    g.add_argument(
+        "--memory-budget",
+        metavar="SIZE",
+        help="choose N (and GLEAM's M) as the largest that fits SIZE (e.g. 2GiB, 512MiB, 1.5G), "
+        "from probe steps of the config's strategy on its device and data (see bench plan)",
+    )
     g.add_argument("--train", dest="train_dir", metavar="FOLDER", help="training data folder")
     g.add_argument("--val", dest="val_dir", metavar="FOLDER", help="validation data folder")
     g.add_argument("--mask", help="mask kind: random, equispaced, poisson, gaussian")
@@ -193,9 +199,31 @@ def overrides_from_args(args: argparse.Namespace) -> dict:
 def run(args: argparse.Namespace) -> int:
     from mriviewer.core.training import Trainer, load_config
 
+    budget = None
+    if args.memory_budget is not None:
+        from mriviewer.benchmarks.plan import parse_size
+        from mriviewer.core.errors import ConfigError
+
+        budget = parse_size(args.memory_budget)
+        given = [
+            flag for flag, v in (("--unrolls", args.unrolls), ("--modules", args.modules)) if v
+        ]
+        if given:
+            raise ConfigError(
+                f"--memory-budget chooses the unrolls and modules: drop {' and '.join(given)}"
+            )
+        if args.resume:
+            raise ConfigError(
+                "--memory-budget plans a new run: to resume, drop it (the run's config.json "
+                "records the chosen unrolls and modules; pass them with --unrolls/--modules)"
+            )
     config = load_config(args.config, overrides_from_args(args))
     from mriviewer.core.training.launch import launched_with_torchrun, run_distributed
 
+    if budget is not None and launched_with_torchrun():
+        from mriviewer.core.errors import ConfigError
+
+        raise ConfigError("--memory-budget plans training in one process; not under torchrun")
     if launched_with_torchrun():
         return run_distributed(config, args.resume, args.dist_timeout)
     if config.strategy == "pgleam":
@@ -206,7 +234,14 @@ def run(args: argparse.Namespace) -> int:
             "`torchrun --nproc-per-node 2 -m mriviewer train --strategy pgleam ...` "
             "(in one process use --strategy gleam)"
         )
-    trainer = Trainer(config, resume=args.resume)
+    memory_plan = None
+    if budget is not None:
+        from mriviewer.benchmarks.plan import choice_line, plan_for_config
+
+        config, plan = plan_for_config(config, budget)
+        print(choice_line(plan).replace("choice:", "memory budget: chose", 1), flush=True)
+        memory_plan = plan.record()
+    trainer = Trainer(config, resume=args.resume, memory_plan=memory_plan)
     m = config.model
     print(
         f"training {m['name']} N={trainer.model.num_unrolls} "

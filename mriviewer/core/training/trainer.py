@@ -2,7 +2,7 @@
 
 Output folder layout::
 
-    config.json        the resolved TrainConfig
+    config.json        the resolved TrainConfig (plus ``memory_plan`` under --memory-budget)
     log.jsonl          one JSON record per step: loss, module losses, lr, seconds, peak memory,
                        and on validation steps val_psnr / val_ssim / val_nmse / zero_filled_psnr
     best.safetensors   best-on-validation weights + best.json model card (save_model)
@@ -131,7 +131,9 @@ class Trainer:
 
     model: train this model instead of a fresh ``build_model(config.model)`` (e.g. a pruned model
     with its masks, for PUN-AT fine-tuning). callbacks: extra :class:`Callback` objects, called
-    after the run's own (pruning from ``config.prune``, then keep-best).
+    after the run's own (pruning from ``config.prune``, then keep-best). memory_plan: the
+    choice of ``train --memory-budget`` (:meth:`mriviewer.benchmarks.plan.Plan.record`), kept in
+    ``config.json`` and in the model cards' ``extra``.
     """
 
     def __init__(
@@ -141,8 +143,12 @@ class Trainer:
         *,
         model: UnrolledNet | None = None,
         callbacks: Iterable[Callback] = (),
+        memory_plan: dict[str, Any] | None = None,
     ) -> None:
         self.config = config.validate()
+        #: what ``train --memory-budget`` chose (budget, device, N, M, peak): recorded in
+        #: config.json and the model cards
+        self.memory_plan = memory_plan
         self.device = resolve_device(config.device)
         if config.threads is not None:
             torch.set_num_threads(int(config.threads))
@@ -293,7 +299,8 @@ class Trainer:
             loss=c.loss,
             steps=self.step,
             validation=validation,
-            extra={"lr": c.lr, "batch_size": c.batch_size, "seed": c.seed, "optimiser": "Adam"},
+            extra={"lr": c.lr, "batch_size": c.batch_size, "seed": c.seed, "optimiser": "Adam"}
+            | ({"memory_plan": self.memory_plan} if self.memory_plan else {}),
         )
 
     def _log(self, record: dict[str, Any]) -> None:
@@ -324,8 +331,11 @@ class Trainer:
         """Wait for every process of the run (one process: nothing to wait for)."""
 
     def config_record(self) -> dict[str, Any]:
-        """What ``config.json`` holds."""
-        return self.config.to_dict()
+        """What ``config.json`` holds (and the memory plan that set N and M, if any)."""
+        record = self.config.to_dict()
+        if self.memory_plan:
+            record["memory_plan"] = self.memory_plan
+        return record
 
     def prepare(self) -> None:
         """Output folder, resume (every process restores the state, the logger trims the log)
