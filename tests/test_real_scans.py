@@ -331,3 +331,22 @@ def test_a_tiny_2d_calibration_square_falls_back_to_low_resolution_maps():
     problem = compare.prepare_from_volume(volume, mask, 0)
     assert problem.info["coil_method"] == "lowres"
     assert any("too small for ESPIRiT" in w for w in problem.warnings)
+
+
+def test_virtual_coils_compress_every_method_and_keep_the_reference():
+    kspace, _, _ = _noisy_case(64, 64, 8)
+    mask = make_mask(MaskSpec(kind="random", acceleration=3, center_fraction=0.2, seed=0), (64, 64))
+    full = compare.prepare_problem(kspace, mask)
+    small = compare.prepare_problem(kspace, mask, virtual_coils=4)
+    assert small.kspace.shape[0] == 4 and small.coil_maps.shape[0] == 4
+    assert (
+        small.info["virtual_coils"]["from"] == 8
+        and 0.9 < small.info["virtual_coils"]["energy"] <= 1
+    )
+    np.testing.assert_array_equal(small.reference, full.reference)  # the truth does not change
+    cg_full, _ = _run("cg-sense", full)
+    cg_small, _ = _run("cg-sense", small)
+    psnr_full = compare.evaluate_image(full, cg_full.image)["psnr"]
+    assert compare.evaluate_image(small, cg_small.image)["psnr"] > psnr_full - 3
+    same = compare.prepare_problem(kspace, mask, virtual_coils=8)  # as many as there are
+    assert same.kspace.shape[0] == 8 and "virtual_coils" not in same.info

@@ -188,6 +188,7 @@ def problem_options(args: argparse.Namespace) -> dict[str, Any]:
         "coil_method": args.coil_method,
         "reference_kind": args.reference,
         "metrics_region": args.metrics_region,
+        "virtual_coils": getattr(args, "virtual_coils", None),
     }
 
 
@@ -201,12 +202,21 @@ def add_device_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def add_coil_method_argument(parser: argparse.ArgumentParser) -> None:
-    """Add ``--coil-method espirit|jsense|lowres`` (default ``espirit``)."""
+    """Add ``--coil-method espirit|jsense|lowres`` (default ``espirit``) and ``--virtual-coils V``
+    (coil compression before every method, default none)."""
     parser.add_argument(
         "--coil-method",
         default="espirit",
         choices=("espirit", "jsense", "lowres"),
         help="coil-map estimation (default espirit)",
+    )
+    parser.add_argument(
+        "--virtual-coils",
+        type=int,
+        default=None,
+        metavar="V",
+        help="compress the k-space to V virtual coils (SVD over coils) before coil maps and "
+        "every method (default: all coils)",
     )
 
 

@@ -262,6 +262,7 @@ def evaluate_files(args: argparse.Namespace) -> dict[str, Any]:
         "seed": args.seed if args.seed is not None else "stable_seed(file name, slice)",
         "slices": args.slices,
         "coil_method": args.coil_method,
+        "virtual_coils": args.virtual_coils,
         "reference": args.reference,
         "reference_definition": describe_reference(args.reference, args.metrics_region),
         "metrics_region": args.metrics_region,

@@ -121,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
         "device": device,
         "scale": problem.scale,
         "coil_method": args.coil_method,
+        "virtual_coils": json.dumps(problem.info.get("virtual_coils")),
         "reference": problem.reference_kind or "none",
         "reference_definition": describe_reference(problem.reference_kind, args.metrics_region),
         "metrics_region": args.metrics_region,

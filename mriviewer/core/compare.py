@@ -115,6 +115,7 @@ def prepare_problem(
     reference_kind: str = "rss",
     metrics_region: str = "all",
     fully_sampled: bool | None = None,
+    virtual_coils: int | None = None,
 ) -> ReconProblem:
     """Undersample ``(C, H, W)`` k-space with ``mask`` and get everything a method needs.
 
@@ -133,7 +134,9 @@ def prepare_problem(
       of :func:`iteration_metrics`). ``sense`` then raises ReconError.
 
     metrics_region: ``all`` or ``foreground`` (a mask of the reference, the same for every
-    method). Coil maps come from the fully sampled centre of the sampled data (ESPIRiT by
+    method). virtual_coils: compress the sampled k-space to at most V virtual coils (SVD over
+    coils, :mod:`mriviewer.core.physics.coil_compression`) before coil maps and every method;
+    the reference stays that of the original data. Coil maps come from the fully sampled centre of the sampled data (ESPIRiT by
     default); a centre narrower than :data:`MIN_CALIB_LINES` lines (per estimator) leaves
     ``coil_maps`` None,
     and SENSE-based methods then fail with the reason (``problem.warnings`` holds it too).
@@ -172,12 +175,22 @@ def prepare_problem(
     if not effective.any():
         raise ReconError("the mask and the data's own sampling share no k-space point")
     under = (kspace * effective[None]).astype(np.complex64)
+    compression = None
+    if virtual_coils is not None and 0 < int(virtual_coils) < under.shape[0]:
+        from mriviewer.core.physics.coil_compression import apply_compression, compression_matrix
+
+        matrix = compression_matrix(under, int(virtual_coils))
+        energy = float(
+            np.linalg.norm(apply_compression(under, matrix)) ** 2 / np.linalg.norm(under) ** 2
+        )
+        compression = {"from": int(under.shape[0]), "to": int(virtual_coils), "energy": energy}
+        under = apply_compression(under, matrix).astype(np.complex64)
     scale = kspace_scale(under)
     under = under / np.float32(scale)
     acs = SamplingMask(effective).acs_size()
     calibration_error = None
     needed = MIN_CALIB_LINES.get(coil_method, max(MIN_CALIB_LINES.values()))
-    if kspace.shape[0] > 1 and min(acs) < needed:
+    if under.shape[0] > 1 and min(acs) < needed:
         calibration_error = (
             f"the sampled data's fully sampled centre (calibration region) is {acs[0]} x "
             f"{acs[1]} points; coil-map estimation ({coil_method}) needs at least {needed} x "
@@ -189,7 +202,7 @@ def prepare_problem(
     else:
         if (
             coil_method == "espirit"
-            and kspace.shape[0] > 1
+            and under.shape[0] > 1
             and max(acs) < RECT_CALIB_LONG  # a small 2-D centre, not a band of lines
             and min(acs) < MIN_ESPIRIT_SQUARE
         ):
@@ -247,6 +260,8 @@ def prepare_problem(
     }
     if calibration_error:
         info["calibration_error"] = calibration_error
+    if compression:
+        info["virtual_coils"] = compression
     return ReconProblem(
         kspace=under,
         mask=effective,
