@@ -341,6 +341,7 @@ def choice_line(plan: Plan) -> str:
         f"choice: {_label(c)}: {format_size(c.peak_bytes)} of the "
         f"{format_size(plan.budget_bytes)} budget, {c.seconds:.3g} s/step ({c.source}), "
         f"device {plan.device}"
+        + (" (the largest N considered)" if c.unrolls == max(r.unrolls for r in plan.rows) else "")
     )
 
 
@@ -355,12 +356,16 @@ def format_plan(plan: Plan) -> str:
         " (x N for every strategy)"
     )
     temp_key = "cg_temporaries" if "cg_temporaries" in f else "gradient_step_temporaries"
-    temp_name = "CG temporaries" if temp_key == "cg_temporaries" else "gradient-step temporaries"
+    temp_name = (
+        "CG temporaries (5 images + 2 coil-sized)"
+        if temp_key == "cg_temporaries"
+        else "gradient-step temporaries (2 images + 2 coil-sized)"
+    )
     once = f["kspace"] + f["coil_maps"] + f["mask"] + f["target_and_aty"] + f[temp_key]
     lines.append(
         f"  per step: k-space {format_size(f['kspace'])}, coil maps {format_size(f['coil_maps'])}, "
         f"mask {format_size(f['mask'])}, target + A^H y {format_size(f['target_and_aty'])}, "
-        f"{temp_name} {format_size(f[temp_key])} (5 images + 2 coil-sized): {format_size(once)}"
+        f"{temp_name} {format_size(f[temp_key])}: {format_size(once)}"
     )
     lines.append(
         f"{'N':>4}  {'strategy':<11}{'M':>4} {'peak memory':>12} {'s/step':>9}  fits  source"
