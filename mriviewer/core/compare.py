@@ -116,6 +116,7 @@ def prepare_problem(
     metrics_region: str = "all",
     fully_sampled: bool | None = None,
     virtual_coils: int | None = None,
+    defer_maps: bool = False,
 ) -> ReconProblem:
     """Undersample ``(C, H, W)`` k-space with ``mask`` and get everything a method needs.
 
@@ -136,7 +137,8 @@ def prepare_problem(
     metrics_region: ``all`` or ``foreground`` (a mask of the reference, the same for every
     method). virtual_coils: compress the sampled k-space to at most V virtual coils (SVD over
     coils, :mod:`mriviewer.core.physics.coil_compression`) before coil maps and every method;
-    the reference stays that of the original data. Coil maps come from the fully sampled centre of the sampled data (ESPIRiT by
+    the reference stays that of the original data. defer_maps: leave the (slow) coil-map
+    estimation to :func:`estimate_maps`, so methods without maps can start first. Coil maps come from the fully sampled centre of the sampled data (ESPIRiT by
     default); a centre narrower than :data:`MIN_CALIB_LINES` lines (per estimator) leaves
     ``coil_maps`` None,
     and SENSE-based methods then fail with the reason (``problem.warnings`` holds it too).
@@ -221,9 +223,8 @@ def prepare_problem(
             kernel = square_kernel(min(acs))
         if calib is None:
             calib = auto_calibration(acs)
-        maps = estimate_coil_maps(
-            under, method=coil_method, calib=calib, source=None, kernel=kernel
-        )
+        maps = None
+        maps_request = {"method": coil_method, "calib": calib, "kernel": kernel}
     kind: str | None = reference_kind
     if fully_sampled:
         if reference is None or reference_kind == "sense":
@@ -248,7 +249,7 @@ def prepare_problem(
         foreground = foreground_mask(reference)
     info = {
         "calib": calib,
-        "coil_method": coil_method if maps is not None else None,
+        "coil_method": coil_method if calibration_error is None else None,
         "fully_sampled": bool(fully_sampled),
         "data_sampling": sampling.to_dict(),
         # R over the acquired band (zero-padded fastMRI columns are not "unsampled")
@@ -260,9 +261,11 @@ def prepare_problem(
     }
     if calibration_error:
         info["calibration_error"] = calibration_error
+    else:
+        info["maps_request"] = maps_request
     if compression:
         info["virtual_coils"] = compression
-    return ReconProblem(
+    problem = ReconProblem(
         kspace=under,
         mask=effective,
         coil_maps=maps,
@@ -276,6 +279,26 @@ def prepare_problem(
         foreground=foreground,
         warnings=warnings,
     )
+    if not defer_maps:
+        estimate_maps(problem)
+    return problem
+
+
+def estimate_maps(problem: ReconProblem) -> ReconProblem:
+    """Estimate the coil maps :func:`prepare_problem` decided on (``info["maps_request"]``:
+    estimator, calibration region, kernel), once; a no-op when there are maps already or the
+    calibration check refused them. Returns the problem."""
+    request = problem.info.get("maps_request")
+    refused = "calibration_error" in problem.info
+    if problem.coil_maps is None and request is not None and not refused:
+        problem.coil_maps = estimate_coil_maps(
+            problem.kspace,
+            method=request["method"],
+            calib=request["calib"],
+            source=None,
+            kernel=request["kernel"],
+        )
+    return problem
 
 
 def prepare_from_volume(
@@ -378,6 +401,8 @@ def run_method(
 
     Raises ReconError (the calibration reason) for a SENSE-based method on a problem without
     coil maps."""
+    if problem.coil_maps is None and needs_coil_maps(method):
+        estimate_maps(problem)  # deferred by prepare_problem(defer_maps=True)
     if problem.coil_maps is None and needs_coil_maps(method):
         reason = problem.info.get("calibration_error", "no coil maps")
         raise ReconError(f"{getattr(method, 'name', 'method')} needs coil maps: {reason}")

@@ -120,7 +120,7 @@ def _execute(req: RunRequest, should_stop: Callable[[], bool]) -> Iterator[Messa
 
     for module in req.imports:
         importlib.import_module(module)
-    yield ("status", "estimating coil maps…")
+    yield ("status", "preparing…")
     t0 = time.perf_counter()
     problem = compare.prepare_problem(
         req.kspace,
@@ -132,6 +132,7 @@ def _execute(req: RunRequest, should_stop: Callable[[], bool]) -> Iterator[Messa
         reference_kind=req.reference_kind,
         metrics_region=req.metrics_region,
         fully_sampled=req.fully_sampled,
+        defer_maps=True,
     )
     yield (
         "prepared",
@@ -145,9 +146,25 @@ def _execute(req: RunRequest, should_stop: Callable[[], bool]) -> Iterator[Messa
             "warnings": list(problem.warnings),
         },
     )
+    # methods that need no coil maps (zero-filled RSS, GRAPPA combined by RSS) run before the
+    # maps are estimated, so their images are on screen at once
+    first = []
     for name in req.methods:
+        try:
+            method = compare.get_method(name, **req.settings.get(name, {}))
+        except Exception:  # noqa: BLE001 - reported when the method runs
+            continue
+        if not compare.needs_coil_maps(method):
+            first.append(name)
+    order = first + [name for name in req.methods if name not in first]
+    for name in order:
         if should_stop():
             return
+        if name not in first and problem.coil_maps is None and "maps_request" in problem.info:
+            yield ("status", "estimating coil maps…")
+            t1 = time.perf_counter()
+            compare.estimate_maps(problem)
+            yield ("status", f"coil maps in {time.perf_counter() - t1:.1f} s")
         yield ("status", f"running {name}…")
         try:
             yield from _run_method(compare, problem, name, req, should_stop)
