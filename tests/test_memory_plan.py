@@ -105,7 +105,7 @@ def test_an_impossible_budget_is_refused_with_one_line(plans):
     from mriviewer.benchmarks.plan import format_size
 
     assert refusal(plan) == (
-        "memory budget 1000 B is too small on cpu: not even 1 unroll(s) fit (smallest "
+        "memory budget 1000 B is too small on cpu: not even one unroll fits (smallest "
         f"measured peak: e2e N=1 needs {format_size(smallest)})"
     )
 
@@ -125,7 +125,7 @@ def test_bench_plan_command(tmp_path, capsys):
     assert err.count("\n") == 1 and "bad memory size 'lots'" in err
     assert main(argv[:3] + ["10KiB"] + argv[4:-2]) == 1
     err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert "memory budget 10 KiB is too small on cpu: not even 1 unroll(s) fit" in err
+    assert "memory budget 10 KiB is too small on cpu: not even one unroll fits" in err
 
 
 @pytest.fixture(scope="module")

@@ -320,10 +320,12 @@ def plan_memory(
 def refusal(plan: Plan) -> str:
     """The one-line message when nothing fits: names the smallest measured peak."""
     smallest = min(plan.probes, key=lambda r: r.peak_bytes)
+    n = min(r.unrolls for r in plan.rows)
+    what = "one unroll fits" if n == 1 else f"{n} unrolls fit"
     return (
         f"memory budget {format_size(plan.budget_bytes)} is too small on {plan.device}: not even "
-        f"{min(r.unrolls for r in plan.rows)} unroll(s) fit (smallest measured peak: "
-        f"{_label(smallest)} needs {format_size(smallest.peak_bytes)})"
+        f"{what} (smallest measured peak: {_label(smallest)} needs "
+        f"{format_size(smallest.peak_bytes)})"
     )
 
 
