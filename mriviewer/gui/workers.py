@@ -81,6 +81,7 @@ def _compute_main(conn, cancel_event) -> None:
     _lower_priority()
     import torch
 
+    _preload()
     while True:
         try:
             request = conn.recv()
@@ -95,6 +96,28 @@ def _compute_main(conn, cancel_event) -> None:
                 conn.send(message)
             except (BrokenPipeError, OSError):
                 return
+
+
+def _preload() -> None:
+    """Import what every run needs while the process waits for its first request (sigpy,
+    scikit-image and the core's modules take about half a second to import), so the first Run
+    does not pay for it."""
+    import importlib
+
+    for name in (
+        "mriviewer.core.compare",
+        "mriviewer.core.physics.espirit",
+        "mriviewer.core.physics.sampling",
+        "mriviewer.core.reference",
+        "mriviewer.core.metrics",
+        "mriviewer.core.recon.cg_sense",
+        "mriviewer.core.recon.l1_wavelet",
+        "sigpy.mri",
+    ):
+        try:
+            importlib.import_module(name)
+        except ImportError:  # reported by the run that needs it
+            pass
 
 
 class ComputeServer:
