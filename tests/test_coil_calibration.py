@@ -36,7 +36,8 @@ def test_rectangular_espirit_recovers_the_coil_maps():
     assert np.percentile(_match(rect, true_maps, support), 5) > 0.99
     # through the cached entry point, a tuple selects the rectangle
     maps = estimate_coil_maps(kspace, calib=(24, 8))
-    np.testing.assert_allclose(maps, rect, atol=1e-4)  # torch ESPIRiT: float32 rounding
+    # torch ESPIRiT stops its power iteration once the maps move by under 1e-3
+    np.testing.assert_allclose(maps, rect, atol=1e-3)
     # unit norm across coils where the object is
     assert np.allclose(np.linalg.norm(rect, axis=0)[support], 1.0, atol=1e-3)
 

@@ -127,7 +127,7 @@ def espirit_torch(
     thresh: float = 0.02,
     crop: float = 0.95,
     max_iter: int = 100,
-    tol: float = 1e-4,
+    tol: float = 1e-3,  # maps within 1e-3 of 100 fixed iterations (sigpy), about 2/3 the time
 ) -> np.ndarray:
     """``(C, H, W)`` complex64 ESPIRiT maps from ``(C, H, W)`` k-space (see the module doc).
 
