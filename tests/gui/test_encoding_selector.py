@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.test_io_plausibility import encoding_rows, two_encoding_xml, write_rows
-from tests.test_io_readers import random_kspace
+from tests.core.io.test_io_plausibility import encoding_rows, two_encoding_xml, write_rows
+from tests.core.io.test_io_readers import random_kspace
 
 pytestmark = pytest.mark.gui
 

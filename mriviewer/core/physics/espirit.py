@@ -18,7 +18,7 @@ outer products, then runs 100 power iterations. Here:
 
 The result is sigpy's up to float32 rounding and the power iteration's convergence: per pixel
 ``|<s_torch, s_sigpy>| / (|s_torch| |s_sigpy|)`` is 1 to within 1e-3 inside the support
-(tests/test_espirit.py); the first coil's phase is normalised as in sigpy. ``estimate_coil_maps``
+(tests/core/physics/test_espirit.py); the first coil's phase is normalised as in sigpy. ``estimate_coil_maps``
 uses it for ``espirit`` (square and rectangular calibration regions alike).
 """
 

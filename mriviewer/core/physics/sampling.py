@@ -5,7 +5,7 @@ A scanner's accelerated scan (or a retrospectively undersampled file someone sav
 ``(H, W)`` pattern; :func:`detect_sampling` says whether the data are fully sampled, and gives
 the achieved acceleration and the calibration (ACS) region of the data's own sampling.
 
-Rules (documented, tested in ``tests/test_sampling.py``):
+Rules (documented, tested in ``tests/core/test_real_scans.py``):
 
 - exact zeros in every coil mark a point as not sampled;
 - a noise-only floor is recognised when the energy of the remaining points splits in two

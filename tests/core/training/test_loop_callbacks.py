@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import phantom_case
 
 from mriviewer.core.io import write_fastmri
 from mriviewer.core.models import build_model
 from mriviewer.core.training import Trainer, load_config, train
 from mriviewer.core.training.callbacks import Callback, KeepBest
+from tests.conftest import phantom_case
 
 SIZE = 32
 

@@ -9,11 +9,11 @@ import json
 import h5py
 import numpy as np
 import pytest
-from conftest import phantom_case
 
 from mriviewer.cli import main
 from mriviewer.core.io import write_fastmri
 from mriviewer.core.io.fastmri import make_ismrmrd_header
+from tests.conftest import phantom_case
 
 PAD = 8
 W = 96

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,10 +18,8 @@ from mriviewer.core.physics.noise import (
     prewhiten,
     prewhitening_matrix,
 )
-
-sys.path.insert(0, str(Path(__file__).parent))
-from conftest import phantom_case  # noqa: E402
-from test_io_readers import (  # noqa: E402
+from tests.conftest import phantom_case  # noqa: E402
+from tests.core.io.test_io_readers import (  # noqa: E402
     FLAG_NOISE,
     acquisition,
     flag_bits,

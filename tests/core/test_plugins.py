@@ -17,15 +17,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import phantom_case
 from plugin_site import EXAMPLE, make_plugin_site
 
 from mriviewer.core.compare import evaluate_image, get_method, prepare_problem
 from mriviewer.core.errors import ReconError
 from mriviewer.core.physics import MaskSpec, make_mask
 from mriviewer.core.plugins import GROUP, load_entry_points
+from tests.conftest import (
+    REPO,  # noqa: E402
+    phantom_case,
+)
 
-REPO = Path(__file__).resolve().parents[1]
 assert (EXAMPLE / "pyproject.toml").is_file()
 
 

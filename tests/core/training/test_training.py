@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import phantom_case
 
 from mriviewer.cli import main
 from mriviewer.core.compare import get_method, kspace_scale, prepare_problem
@@ -29,6 +28,7 @@ from mriviewer.core.training import (
     train,
     train_step,
 )
+from tests.conftest import phantom_case
 
 SIZE = 32
 MASK = {"kind": "random", "center_fraction": 0.16}

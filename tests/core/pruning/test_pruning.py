@@ -11,7 +11,6 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from conftest import phantom_case
 
 from mriviewer.cli import main
 from mriviewer.core.checkpoints import load_model, read_card, save_model
@@ -40,6 +39,7 @@ from mriviewer.core.pruning import (
 from mriviewer.core.pruning.masks import effective_weight, param_key, set_info
 from mriviewer.core.pruning.pun_it import masked_loss
 from mriviewer.core.training import load_config
+from tests.conftest import phantom_case
 
 SIZE = 32
 

@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import phantom_case
 from safetensors.torch import load_file
 
 from mriviewer.benchmarks.pgleam import format_throughput
@@ -28,6 +27,7 @@ from mriviewer.core.io import write_fastmri
 from mriviewer.core.training import load_config, train
 from mriviewer.core.training.distributed import launched_with_torchrun, shard_positions
 from mriviewer.core.training.pgleam import rank_modules
+from tests.conftest import phantom_case
 
 SIZE = 32
 COMMON = {

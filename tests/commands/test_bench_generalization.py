@@ -8,13 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import phantom_case
 
 from mriviewer.cli import main
 from mriviewer.commands.bench_generalization import add_noise
 from mriviewer.core.io import write_fastmri
 from mriviewer.core.physics.masks import MaskSpec
 from mriviewer.core.training import SliceDataset
+from tests.conftest import phantom_case
 
 SIZE = 32
 

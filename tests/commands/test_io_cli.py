@@ -13,9 +13,7 @@ import pytest
 
 from mriviewer.cli import main
 from mriviewer.core.io import open_kspace, write_fastmri
-
-sys.path.insert(0, str(Path(__file__).parent))
-from test_io_readers import bart_from_slices, random_kspace, write_bart  # noqa: E402
+from tests.core.io.test_io_readers import bart_from_slices, random_kspace, write_bart  # noqa: E402
 
 KSPACE = random_kspace((2, 4, 16, 12))
 

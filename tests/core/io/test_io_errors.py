@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 import struct
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,10 +18,8 @@ from hypothesis import strategies as st
 
 from mriviewer.core.errors import KSpaceReadError, MriViewerError
 from mriviewer.core.io import open_kspace
-
-sys.path.insert(0, str(Path(__file__).parent))
-from conftest import SHARED_DATA  # noqa: E402
-from test_io_readers import (  # noqa: E402
+from tests.conftest import SHARED_DATA  # noqa: E402
+from tests.core.io.test_io_readers import (  # noqa: E402
     ACQUISITION,
     FLAG_NOISE,
     acquisition,

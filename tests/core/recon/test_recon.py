@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import phantom_case
 
 from mriviewer.core.compare import classical_methods, evaluate_image, get_method, prepare_problem
 from mriviewer.core.errors import ReconError
 from mriviewer.core.physics import MaskSpec, SenseOperator, make_mask
+from tests.conftest import phantom_case
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from pathlib import Path
 
 import h5py
@@ -17,10 +16,8 @@ import scipy.io
 from mriviewer.cli import main
 from mriviewer.core.errors import KSpaceReadError, ReconError
 from mriviewer.core.io import open_kspace, write_fastmri
-
-sys.path.insert(0, str(Path(__file__).parent))
-from conftest import phantom_case  # noqa: E402
-from test_io_readers import (  # noqa: E402
+from tests.conftest import phantom_case  # noqa: E402
+from tests.core.io.test_io_readers import (  # noqa: E402
     ACQUISITION,
     acquisition,
     random_kspace,

@@ -14,6 +14,7 @@ import pytest
 from mriviewer import __version__
 from mriviewer.cli import main
 from mriviewer.gui import platform_check as pc
+from tests.conftest import REPO
 
 LDD_MISSING = """\
 \tlinux-vdso.so.1 (0x00007ffd)
@@ -289,7 +290,7 @@ def test_real_plugin_is_found_when_pyqt6_is_installed():
 
 
 def test_readme_first_launch_matches_the_check():
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
     commands = pc.install_commands(list(pc.XCB_SONAMES))
     assert commands["apt"] in readme and commands["dnf"] in readme
     status = pc.PlatformStatus(

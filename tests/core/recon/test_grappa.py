@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import phantom_case
 
 from mriviewer.core.compare import (
     classical_methods,
@@ -17,6 +16,7 @@ from mriviewer.core.compare import (
 from mriviewer.core.errors import ReconError
 from mriviewer.core.physics import MaskSpec, make_mask
 from mriviewer.core.recon.grappa import Grappa, auto_kernel, calibration_block, parse_kernel
+from tests.conftest import phantom_case
 
 
 def _problem(spec: MaskSpec, coil_method: str = "espirit"):

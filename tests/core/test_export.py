@@ -7,13 +7,13 @@ import json
 
 import numpy as np
 import pytest
-from conftest import phantom_case
 
 from mriviewer.cli import main
 from mriviewer.core.errors import KSpaceWriteError
 from mriviewer.core.export import geometry_from_header, write_reconstruction, write_reconstructions
 from mriviewer.core.io import open_kspace, write_fastmri
 from mriviewer.core.io.fastmri import make_ismrmrd_header
+from tests.conftest import phantom_case
 
 pydicom = pytest.importorskip("pydicom")
 nib = pytest.importorskip("nibabel")

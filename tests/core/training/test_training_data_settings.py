@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import phantom_case
 
 from mriviewer.core.errors import ConfigError
 from mriviewer.core.io import write_fastmri
@@ -25,6 +24,7 @@ from mriviewer.core.physics.masks import MaskSpec, make_mask
 from mriviewer.core.physics.sense import SenseOperator
 from mriviewer.core.training import SliceDataset, collate, load_config, train
 from mriviewer.core.training.data import portable_folder, readout_crop
+from tests.conftest import REPO, phantom_case
 
 H, W, COILS = 48, 32, 6
 
@@ -210,7 +210,7 @@ def test_training_runs_with_crop_batches_mixed_accelerations_and_virtual_coils(d
 
 
 def test_portable_folder_is_never_absolute(tmp_path, monkeypatch):
-    repo = Path(__file__).resolve().parents[1]
+    repo = REPO
     assert portable_folder(repo / "data" / "sim" / "train") == "data/sim/train"
     monkeypatch.chdir(tmp_path)
     assert portable_folder(tmp_path / "x" / "train") == "x/train"

@@ -8,12 +8,12 @@ import json
 import h5py
 import numpy as np
 import pytest
-from conftest import phantom_case
 
 from mriviewer.cli import main
 from mriviewer.commands.common import mask_from_args, method_options, parse_slices
 from mriviewer.core.errors import ConfigError, MaskError
 from mriviewer.core.io import write_fastmri
+from tests.conftest import phantom_case
 
 MASK = ["--mask", "random", "--accel", "4", "--center-fraction", "0.08"]
 

@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import phantom_case
 
 from mriviewer.cli import main
 from mriviewer.core import checkpoints
@@ -24,6 +23,7 @@ from mriviewer.core.errors import ModelCardError
 from mriviewer.core.models import MoDL, UnrolledPGD
 from mriviewer.core.physics.masks import MaskSpec, make_mask
 from mriviewer.core.recon.model_method import load_model_method
+from tests.conftest import phantom_case
 
 
 @pytest.fixture
