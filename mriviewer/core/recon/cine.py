@@ -31,9 +31,7 @@ from mriviewer.core.physics.cg import conjugate_gradient_iterates
 from mriviewer.core.physics.sense import SenseOperator
 from mriviewer.core.recon.base import IterationResult
 from mriviewer.core.recon.cg_sense import (
-    DEFAULT_LAMDA,
-    DEFAULT_MAX_ITER,
-    DEFAULT_TOL,
+    CGSense,
     as_number,
     check_settings,
 )
@@ -110,23 +108,11 @@ class CineZeroFilled:
         yield IterationResult(self.name, 0, image, time.perf_counter() - start, final=True)
 
 
-class CineCGSense:
+class CineCGSense(CGSense):
     """Tikhonov CG-SENSE per frame, frames batched (settings as the 2-D ``cg-sense``)."""
 
-    name = "cg-sense"
-
-    def __init__(self, **settings: Any) -> None:
-        if "lambda" in settings:
-            settings["lamda"] = settings.pop("lambda")
-        check_settings(self.name, settings, ("lamda", "max_iter", "tol"))
-        self.lamda = as_number(self.name, "lamda", settings.get("lamda", DEFAULT_LAMDA), 0.0)
-        self.max_iter = as_number(
-            self.name, "max_iter", settings.get("max_iter", DEFAULT_MAX_ITER), 1, integer=True
-        )
-        self.tol = as_number(self.name, "tol", settings.get("tol", DEFAULT_TOL), 0.0)
-
     def settings(self) -> dict[str, Any]:
-        return {"lamda": self.lamda, "max_iter": self.max_iter, "tol": self.tol, "per": "frame"}
+        return {**super().settings(), "per": "frame"}
 
     def iterate(self, problem: CineProblem, device: str = "cpu") -> Iterator[IterationResult]:
         start = time.perf_counter()
