@@ -335,10 +335,24 @@ def check_reachable(spec: MaskSpec, shape: tuple[int, int]) -> None:
             )
         num_low = int(round(w * spec.center_fraction))
         if num_low > budget and _relative_miss(w / num_low, accel) > R_TOLERANCE:
+            if spec.kind == "equispaced":
+                # every R-th line is kept besides the centre (fastMRI's EquiSpacedMaskFunc):
+                # about n + ceil((w - n) / R) lines; the widest centre still within tolerance
+                lines = next(
+                    (
+                        n
+                        for n in range(math.floor(budget), -1, -1)
+                        if _relative_miss(w / (n + math.ceil((w - n) / accel)), accel)
+                        <= R_TOLERANCE
+                    ),
+                    0,
+                )
+            else:  # random: the other lines are drawn so that w / R are kept in all
+                lines = math.floor(budget)
             raise MaskError(
                 f"centre fraction {spec.center_fraction:g} keeps {num_low} of {w} lines, more "
                 f"than the {budget:.1f} that R={accel:g} allows: use a centre fraction <= "
-                f"{_floor(math.floor(budget) / w, 3):g} or R <= {_floor(w / num_low, 2):g}"
+                f"{_floor(lines / w, 3):g} or R <= {_floor(w / num_low, 2):g}"
             )
         return
     budget = h * w / accel

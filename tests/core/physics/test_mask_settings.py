@@ -68,7 +68,7 @@ def test_r1_is_the_full_mask_for_every_kind(kind):
             MaskSpec("equispaced", 4, 0.3, seed=0),
             (64, 75),
             "centre fraction 0.3 keeps 22 of 75 lines, more than the 18.8 that R=4 allows: "
-            "use a centre fraction <= 0.24 or R <= 3.4",
+            "use a centre fraction <= 0.013 or R <= 3.4",
         ),
         (
             MaskSpec("random", 100, 0.0, seed=0),
@@ -235,3 +235,14 @@ def test_training_masks_of_padded_slices_stay_in_the_band(tmp_path):
     assert not masks[..., :8].any() and not masks[..., 88:].any()
     fractions = masks[..., 8:88].mean(axis=(1, 2))  # sampled fraction of the band, per draw
     assert abs(1 / fractions.mean() - 4) / 4 <= 0.05
+
+
+@pytest.mark.parametrize("kind", ["random", "equispaced"])
+def test_the_suggested_centre_fraction_meets_the_requested_r(kind):
+    import re
+
+    with pytest.raises(MaskError) as info:
+        make_mask(MaskSpec(kind, 4, 0.3, seed=0), (64, 75))
+    suggested = float(re.search(r"centre fraction <= ([0-9.]+)", str(info.value)).group(1))
+    mask = make_mask(MaskSpec(kind, 4, suggested, seed=0), (64, 75))
+    assert abs(mask.achieved_acceleration - 4) / 4 <= 0.1 and not mask.warnings
