@@ -55,6 +55,8 @@ def open_kspace(
     :class:`KSpaceReadError` naming the file and the problem.
     """
     path = resolve_input(path)
+    if not path.exists() and Path(f"{path}.cfl").exists():
+        path = Path(f"{path}.cfl")  # a BART file named without extension, as BART's tools take
     fmt = detect_format(path)
     _, opener = READERS[fmt]
     try:

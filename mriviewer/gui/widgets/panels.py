@@ -254,6 +254,7 @@ class MaskPanel(QWidget):
         form.addRow("Mouse on k-space", self.edit_combo)
         self.achieved_label = QLabel("achieved R: –")
         self.achieved_label.setObjectName("achievedR")
+        self.achieved_label.setWordWrap(True)  # notes (band, data's own sampling) wrap
         font = self.achieved_label.font()
         font.setBold(True)
         self.achieved_label.setFont(font)

@@ -530,3 +530,12 @@ def test_ismrmrd_3d_partitions_become_slices(tmp_path):
     )
     for z in range(4):
         np.testing.assert_allclose(volume.read_kspace(z), hybrid[..., z], atol=1e-5)
+
+
+def test_bart_file_named_without_extension(tmp_path):
+    from mriviewer.core.io import open_kspace
+
+    kspace = random_kspace((4, 16, 12))
+    write_bart(tmp_path / "case", kspace[..., None].transpose(1, 2, 3, 0))
+    volume = open_kspace(tmp_path / "case")
+    assert volume.format == "bart" and volume.num_coils == 4
