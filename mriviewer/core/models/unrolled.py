@@ -11,7 +11,11 @@ Stable API (used by training strategies, P-GLEAM, pruning, checkpoints and the G
 - ``model.config()``: JSON-ready architecture settings; ``build_model(config)`` rebuilds it.
 
 Shapes: kspace ``(B, C, H, W)`` complex (already masked), maps ``(B, C, H, W)`` complex, mask
-``(B, H, W)`` bool/real. Any matrix size and coil count; CPU or CUDA; complex64 with float32
+``(B, H, W)`` bool/real. Cine (``denoiser = "3d"`` or ``"2+1d"``, :attr:`UnrolledNet.dynamic`):
+ONE series per call with its frames as the batch axis, kspace/maps ``(T, C, H, W)``, mask
+``(T, H, W)`` (one k-t mask per frame); the data consistency is the 2-D SENSE operator and the
+batched CG with frames as the batch (per-frame CG step sizes), the denoiser convolves over
+``(t, y, x)``, and ``iterate`` yields ``(T, H, W)`` images. Any matrix size and coil count; CPU or CUDA; complex64 with float32
 weights (or complex128 with float64 weights after ``model.double()``).
 """
 
@@ -27,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mriviewer.core.errors import ConfigError
-from mriviewer.core.models.denoisers import ResBlockDenoiser, ResidualCNN
+from mriviewer.core.models.denoisers import DIMS, ResBlockDenoiser, ResidualCNN
 from mriviewer.core.models.implicit_cg import cg_solve_implicit
 from mriviewer.core.physics.cg import conjugate_gradient
 from mriviewer.core.physics.sense import SenseOperator
@@ -55,12 +59,25 @@ class UnrolledNet(nn.Module):
 
     name: str = ""
 
-    def __init__(self, num_unrolls: int, shared: bool) -> None:
+    def __init__(self, num_unrolls: int, shared: bool, denoiser: str = "2d") -> None:
         super().__init__()
         if int(num_unrolls) < 1:
             raise ConfigError(f"number of unrolls must be >= 1, got {num_unrolls}")
+        if denoiser not in DIMS:
+            raise ConfigError(f"denoiser must be one of {', '.join(DIMS)}, got {denoiser!r}")
         self._num_unrolls = int(num_unrolls)
         self.shared = bool(shared)
+        #: ``2d`` (images), ``3d`` or ``2+1d`` (one cine series, frames on the batch axis)
+        self.denoiser = denoiser
+
+    @property
+    def dynamic(self) -> bool:
+        """True for spatio-temporal denoisers: a call reconstructs one ``(T, H, W)`` series."""
+        return self.denoiser != "2d"
+
+    def _denoiser_config(self) -> dict[str, Any]:
+        """``{"denoiser": ...}`` for cine models; empty for 2-D (cards stay as before)."""
+        return {"denoiser": self.denoiser} if self.dynamic else {}
 
     @property
     def num_unrolls(self) -> int:
@@ -202,7 +219,8 @@ class UnrolledNet(nn.Module):
 class MoDL(UnrolledNet):
     """MoDL: ``z_k = D_k(x_k)``; ``x_{k+1} = (A^H A + mu_k I)^-1 (A^H y + mu_k z_k)`` by CG.
 
-    features/depth: the :class:`ResidualCNN` denoiser. shared: one denoiser (and one mu) for all
+    features/depth/denoiser: the :class:`ResidualCNN` denoiser (``denoiser`` ``2d``, ``3d`` or
+    ``2+1d``: see the module docstring for cine). shared: one denoiser (and one mu) for all
     unrolls, else one per unroll. mu_init: initial (or fixed) mu > 0; learn_mu: learn it,
     softplus-parameterised so it stays positive. cg_iters/cg_tol: CG cap and relative residual
     tolerance, warm-started at ``z_k``. cg_backward: ``autograd`` (backprop through the CG
@@ -222,8 +240,9 @@ class MoDL(UnrolledNet):
         cg_iters: int = 10,
         cg_tol: float = 1e-6,
         cg_backward: str = "autograd",
+        denoiser: str = "2d",
     ) -> None:
-        super().__init__(num_unrolls, shared)
+        super().__init__(num_unrolls, shared, denoiser)
         if cg_backward not in CG_BACKWARDS:
             raise ConfigError(f"cg_backward must be one of {CG_BACKWARDS}, got {cg_backward!r}")
         if int(cg_iters) < 1:
@@ -236,7 +255,7 @@ class MoDL(UnrolledNet):
         self.cg_tol = float(cg_tol)
         self.cg_backward = cg_backward
         self.denoisers = nn.ModuleList(
-            [ResidualCNN(self.features, self.depth) for _ in range(self._copies)]
+            [ResidualCNN(self.features, self.depth, denoiser) for _ in range(self._copies)]
         )
         self.mu_raw = self._positive_scalars(self.mu_init, self.learn_mu)
 
@@ -273,13 +292,14 @@ class MoDL(UnrolledNet):
             "cg_iters": self.cg_iters,
             "cg_tol": self.cg_tol,
             "cg_backward": self.cg_backward,
+            **self._denoiser_config(),
         }
 
 
 class UnrolledPGD(UnrolledNet):
     """Unrolled proximal gradient descent: ``x_{k+1} = D_k(x_k - t_k A^H (A x_k - y))``.
 
-    features/blocks: the :class:`ResBlockDenoiser`. shared: one denoiser (and one step) for all
+    features/blocks/denoiser: the :class:`ResBlockDenoiser` (``denoiser`` as for MoDL). shared: one denoiser (and one step) for all
     unrolls. step_init: initial (or fixed) step t > 0; learn_step: learn it (softplus-positive).
     """
 
@@ -293,14 +313,15 @@ class UnrolledPGD(UnrolledNet):
         shared: bool = False,
         step_init: float = 1.0,
         learn_step: bool = True,
+        denoiser: str = "2d",
     ) -> None:
-        super().__init__(num_unrolls, shared)
+        super().__init__(num_unrolls, shared, denoiser)
         self.features = int(features)
         self.blocks = int(blocks)
         self.step_init = float(step_init)
         self.learn_step = bool(learn_step)
         self.denoisers = nn.ModuleList(
-            [ResBlockDenoiser(self.features, self.blocks) for _ in range(self._copies)]
+            [ResBlockDenoiser(self.features, self.blocks, denoiser) for _ in range(self._copies)]
         )
         self.step_raw = self._positive_scalars(self.step_init, self.learn_step)
 
@@ -329,6 +350,7 @@ class UnrolledPGD(UnrolledNet):
             "shared": self.shared,
             "step_init": self.step_init,
             "learn_step": self.learn_step,
+            **self._denoiser_config(),
         }
 
 

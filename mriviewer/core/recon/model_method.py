@@ -63,6 +63,11 @@ class ModelMethod:
         device = device or self.device
         if problem.coil_maps is None:
             raise ReconError(f"{self.name} needs coil maps; the problem has none")
+        if getattr(self.model, "dynamic", False):
+            raise ReconError(
+                f"{self.name} is a cine model ({self.model.denoiser} denoiser over time): it "
+                "reconstructs cine series (eval on a cine file), not single 2-D slices"
+            )
         model = self.model.to(device)
         extra = {"card": self.card.to_dict()}
         # inference mode is entered per step, never across a yield (it is thread-local state
