@@ -219,11 +219,13 @@ def plan_memory(
     lr: float = 1e-4,
     seed: int = 0,
     on_probe: Callable[[PlanRow], None] | None = None,
+    frames: int = 0,
 ) -> Plan:
     """Measure probes, extrapolate, and choose the largest N (and GLEAM's M) within the budget.
 
     batch: a :class:`~mriviewer.core.training.data.Batch` to probe with (a real training slice);
-    default a synthetic ``size`` x ``size`` phantom with ``coils`` coils. Probes are the
+    default a synthetic ``size`` x ``size`` phantom with ``coils`` coils (``frames`` > 0: one
+    synthetic cine series of that many frames, for a cine model). Probes are the
     :data:`PROBES` smallest requested N (every N with ``measure_all``).
     """
     from mriviewer.benchmarks.train import MEMORY_METHODS, measure_strategy, synthetic_batch
@@ -238,7 +240,7 @@ def plan_memory(
     if not unrolls or unrolls[0] < 1:
         raise ConfigError(f"unroll counts must be >= 1, got {unrolls}")
     if batch is None:
-        batch = synthetic_batch(size, coils, batch_size, seed)
+        batch = synthetic_batch(size, coils, batch_size, seed, frames)
     shape = tuple(batch.kspace.shape)
     cuda = device.startswith("cuda")
     plan = Plan(
@@ -456,7 +458,7 @@ def plan_for_config(
     import dataclasses
 
     from mriviewer.core.device import resolve_device
-    from mriviewer.core.training.data import SliceDataset
+    from mriviewer.core.training.trainer import make_dataset
 
     if config.strategy not in PLAN_STRATEGIES:
         raise ConfigError(
@@ -466,14 +468,7 @@ def plan_for_config(
     if config.threads is not None:
         torch.set_num_threads(int(config.threads))
     device = resolve_device(config.device)
-    data = SliceDataset(
-        config.train_dir,
-        config.mask_spec(),
-        config.accelerations,
-        config.coil_method,
-        config.calib,
-        **config.data_options(train=True),
-    )
+    data = make_dataset(config, train=True)  # cine files too (dynamic = true)
     batch = probe_batch(data, config.batch_size, config.seed)
     plan = plan_memory(
         dict(config.model),

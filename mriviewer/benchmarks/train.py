@@ -51,10 +51,18 @@ def _tensor_bytes(tensors) -> int:
     return sum(seen.values())
 
 
-def synthetic_batch(size: int, coils: int, batch_size: int = 1, seed: int = 0) -> Batch:
-    """A phantom batch: ellipse images, birdcage coil maps (normalised), 4x random 1-D mask."""
+def synthetic_batch(
+    size: int, coils: int, batch_size: int = 1, seed: int = 0, frames: int = 0
+) -> Batch:
+    """A phantom batch: ellipse images, birdcage coil maps (normalised), 4x random 1-D mask.
+
+    frames > 0: one cine series instead (:func:`synthetic_cine_batch`; batch_size must be 1)."""
     import sigpy.mri
 
+    if frames:
+        if int(batch_size) != 1:
+            raise ValueError("a cine batch holds one series (batch_size 1)")
+        return synthetic_cine_batch(size, coils, frames, seed)
     rng = np.random.default_rng(seed)
     yy, xx = np.meshgrid(np.linspace(-1, 1, size), np.linspace(-1, 1, size), indexing="ij")
     images = []
@@ -87,6 +95,42 @@ def synthetic_batch(size: int, coils: int, batch_size: int = 1, seed: int = 0) -
     )
 
 
+def synthetic_cine_batch(
+    size: int, coils: int, frames: int, seed: int = 0, acceleration: float = 8.0
+) -> Batch:
+    """One cine series as a batch with its frames on the batch axis: an ellipse phantom whose
+    inner ellipse beats over the series, birdcage maps (normalised, the same for every frame),
+    a random k-t mask at R ``acceleration`` (centre fraction 0.08, a new mask per frame).
+    kspace/maps ``(T, C, H, W)``, mask/target ``(T, H, W)``."""
+    import sigpy.mri
+
+    from mriviewer.core.physics.kt_masks import make_kt_mask
+
+    yy, xx = np.meshgrid(np.linspace(-1, 1, size), np.linspace(-1, 1, size), indexing="ij")
+    images = []
+    for t in range(frames):
+        r = 1 + 0.15 * np.cos(2 * np.pi * t / frames)
+        img = (((yy / 0.85) ** 2 + (xx / 0.7) ** 2) < 1).astype(np.float32)
+        img += 0.5 * (((yy - 0.1) / (0.25 * r)) ** 2 + ((xx + 0.1) / (0.2 * r)) ** 2 < 1)
+        images.append(img * np.exp(1j * 0.5 * yy))
+    image = torch.from_numpy(np.stack(images).astype(np.complex64))
+    maps = torch.from_numpy(sigpy.mri.birdcage_maps((coils, size, size)).astype(np.complex64))
+    maps = maps / torch.sqrt((maps.abs() ** 2).sum(0, keepdim=True))
+    maps = maps[None].expand(frames, -1, -1, -1).contiguous()
+    spec = MaskSpec("random", float(acceleration), 0.08, seed=seed)
+    mask = torch.from_numpy(make_kt_mask(spec, frames, (size, size)))
+    kspace = mask[:, None] * fft2c(maps * image[:, None])
+    return Batch(
+        kspace=kspace,
+        maps=maps,
+        mask=mask,
+        target=image,
+        scale=torch.ones(1),
+        references=[np.abs(image.numpy())],
+        sources=["synthetic cine"],
+    )
+
+
 class StrategyRun:
     """One strategy's model, optimisers and synthetic batch, ready to be timed and measured."""
 
@@ -102,6 +146,7 @@ class StrategyRun:
         lr: float = 1e-4,
         seed: int = 0,
         batch: Batch | None = None,
+        frames: int = 0,
     ) -> None:
         self.strategy = strategy
         self.device = device
@@ -111,7 +156,7 @@ class StrategyRun:
         m = check_strategy(self.model, strategy, modules)
         self.optimisers = make_optimisers(self.model, strategy, m, lr)
         if batch is None:
-            batch = synthetic_batch(size, coils, batch_size, seed)
+            batch = synthetic_batch(size, coils, batch_size, seed, frames)
         self.batch = batch.to(device)
 
     def step(self) -> float:
@@ -153,13 +198,15 @@ def measure_strategy(
     seed: int = 0,
     memory: str = "tensors",
     batch: Batch | None = None,
+    frames: int = 0,
 ) -> dict[str, Any]:
     """``{"peak_memory_bytes", "seconds_per_iteration", "method"}`` of one strategy alone.
 
     memory: on CPU ``tensors`` (live tensor bytes) or ``none`` (time only; used by the RSS
     subprocess); ignored on CUDA, where the peak covers model, batch, warm-up and timed steps.
     batch: train on this batch (e.g. a real slice of a training config) instead of a synthetic
-    ``size`` x ``size`` phantom with ``coils`` coils.
+    ``size`` x ``size`` phantom with ``coils`` coils (``frames`` > 0: a cine series of that many
+    frames, :func:`synthetic_cine_batch`).
     """
     cuda = device.startswith("cuda")
     gc.collect()
@@ -167,7 +214,7 @@ def measure_strategy(
         torch.cuda.empty_cache()
         reset_peak_memory(device)
     run = StrategyRun(
-        model_config, strategy, modules, size, coils, batch_size, device, lr, seed, batch
+        model_config, strategy, modules, size, coils, batch_size, device, lr, seed, batch, frames
     )
     for _ in range(warmup):
         run.step()
@@ -243,9 +290,11 @@ def bench_settings(
     device: str,
     warmup: int,
     iterations: int,
+    frames: int = 0,
 ) -> dict[str, Any]:
-    """The settings every training benchmark records (its JSON ``settings``, in this order)."""
-    return {
+    """The settings every training benchmark records (its JSON ``settings``, in this order;
+    ``frames`` only for a cine benchmark)."""
+    return ({"frames": frames} if frames else {}) | {
         "model": dict(model_config),
         "modules": modules,
         "size": size,
@@ -269,10 +318,12 @@ def bench_train(
     iterations: int = 5,
     memory: str = "tensors",
     seed: int = 0,
+    frames: int = 0,
 ) -> dict[str, Any]:
-    """``{"strategies": {name: measure}, "settings": {...}}`` for each strategy in turn."""
+    """``{"strategies": {name: measure}, "settings": {...}}`` for each strategy in turn
+    (``frames`` > 0: on one synthetic cine series of that many frames)."""
     settings = bench_settings(
-        model_config, modules, size, coils, batch_size, device, warmup, iterations
+        model_config, modules, size, coils, batch_size, device, warmup, iterations, frames
     ) | {
         "memory": "cuda" if device.startswith("cuda") else memory,
         "seed": seed,
@@ -289,6 +340,7 @@ def bench_train(
             batch_size=batch_size,
             device=device,
             seed=seed,
+            frames=frames,
         )
         for strategy in strategies
     ]

@@ -40,6 +40,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--cg-iters", type=int, default=10, help="MoDL CG iterations")
     parser.add_argument("--size", type=int, default=160, help="synthetic image size (square)")
     parser.add_argument("--coils", type=int, default=8)
+    parser.add_argument(
+        "--dynamic",
+        action="store_true",
+        help="without --config: a synthetic cine series of --frames frames and a --denoiser "
+        "spatio-temporal model",
+    )
+    parser.add_argument("--frames", type=int, default=12, help="cine frames (with --dynamic)")
+    parser.add_argument(
+        "--denoiser",
+        choices=["2d", "3d", "2+1d"],
+        default=None,
+        help="denoiser convolutions (default: 3d with --dynamic, else 2d)",
+    )
     parser.add_argument("--batch-size", type=int, default=None, help="default: config's or 1")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: config's)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps per probe")
@@ -77,19 +90,13 @@ def run(args: argparse.Namespace) -> int:
     if args.config:
         from mriviewer.benchmarks.plan import probe_batch
         from mriviewer.core.device import resolve_device
-        from mriviewer.core.training import SliceDataset, load_config
+        from mriviewer.core.training import load_config
+        from mriviewer.core.training.trainer import make_dataset
 
         config = load_config(args.config)
         model = dict(config.model)
         device = args.device or resolve_device(config.device)
-        data = SliceDataset(
-            config.train_dir,
-            config.mask_spec(),
-            config.accelerations,
-            config.coil_method,
-            config.calib,
-            **config.data_options(train=True),
-        )
+        data = make_dataset(config, train=True)  # cine files too (dynamic = true)
         batch = probe_batch(data, args.batch_size or config.batch_size, config.seed)
         if config.threads is not None and args.threads is None:
             torch.set_num_threads(int(config.threads))
@@ -98,6 +105,11 @@ def run(args: argparse.Namespace) -> int:
         model = {"name": args.model, "features": args.features, "shared": False}
         if args.model == "modl":
             model["cg_iters"] = args.cg_iters
+        from mriviewer.commands.bench_train import dynamic_model
+
+        if args.batch_size is None:
+            args.batch_size = 1
+        model.update(dynamic_model(args))
     if str(device).startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"device {device!r} requested but CUDA is not available")
     model["shared"] = False
@@ -122,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
         warmup=args.warmup,
         iterations=args.iterations,
         measure_all=args.measure_all,
+        frames=args.frames if args.dynamic and not args.config else 0,
     )
     print(format_plan(plan))
     if args.json:

@@ -22,6 +22,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--cg-iters", type=int, default=10, help="MoDL CG iterations")
     parser.add_argument("--size", type=int, default=160, help="image matrix size (square)")
     parser.add_argument("--coils", type=int, default=8)
+    parser.add_argument(
+        "--dynamic",
+        action="store_true",
+        help="a 2-D + t problem: one synthetic cine series of --frames frames (k-t mask R 8), "
+        "the model with a --denoiser spatio-temporal denoiser",
+    )
+    parser.add_argument("--frames", type=int, default=12, help="cine frames (with --dynamic)")
+    parser.add_argument(
+        "--denoiser",
+        choices=["2d", "3d", "2+1d"],
+        default=None,
+        help="denoiser convolutions (default: 3d with --dynamic, else 2d)",
+    )
     parser.add_argument("--batch-size", type=int, default=1)
     parser.add_argument("--strategies", default="e2e,checkpoint,gleam")
     parser.add_argument("--modules", type=int, default=None, help="GLEAM modules (default N)")
@@ -88,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
     }
     if args.model == "modl":
         model["cg_iters"] = args.cg_iters
+    model.update(dynamic_model(args))
     modules = args.modules if args.modules is not None else args.unrolls
     if args.threads is not None:
         if args.threads < 1:
@@ -95,9 +109,10 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     if "pgleam" in strategies or args.world_size is not None:
         return _throughput(args, strategies, model, modules)
+    cine = f" frames {args.frames} denoiser {model['denoiser']}" if args.dynamic else ""
     print(
         f"bench train: {args.model} N={args.unrolls} F={args.features} size {args.size} "
-        f"coils {args.coils} batch {args.batch_size} GLEAM M={modules} device {args.device}"
+        f"coils {args.coils}{cine} batch {args.batch_size} GLEAM M={modules} device {args.device}"
     )
     result = bench_train(
         model,
@@ -105,8 +120,24 @@ def run(args: argparse.Namespace) -> int:
         modules=modules,
         **_run_settings(args),
         memory=args.memory,
+        frames=args.frames if args.dynamic else 0,
     )
     return _report(format_table(result), result, args.json)
+
+
+def dynamic_model(args: argparse.Namespace) -> dict:
+    """``{"denoiser": ...}`` for the model from ``--dynamic``/``--denoiser`` (ConfigError for a
+    spatio-temporal denoiser without ``--dynamic``, a batch or too few frames)."""
+    denoiser = args.denoiser or ("3d" if args.dynamic else "2d")
+    if not args.dynamic:
+        if denoiser != "2d":
+            raise ConfigError(f"--denoiser {denoiser} convolves over time: add --dynamic")
+        return {}
+    if args.batch_size != 1:
+        raise ConfigError("--dynamic benchmarks one cine series: --batch-size 1")
+    if args.frames < 1:
+        raise ConfigError(f"--frames must be >= 1, got {args.frames}")
+    return {"denoiser": denoiser}
 
 
 def _throughput(args: argparse.Namespace, strategies: list[str], model: dict, modules: int) -> int:

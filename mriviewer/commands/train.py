@@ -74,6 +74,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="V",
         help="compress slices with more coils to V virtual coils (SVD over coils); 0 = off",
     )
+    g.add_argument(
+        "--dynamic",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="cine data (simulate --dynamic files): k-t masks, one series per step",
+    )
+    g.add_argument(
+        "--denoiser",
+        choices=["2d", "3d", "2+1d"],
+        help="denoiser convolutions: 2d, or over (t, y, x) for cine (3d, 2+1d)",
+    )
     g.add_argument("--steps", type=int)
     g.add_argument("--epochs", type=int)
     g.add_argument("--lr", type=float)
@@ -180,6 +191,8 @@ def overrides_from_args(args: argparse.Namespace) -> dict:
         "center_fractions": args.center_fractions,
         "crop_readout": args.crop_readout,
         "virtual_coils": args.virtual_coils,
+        "dynamic": args.dynamic,
+        "model.denoiser": args.denoiser,
         "steps": args.steps,
         "epochs": args.epochs,
         "lr": args.lr,
@@ -247,7 +260,8 @@ def run(args: argparse.Namespace) -> int:
         f"training {m['name']} N={trainer.model.num_unrolls} "
         f"({trainer.model.parameter_count()} parameters) with {config.strategy}"
         + (f" M={trainer.modules}" if config.strategy == "gleam" else "")
-        + f" on {len(trainer.train_data)} slices, {trainer.total_steps} steps, "
+        + f" on {len(trainer.train_data)} {'cine series' if config.dynamic else 'slices'}, "
+        f"{trainer.total_steps} steps, "
         f"device {trainer.device}, loss {config.loss}"
     )
     result = trainer.run()

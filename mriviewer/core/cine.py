@@ -6,9 +6,10 @@
   masks; its fully sampled centre is the calibration region, ESPIRiT by default) and the
   reference: RSS per frame of the fully sampled series (the file's ``reconstruction_rss`` when
   given) or ``sense`` (:func:`mriviewer.core.reference.reference_image` per frame).
-- :func:`get_cine_method` (``zero-filled``, ``cg-sense``, ``kt-l1``), :func:`stream_cine` (each
-  iterate in original units, cropped, with its metrics), :func:`cine_metrics` (fastMRI
-  per-volume metrics with the frames stacked as slices, and PSNR per frame).
+- :func:`get_cine_method` (``zero-filled``, ``cg-sense``, ``kt-l1``, ``model:PATH``),
+  :func:`stream_cine` (each iterate in original units, cropped, with its metrics),
+  :func:`cine_metrics` (fastMRI per-volume metrics with the frames stacked as slices, and PSNR
+  per frame).
 """
 
 from __future__ import annotations
@@ -34,7 +35,12 @@ __all__ = [
 
 
 def get_cine_method(name: str, **settings: Any):
-    """A cine method by name; ReconError naming the cine methods for any other."""
+    """A cine method by name (or ``model:PATH``, a trained model with frames as its batch);
+    ReconError naming the cine methods for any other."""
+    if name.startswith("model:"):
+        from mriviewer.core.recon.cine import load_cine_model
+
+        return load_cine_model(name, **settings)
     if name not in CINE_METHODS:
         raise ReconError(
             f"method {name!r} does not run on cine data; cine methods: {', '.join(CINE_METHODS)}"

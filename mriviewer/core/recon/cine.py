@@ -14,6 +14,7 @@ its batch axis: one set of coil maps, one mask per frame).
   the Lipschitz constant of ``A^H A``: ``||M F|| = 1``); the prox of the l1 term is complex
   soft-thresholding of ``F_t x`` (``F_t`` is unitary). Iteration 0 is ``A^H y``, then one
   iterate per FISTA step.
+- ``model:PATH``: a trained unrolled model (:class:`CineModelMethod`), frames as its batch.
 """
 
 from __future__ import annotations
@@ -190,6 +191,51 @@ class KtL1:
                     time.perf_counter() - start,
                     final=i + 1 == self.max_iter,
                 )
+
+
+class CineModelMethod:
+    """A trained unrolled model (``model:PATH``) on a cine problem: the frames are the model's
+    batch axis (kspace and maps ``(T, C, H, W)``, the k-t mask ``(T, H, W)``), so a cine model
+    (``denoiser`` ``3d``/``2+1d``) convolves over time and a 2-D model denoises frame by frame.
+    Iteration 0 is ``A^H y``, then one ``(T, H, W)`` iterate per unroll (``unrolls``: early exit).
+
+    Wraps :class:`mriviewer.core.recon.model_method.ModelMethod` (``load_model_method``)."""
+
+    def __init__(self, method: Any) -> None:
+        self.method = method
+        self.name = method.name
+
+    def settings(self) -> dict[str, Any]:
+        return {**self.method.settings(), "per": "series (frames as the batch)"}
+
+    def iterate(self, problem: CineProblem, device: str = "cpu") -> Iterator[IterationResult]:
+        start = time.perf_counter()
+        op, kspace = _operator(problem, device)
+        model = self.method.model.to(device)
+        unrolls = self.method.unrolls
+        with torch.inference_mode():
+            try:
+                meas = model.measurement(kspace, op.coil_maps, op.mask[:, 0] > 0)
+            except ValueError as exc:
+                raise ReconError(f"{self.name}: {exc}") from exc
+            x = meas.aty
+            image = _np(x)
+        yield IterationResult(self.name, 0, image, time.perf_counter() - start, final=unrolls == 0)
+        for k in range(unrolls):
+            with torch.inference_mode():  # entered per step, never across a yield
+                x = model.unroll(k, x, meas)
+                image = _np(x)
+            yield IterationResult(
+                self.name, k + 1, image, time.perf_counter() - start, final=k + 1 == unrolls
+            )
+
+
+def load_cine_model(name_or_path: str, **settings: Any) -> CineModelMethod:
+    """``model:PATH`` (or a bundled name) as a cine method (settings: ``unrolls``)."""
+    from mriviewer.core.recon.model_method import load_model_method
+
+    text = name_or_path[len("model:") :] if name_or_path.startswith("model:") else name_or_path
+    return CineModelMethod(load_model_method(text, device="cpu", **settings))
 
 
 CINE_METHODS = {"zero-filled": CineZeroFilled, "cg-sense": CineCGSense, "kt-l1": KtL1}

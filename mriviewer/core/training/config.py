@@ -17,6 +17,7 @@ Example ``train.toml`` (relative folders are relative to the TOML file)::
     center_fractions = [0.08]   # optional: one 1-D centre fraction per acceleration
     crop_readout = 64           # optional: train on random 64-row readout crops (1-D masks)
     virtual_coils = 8           # optional: SVD coil compression to at most 8 virtual coils
+    dynamic = false             # true: cine files (simulate --dynamic), k-t masks, batch 1
 
     [model]                     # build_model settings: name modl | pgd, then its arguments
     name = "modl"
@@ -87,6 +88,8 @@ class TrainConfig:
     center_fractions: list[float] | None = None
     crop_readout: int | None = None  # training samples: random crops of this many readout rows
     virtual_coils: int | None = None  # SVD coil compression to at most V virtual coils
+    # cine (2-D + time) data: CineDataset, k-t masks, one series per step (frames = batch axis)
+    dynamic: bool = False
 
     def data_options(self, train: bool = True) -> dict[str, Any]:
         """SliceDataset keyword settings; validation data (``train=False``) is never cropped."""
@@ -155,6 +158,7 @@ class TrainConfig:
                 )
         if self.virtual_coils is not None and int(self.virtual_coils) < 1:
             raise ConfigError(f"virtual_coils must be >= 1, got {self.virtual_coils}")
+        self._validate_dynamic()
         if self.prune is not None:
             from mriviewer.core.pruning.settings import PruneSettings
 
@@ -165,6 +169,27 @@ class TrainConfig:
                 )
             PruneSettings.from_dict(self.prune)
         return self
+
+    def _validate_dynamic(self) -> None:
+        """Cine settings: k-t mask kinds, one series per batch, no crops or coil compression;
+        a spatio-temporal denoiser (``3d``/``2+1d``) needs cine data."""
+        denoiser = self.model.get("denoiser", "2d")
+        if not self.dynamic:
+            if denoiser != "2d":
+                raise ConfigError(
+                    f"a {denoiser} denoiser convolves over time: it trains on cine data only "
+                    "(dynamic = true, --dynamic)"
+                )
+            return
+        if self.mask.get("kind", "random") not in ("random", "equispaced"):
+            raise ConfigError(
+                f"cine training takes a k-t mask (random or equispaced), not {self.mask.get('kind')!r}"
+            )
+        if int(self.batch_size) != 1:
+            raise ConfigError("cine training takes batch_size = 1 (one series per step)")
+        for name in ("crop_readout", "virtual_coils", "prune"):
+            if getattr(self, name) is not None:
+                raise ConfigError(f"{name} is not implemented for cine training (dynamic = true)")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dictionary."""

@@ -134,9 +134,28 @@ class Batch:
 
 
 def collate(samples: list[Sample]) -> Batch:
-    """Stack samples of the same shape into a :class:`Batch` (ConfigError if shapes differ)."""
+    """Stack samples of the same shape into a :class:`Batch` (ConfigError if shapes differ).
+
+    A cine sample (:mod:`mriviewer.core.training.cine_data`: kspace ``(T, C, H, W)``) is one
+    batch on its own with its frames as the batch axis: kspace and maps ``(T, C, H, W)`` (the
+    maps repeated per frame), mask and target ``(T, H, W)``, scale ``(1,)``."""
     if not samples:
         raise ConfigError("cannot make a batch of no samples")
+    if samples[0].kspace.ndim == 4:
+        if len(samples) != 1:
+            raise ConfigError("a cine batch holds one series (batch_size = 1)")
+        (s,) = samples
+        frames = s.kspace.shape[0]
+        maps = torch.from_numpy(s.maps)
+        return Batch(
+            kspace=torch.from_numpy(s.kspace),
+            maps=maps[None].expand(frames, *maps.shape).contiguous(),
+            mask=torch.from_numpy(s.mask),
+            target=torch.from_numpy(s.target),
+            scale=torch.tensor([s.scale], dtype=torch.float32),
+            references=[s.reference],
+            sources=[s.source],
+        )
     shapes = {s.kspace.shape for s in samples}
     if len(shapes) > 1:
         raise ConfigError(f"a batch needs slices of one shape, got {sorted(shapes)}")

@@ -47,6 +47,7 @@ from mriviewer.core.metrics import nmse, psnr, ssim
 from mriviewer.core.models import UnrolledNet, build_model
 from mriviewer.core.physics.masks import stable_seed
 from mriviewer.core.training.callbacks import Callback, KeepBest, OnRecord
+from mriviewer.core.training.cine_data import CineDataset
 from mriviewer.core.training.config import TrainConfig
 from mriviewer.core.training.data import Sample, SliceDataset, collate
 from mriviewer.core.training.strategies import (
@@ -102,10 +103,37 @@ def check_same_settings(saved: Any, current: dict[str, Any], path: Path) -> None
         raise ConfigError(f"cannot resume: settings differ from the saved run ({diff})", path)
 
 
+def make_dataset(config: TrainConfig, train: bool = True) -> SliceDataset | CineDataset:
+    """The training (or validation, ``train=False``) data of ``config``: a
+    :class:`SliceDataset`, or a :class:`CineDataset` when ``config.dynamic``."""
+    spec = config.mask_spec()
+    folder = config.train_dir if train else config.val_dir
+    max_slices = None if train else config.max_val_slices
+    if config.dynamic:
+        return CineDataset(
+            folder,
+            spec,
+            config.accelerations,
+            config.coil_method,
+            max_slices=max_slices,
+            center_fractions=config.center_fractions,
+        )
+    return SliceDataset(
+        folder,
+        spec,
+        config.accelerations,
+        config.coil_method,
+        config.calib,
+        max_slices=max_slices,
+        **config.data_options(train=train),
+    )
+
+
 def validate_model(model: UnrolledNet, samples: list[Sample], device: str) -> dict[str, float]:
     """Mean PSNR / SSIM / NMSE of the model and of zero-filled ``A^H y`` on ``samples``.
 
-    Magnitudes in original units, centre-cropped to each reference (fastMRI metrics).
+    Magnitudes in original units, centre-cropped to each reference (fastMRI metrics). A cine
+    sample is scored as one volume of its frames (its output is the whole ``(T, H, W)`` batch).
     """
     model.eval()
     rows = []
@@ -116,8 +144,10 @@ def validate_model(model: UnrolledNet, samples: list[Sample], device: str) -> di
             out = model(batch.kspace, batch.maps, batch.mask)
             ref = sample.reference
             row = {}
+            cine = sample.kspace.ndim == 4
             for key, image in (("", out), ("zero_filled_", meas.aty)):
-                pred = center_crop(np.abs(image[0].cpu().numpy()) * sample.scale, ref.shape)
+                image = image if cine else image[0]
+                pred = center_crop(np.abs(image.cpu().numpy()) * sample.scale, ref.shape[-2:])
                 row[f"{key}psnr"] = psnr(ref, pred)
                 row[f"{key}ssim"] = ssim(ref, pred)
                 row[f"{key}nmse"] = nmse(ref, pred)
@@ -172,28 +202,8 @@ class Trainer:
         ]
         self.modules = check_strategy(self.model, config.strategy, config.modules)
         self.optimisers = make_optimisers(self.model, config.strategy, self.modules, config.lr)
-        spec = config.mask_spec()
-        self.train_data = SliceDataset(
-            config.train_dir,
-            spec,
-            config.accelerations,
-            config.coil_method,
-            config.calib,
-            **config.data_options(train=True),
-        )
-        self.val_data = (
-            SliceDataset(
-                config.val_dir,
-                spec,
-                config.accelerations,
-                config.coil_method,
-                config.calib,
-                max_slices=config.max_val_slices,
-                **config.data_options(train=False),
-            )
-            if config.val_dir
-            else None
-        )
+        self.train_data = make_dataset(config, train=True)
+        self.val_data = make_dataset(config, train=False) if config.val_dir else None
         self.steps_per_epoch = self.train_data.steps_per_epoch(config.batch_size)
         self.total_steps = (
             int(config.steps)
@@ -523,6 +533,7 @@ __all__ = [
     "TrainResult",
     "Trainer",
     "check_same_settings",
+    "make_dataset",
     "step_record",
     "train",
     "validate_model",
