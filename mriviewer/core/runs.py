@@ -27,7 +27,9 @@ class RunRequest:
     """Everything a run needs, copied from the UI state (plain data, picklable, no Qt).
 
     kspace: fully sampled (or already undersampled) ``(C, H, W)`` complex64 slice.
-    mask: ``(H, W)`` bool. reference: ``(h, w)`` float32 or None. methods: method names
+    mask: ``(H, W)`` bool. reference: ``(h, w)`` float32 or None. A cine series is
+    ``(T, C, H, W)`` k-space (fully sampled), a ``(T, H, W)`` k-t mask and a ``(T, h, w)``
+    reference (see :func:`_execute_cine`). methods: method names
     (``model:PATH`` for models). settings: per-method keyword settings. imports: modules to
     import before the run (they may register extra methods with ``compare.register_method``).
     """
@@ -118,6 +120,9 @@ def execute(request: RunRequest, should_stop: Callable[[], bool]) -> Iterator[Me
 def _execute(req: RunRequest, should_stop: Callable[[], bool]) -> Iterator[Message]:
     from mriviewer.core import compare
 
+    if np.ndim(req.kspace) == 4:  # (T, C, H, W): a cine series
+        yield from _execute_cine(req, should_stop)
+        return
     for module in req.imports:
         importlib.import_module(module)
     yield ("status", "preparing…")
@@ -212,6 +217,81 @@ def _run_method(
         "settings": jsonable(settings),
     }
     yield ("method_finished", name, summary)
+
+
+def _execute_cine(req: RunRequest, should_stop: Callable[[], bool]) -> Iterator[Message]:
+    """The cine twin of :func:`_execute`: ``kspace`` ``(T, C, H, W)`` fully sampled, ``mask``
+    ``(T, H, W)``, ``reference`` ``(T, h, w)`` or None; methods from
+    :data:`mriviewer.core.cine.CINE_METHODS`. Each payload's image is ``(T, h, w)`` complex64 and
+    its metrics are over the series (fastMRI per-volume, frames as slices) plus
+    ``psnr_per_frame`` (a list)."""
+    from mriviewer.core import cine
+    from mriviewer.core.memory import PeakMemory
+
+    yield ("status", "preparing the cine series (coil maps of the time-averaged data)…")
+    t0 = time.perf_counter()
+    reference = req.reference if req.reference_kind == "rss" else None
+    problem = cine.prepare_cine_problem(
+        req.kspace,
+        req.mask,
+        reference=reference,
+        recon_matrix=req.recon_matrix,
+        reference_kind=req.reference_kind,
+        source=req.source,
+    )
+    yield (
+        "prepared",
+        {
+            "seconds": time.perf_counter() - t0,
+            "calib": problem.info.get("calib"),
+            "reference": None if problem.reference is None else np.array(problem.reference),
+            "reference_kind": problem.reference_kind,
+            "metrics_region": "all",
+            "acceleration": problem.info.get("acceleration"),
+            "kt_mask": problem.info.get("mask"),
+            "warnings": list(problem.warnings),
+        },
+    )
+    for name in req.methods:
+        if should_stop():
+            return
+        yield ("status", f"running {name}…")
+        try:
+            method = cine.get_cine_method(name, **req.settings.get(name, {}))
+            settings = method.settings()
+            yield ("method_started", name, {"expected_iterations": expected_iterations(settings)})
+            memory = PeakMemory(req.device)
+            peak, last = 0.0, None
+            for record in cine.stream_cine(method, problem, req.device):
+                peak = memory.update()
+                metrics = dict(record.metrics)
+                last = IterationPayload(
+                    method=name,
+                    iteration=record.iteration,
+                    image=record.image,
+                    metrics=metrics,
+                    elapsed=record.elapsed,
+                    final=record.final,
+                    peak_memory_mb=float(peak),
+                )
+                yield ("iteration", last)
+                if should_stop():
+                    break
+            yield (
+                "method_finished",
+                name,
+                {
+                    "iterations": 0 if last is None else last.iteration,
+                    "seconds": 0.0 if last is None else last.elapsed,
+                    "peak_memory_mb": peak,
+                    "complete": bool(last is not None and last.final),
+                    "settings": jsonable(settings),
+                },
+            )
+        except Exception as exc:  # noqa: BLE001 - one bad method must not stop the others
+            if not isinstance(exc, MriViewerError):
+                traceback.print_exc()
+            yield ("method_failed", name, describe_error(exc, req.device))
 
 
 def jsonable(obj: Any) -> Any:

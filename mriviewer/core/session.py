@@ -109,6 +109,10 @@ class ComparisonSession:
     or an option raises :class:`MriViewerError` (one line naming the file and the problem) and
     leaves the session as it was."""
 
+    #: a cine series (:class:`mriviewer.core.cine_session.CineSession`)?
+    is_cine = False
+    frame = 0
+
     def __init__(self) -> None:
         self.volume = None  # KSpaceVolume
         self.kspace: np.ndarray | None = None
@@ -452,6 +456,11 @@ class ComparisonSession:
                 raise MriViewerError(message[1])
             self.apply(message)
         return self.traces
+
+    def frame_image(self, image: np.ndarray) -> np.ndarray:
+        """What a pane shows of a trace's image: the image itself (a cine session: the current
+        frame of its series)."""
+        return image
 
     def max_iteration(self) -> int:
         its = [max(t.iterations) for t in self.traces.values() if t.iterations]

@@ -66,6 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--display", default=None, choices=["magnitude", "phase", "real", "imag", "log"])
     p.add_argument("--error-maps", action="store_true", help="show error maps")
     p.add_argument("--iteration", type=int, default=None, help="iteration to show after the run")
+    p.add_argument("--frame", type=int, default=None, help="cine: frame to show after the run")
+    p.add_argument(
+        "--export-gif", default=None, help="cine: save the comparison as an animated GIF"
+    )
     p.add_argument("--screenshot", default=None, help="save a PNG of the window after the run")
     p.add_argument("--export-figure", default=None, help="save the figure (.png/.svg/.pdf)")
     p.add_argument("--export-metrics", default=None, help="save metrics (.csv/.json)")
@@ -154,6 +158,8 @@ class ScriptRunner:
             self.fail("; ".join(failed))
         if args.iteration is not None:
             w.iter_slider.setValue(args.iteration)
+        if args.frame is not None:
+            w.set_frame(args.frame)
         self.app.processEvents()
         if args.screenshot:
             w.repaint()
@@ -169,6 +175,11 @@ class ScriptRunner:
                 print(f"figure: {args.export_figure}")
             else:
                 self.fail(f"cannot export figure {args.export_figure}")
+        if args.export_gif:
+            if w.export_gif(args.export_gif):
+                print(f"gif: {args.export_gif}")
+            else:
+                self.fail(f"cannot export GIF {args.export_gif}")
         if args.export_metrics:
             if w.export_metrics(args.export_metrics):
                 print(f"metrics: {args.export_metrics}")
@@ -263,7 +274,8 @@ def run_app(argv: Sequence[str] | None = None) -> int:
     else:
         target = "demo" if (args.demo or not args.file) else args.file
         opened = window.open_file(target, args.slice, args.encoding, args.prewhiten)
-    if opened and args.mask:  # asked for explicitly: also on top of an undersampled file
+    # asked for explicitly: also on top of an undersampled file (a cine file: also --accel)
+    if opened and (args.mask or (window.session.is_cine and args.accel is not None)):
         _apply_mask_args(window, args)
         window.regenerate_mask()
     for combo, value in (
@@ -277,7 +289,14 @@ def run_app(argv: Sequence[str] | None = None) -> int:
         window.close()
         return 1
     runner = ScriptRunner(app, window, args)
-    if args.run or args.screenshot or args.export_figure or args.export_metrics or args.exit:
+    if (
+        args.run
+        or args.screenshot
+        or args.export_figure
+        or args.export_metrics
+        or args.export_gif
+        or args.exit
+    ):
         QTimer.singleShot(0, runner.start)
     previous = app.quitOnLastWindowClosed()
     app.setQuitOnLastWindowClosed(True)  # closing the window ends the app

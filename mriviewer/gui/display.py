@@ -114,8 +114,9 @@ class DisplayMixin:
                 pane.set_title(f"{trace.label}<br>{status}")
                 self._shown.pop(key, None)
                 continue
-            image = trace.images[idx]
-            state = (id(pane), mode, errors, id(image), id(self.reference))
+            stored = trace.images[idx]
+            image = self.session.frame_image(stored)  # a cine series: the current frame
+            state = (id(pane), mode, errors, id(stored), id(self.reference), self.session.frame)
             if self._shown.get(key) == state:
                 continue
             self._shown[key] = state

@@ -30,6 +30,7 @@ from PyQt6.QtWidgets import (
 
 from mriviewer import __version__
 from mriviewer.core.session import REFERENCE, ComparisonSession
+from mriviewer.gui.cine_ui import CineMixin
 from mriviewer.gui.display import DisplayMixin
 from mriviewer.gui.exports import ExportMixin
 from mriviewer.gui.files_ui import FilesMixin
@@ -63,6 +64,7 @@ SHORTCUTS = [
     ("Ctrl+S", "save the session"),
     ("Left / Right", "previous / next iteration"),
     ("Up / Down", "next / previous slice"),
+    (", .  k", "cine: previous / next frame, play / pause"),
     ("m p r i l", "magnitude, phase, real, imaginary, log magnitude"),
     ("[ ]", "brightness down / up"),
     ("{ }", "contrast down / up"),
@@ -104,7 +106,9 @@ def _combo(name: str, items: dict[str, str], tooltip: str) -> QComboBox:
     return combo
 
 
-class MainWindow(FilesMixin, MethodsMixin, DisplayMixin, MaskMixin, ExportMixin, QMainWindow):
+class MainWindow(
+    CineMixin, FilesMixin, MethodsMixin, DisplayMixin, MaskMixin, ExportMixin, QMainWindow
+):
     """The app's window: layout and wiring (public methods are what menus, shortcuts, scripts
     and tests call)."""
 
@@ -174,6 +178,7 @@ class MainWindow(FilesMixin, MethodsMixin, DisplayMixin, MaskMixin, ExportMixin,
         self.iter_label.setMinimumWidth(70)
         row.addWidget(self.iter_label)
         layout.addLayout(row)
+        self._build_cine_bar(layout)  # frame slider, play/pause, fps (cine mode only)
         self.metrics_note = QLabel("")
         self.metrics_note.setObjectName("metricsNote")
         self.metrics_note.setWordWrap(True)
@@ -220,6 +225,7 @@ class MainWindow(FilesMixin, MethodsMixin, DisplayMixin, MaskMixin, ExportMixin,
         self.resizeDocks([docks["curves"], docks["metrics"]], [3, 2], Qt.Orientation.Horizontal)
         self.resizeDocks([docks["data"], docks["methods"]], [340, 260], Qt.Orientation.Horizontal)
         self.docks = docks
+        self._build_cine_dock()  # PSNR per frame and x-t profiles (cine mode only)
         self.error_label = QLabel("")
         self.error_label.setObjectName("errorLabel")
         self.error_label.setStyleSheet("color: #e05050;")
@@ -269,6 +275,7 @@ class MainWindow(FilesMixin, MethodsMixin, DisplayMixin, MaskMixin, ExportMixin,
         m = bar.addMenu("&File")
         self._action(m, "&Open k-space…", self.open_file_dialog, QKeySequence.StandardKey.Open)
         self._action(m, "Open &demo case", lambda: self.open_file("demo"))
+        self._action(m, "Open demo &cine series", lambda: self.open_file("demo-cine"))
         self.recent_menu = m.addMenu("Open &recent")
         self._action(m, "Open &model…", self.open_model_dialog)
         m.addSeparator()
@@ -281,6 +288,7 @@ class MainWindow(FilesMixin, MethodsMixin, DisplayMixin, MaskMixin, ExportMixin,
         self._action(m, "&Export figure…", self.export_figure_dialog, "Ctrl+E")
         self._action(m, "Export metrics (CSV/JSON)…", self.export_metrics_dialog)
         self._action(m, "Export reconstructions (.npy/.h5/DICOM/NIfTI)…", self.export_recons_dialog)
+        self._action(m, "Export animated &GIF (cine)…", self.export_gif_dialog)
         m.addSeparator()
         self._action(m, "&Quit", self.close, QKeySequence.StandardKey.Quit)
         self._update_recent_menu()
@@ -318,6 +326,14 @@ class MainWindow(FilesMixin, MethodsMixin, DisplayMixin, MaskMixin, ExportMixin,
         self._action(v, "Next iteration", lambda: self.step_iteration(+1), "Right")
         self._action(v, "Next slice", lambda: self.step_slice(+1), "Up")
         self._action(v, "Previous slice", lambda: self.step_slice(-1), "Down")
+        self._action(v, "Previous frame (cine)", lambda: self.step_frame(-1), ",")
+        self._action(v, "Next frame (cine)", lambda: self.step_frame(+1), ".")
+        self._action(
+            v,
+            "Play / pause (cine)",
+            lambda: self.set_playing(not self.play_timer.isActive()),
+            "k",
+        )
         v.addSeparator()
         for dock in self.docks.values():
             v.addAction(dock.toggleViewAction())

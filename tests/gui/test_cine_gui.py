@@ -1,0 +1,161 @@
+"""The app's cine mode on the bundled demo-cine series (64 x 64, 4 coils, 12 frames)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from mriviewer.core.session import REFERENCE
+from tests.gui.conftest import run_and_wait
+
+pytestmark = pytest.mark.gui
+
+FRAMES = 12
+
+
+@pytest.fixture
+def cine_window(window):
+    assert window.open_file("demo-cine")
+    return window
+
+
+def _pane_images(window) -> dict[str, np.ndarray]:
+    return {k: np.array(p.data) for k, p in window.grid.panes.items() if p.data is not None}
+
+
+def test_opening_demo_cine_shows_the_kt_mask_and_r_per_frame(cine_window):
+    w = cine_window
+    assert w.session.is_cine and w.kspace.shape == (FRAMES, 4, 64, 64)
+    assert w.cine_bar.isVisible() and w.docks["cine"].isVisible()
+    assert w.cine_bar.slider.maximum() == FRAMES - 1
+    # default: random R 8 with the shared calibration band
+    assert w.mask_panel.kind() == "random" and w.mask_panel.accel_spin.value() == 8.0
+    assert w.effective_mask().shape == (FRAMES, 64, 64)
+    # the k-space view is the ky-t image: frames down, phase-encode lines across
+    overlay = w.kspace_view.overlay.image
+    assert overlay.shape[:2] == (FRAMES, 64)
+    np.testing.assert_array_equal(overlay[..., 3] == 150, ~w.session.mask.ky_t())
+    label = w.mask_panel.achieved_label.text()
+    assert "achieved R: 8.00" in label and "R per frame: 8.00 in each of the 12 frames" in label
+    # the mask panel's settings draw a new k-t mask (equispaced: a sheared lattice)
+    w.mask_panel.set_kind("equispaced")
+    assert w.session.mask.spec.kind == "equispaced"
+    assert not np.array_equal(w.session.mask.ky_t()[0], w.session.mask.ky_t()[1])
+    assert "R per frame" in w.mask_panel.achieved_label.text()
+    # 2-D-only methods cannot be checked in the cine mode
+    assert set(w.methods_panel.checked()) == {"zero-filled", "cg-sense", "kt-l1"}
+
+
+def test_run_streams_series_and_the_frame_slider_moves_every_pane(cine_window, qtbot):
+    w = cine_window
+    w.set_error_maps(True)
+    assert not run_and_wait(qtbot, w, ["zero-filled", "cg-sense"])
+    for key in ("zero-filled", "cg-sense"):
+        trace = w.traces[key]
+        assert trace.error is None and trace.complete
+        assert all(img.shape == (FRAMES, 64, 64) for img in trace.images)
+        met = trace.metrics[-1]
+        assert np.isfinite(met["psnr"]) and len(met["psnr_per_frame"]) == FRAMES
+    assert len(w.traces["cg-sense"].iterations) > 1
+    # the table shows the series metrics; the frame plot PSNR per frame at the shown iteration
+    psnr = w.traces["cg-sense"].metrics[-1]["psnr"]
+    assert w.table.cell_text(1, "PSNR (dB)") == f"{psnr:.2f}"
+    xs, ys = w.cine_panel.frame_curves["cg-sense"].getData()
+    assert len(xs) == FRAMES
+    np.testing.assert_allclose(ys, w.traces["cg-sense"].metrics[-1]["psnr_per_frame"])
+    before = _pane_images(w)
+    errors = {k: np.array(p.error) for k, p in w.grid.panes.items() if p.error is not None}
+    assert set(before) == {REFERENCE, "zero-filled", "cg-sense"} and set(errors) == {
+        "zero-filled",
+        "cg-sense",
+    }
+    w.cine_bar.slider.setValue(5)
+    assert w.session.frame == 5 and w.cine_bar.label.text() == "5 / 11"
+    after = _pane_images(w)
+    for key in before:
+        assert not np.array_equal(before[key], after[key]), key
+    np.testing.assert_allclose(after[REFERENCE], w.session.cine_reference[5])
+    np.testing.assert_allclose(after["cg-sense"], np.abs(w.traces["cg-sense"].images[-1][5]))
+    for key, err in errors.items():
+        assert not np.array_equal(err, w.grid.panes[key].error), key
+    assert w.cine_panel.frame_marker.value() == 5
+
+
+def test_play_advances_frames_with_a_timer(cine_window, qtbot):
+    w = cine_window
+    w.cine_bar.fps_spin.setValue(50.0)
+    assert w.play_timer.interval() == 20
+    w.cine_bar.play_button.click()
+    assert w.play_timer.isActive() and w.cine_bar.play_button.text() == "Pause"
+    qtbot.waitUntil(lambda: w.session.frame >= 3, timeout=5000)
+    w.set_playing(False)
+    assert not w.play_timer.isActive() and not w.cine_bar.play_button.isChecked()
+    shown = w.session.frame
+    np.testing.assert_allclose(w.grid.panes[REFERENCE].data, w.session.cine_reference[shown])
+
+
+def test_temporal_profile_and_gif_export(cine_window, qtbot, tmp_path):
+    import imageio.v3 as iio
+
+    w = cine_window
+    assert not run_and_wait(qtbot, w, ["zero-filled", "kt-l1"])
+    w.set_profile_row(20)
+    profiles = w.temporal_profiles()
+    assert set(profiles) == {REFERENCE, "zero-filled", "kt-l1"}
+    assert all(p.shape == (FRAMES, 64) for p in profiles.values())
+    np.testing.assert_allclose(profiles[REFERENCE], w.session.cine_reference[:, 20, :])
+    assert w.cine_panel.profile_data["kt-l1"].shape == (FRAMES, 64)
+    out = tmp_path / "cine.gif"
+    assert w.export_gif(out)
+    frames = iio.imread(out, index=None)
+    assert frames.shape[0] == FRAMES and frames.shape[1] == 64
+    assert frames.shape[2] == 3 * 64 + 2 * 2  # three panes side by side
+    sidecar = json.loads((tmp_path / "cine.gif.json").read_text())
+    assert sidecar["dynamic"] is True and sidecar["frames"] == FRAMES
+    assert sidecar["panes"] == [REFERENCE, "zero-filled", "kt-l1"]
+    # the figure of one frame, with its JSON sidecar
+    w.set_frame(4)
+    fig = tmp_path / "frame.png"
+    assert w.export_figure(fig)
+    meta = json.loads((tmp_path / "frame.png.json").read_text())
+    assert meta["frame"] == 4 and meta["mask"]["acceleration_per_frame"] == [8.0] * FRAMES
+
+
+def test_back_to_a_2d_file_leaves_the_cine_mode(cine_window, case_file):
+    w = cine_window
+    assert w.open_file(case_file, 0)
+    assert not w.session.is_cine and not w.cine_bar.isVisible()
+    assert w.kspace.ndim == 3 and w.effective_mask().ndim == 2
+    assert "kt-l1" not in w.methods_panel.checked()
+
+
+def test_scripted_mode_on_demo_cine(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    import imageio.v3 as iio
+
+    shot, gif = tmp_path / "shot.png", tmp_path / "c.gif"
+    env = {
+        **os.environ,
+        "QT_QPA_PLATFORM": "offscreen",
+        "MRIVIEWER_CONFIG_DIR": str(tmp_path),
+        "MRIVIEWER_WORKER": "thread",
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "mriviewer", "demo-cine", "--run", "zero-filled,kt-l1"]
+        + ["--accel", "4", "--frame", "2", "--size", "1000x720"]
+        + ["--screenshot", str(shot), "--export-gif", str(gif), "--exit"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "k-t random R 4 per frame" in proc.stdout and "kt-l1" in proc.stdout
+    assert shot.stat().st_size > 0
+    assert iio.imread(gif, index=None).shape[0] == FRAMES
+    assert json.loads((tmp_path / "c.gif.json").read_text())["frame"] == 2
