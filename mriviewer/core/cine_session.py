@@ -149,6 +149,11 @@ class CineSession(ComparisonSession):
         """The current frame of a ``(T, h, w)`` image (2-D images pass through)."""
         return image[self.frame] if np.ndim(image) == 3 else image
 
+    def reference_title(self) -> str:
+        kind = self.reference_kind or self.reference_choice
+        name = {"rss": "RSS", "sense": "SENSE"}.get(kind, kind)
+        return f"reference ({name} per frame)<br>frame {self.frame} / {self.frames - 1}"
+
     # ----- k-t mask -----------------------------------------------------------------------------
     def make_mask(self, spec) -> None:
         """Draw the ``(T, H, W)`` k-t mask of ``spec`` (kind random or equispaced; raises
