@@ -120,6 +120,7 @@ class CineMixin:
         self.cine_bar.set_frames(session.frames)
         self.cine_panel.set_rows(session.reference.shape[0], session.reference.shape[0] // 2)
         self._slice_loaded()
+        self.region_combo.setEnabled(False)  # foreground metrics are not defined on cine yet
         self.setWindowTitle(f"mriviewer {__version__} — {Path(volume.path).name} (cine)")
         self.statusBar().showMessage(f"opened {volume.path} (cine, {session.frames} frames)", 5000)
         self.error_label.setText("")
@@ -289,6 +290,18 @@ class CineMixin:
         return default_levels(self.session.cine_reference, "magnitude")
 
     def _update_profiles(self) -> None:
+        # the profiles do not depend on the frame: redrawn only when what they show changed
+        it, row = self.iter_slider.value(), self.profile_row()
+        state = (
+            it,
+            row,
+            self._magnitude_levels(),
+            id(self.session.cine_reference),
+            tuple((k, id(self.session.series(k, it))) for k in self.traces),
+        )
+        if getattr(self, "_profiles_shown", None) == state:
+            return
+        self._profiles_shown = state
         titles = {REFERENCE: "reference"} | {k: t.label for k, t in self.traces.items()}
         self.cine_panel.set_profiles(
             {k: (titles[k], v) for k, v in self.temporal_profiles().items()},
