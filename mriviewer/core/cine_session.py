@@ -154,6 +154,14 @@ class CineSession(ComparisonSession):
         name = {"rss": "RSS", "sense": "SENSE"}.get(kind, kind)
         return f"reference ({name} per frame)<br>frame {self.frame} / {self.frames - 1}"
 
+    def metrics_note(self) -> str:
+        data_range = float(self.cine_reference.max()) if self.cine_reference is not None else 0.0
+        return (
+            f"{self.reference_description()} (per frame); PSNR/SSIM/NMSE over the series "
+            "(fastMRI per-volume, frames stacked as slices) on |image|, data_range = max(reference "
+            f"series) = {data_range:.4g}; PSNR per frame with the same data_range"
+        )
+
     # ----- k-t mask -----------------------------------------------------------------------------
     def make_mask(self, spec) -> None:
         """Draw the ``(T, H, W)`` k-t mask of ``spec`` (kind random or equispaced; raises

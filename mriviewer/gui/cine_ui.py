@@ -165,12 +165,16 @@ class CineMixin:
         self._update_kspace_view()
 
     def _set_methods_enabled(self, allowed: set[str] | None) -> None:
-        """Only ``allowed`` methods can be checked (None: all but the cine-only kt-l1)."""
+        """Only ``allowed`` methods and the models can be checked (None: all but the cine-only
+        kt-l1)."""
         panel = self.methods_panel
         for i in range(panel.list.count()):
             item: QListWidgetItem = panel.list.item(i)
             key = item.data(Qt.ItemDataRole.UserRole)
-            on = key in allowed if allowed is not None else key != "kt-l1"
+            if allowed is None:
+                on = key != "kt-l1"
+            else:  # models run on cine series too (frames as the batch: core.recon.cine)
+                on = key in allowed or key.startswith("model:")
             flags = item.flags()
             item.setFlags(
                 flags | Qt.ItemFlag.ItemIsEnabled if on else flags & ~Qt.ItemFlag.ItemIsEnabled
@@ -338,6 +342,18 @@ class CineMixin:
         pos = pane.view.mapSceneToView(event.scenePos())
         if self.reference is not None and 0 <= pos.y() < self.reference.shape[0]:
             self.set_profile_row(int(pos.y()))
+
+    def figure_spec(self):
+        """The figure of the current frame; its note says which frame and what the series
+        metrics are."""
+        spec = super().figure_spec()
+        if self.session.is_cine:
+            session = self.session
+            spec.note = (
+                f"frame {session.frame} of 0-{session.frames - 1}; {session.metrics_note()}; "
+                f"{self.mask_description()}"
+            )
+        return spec
 
     # ----- export -------------------------------------------------------------------------------
     def export_gif_dialog(self) -> None:

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from PyQt6.QtCore import Qt
 
 from mriviewer.core.session import REFERENCE
 from tests.gui.conftest import run_and_wait
@@ -44,8 +45,15 @@ def test_opening_demo_cine_shows_the_kt_mask_and_r_per_frame(cine_window):
     assert w.session.mask.spec.kind == "equispaced"
     assert not np.array_equal(w.session.mask.ky_t()[0], w.session.mask.ky_t()[1])
     assert "R per frame" in w.mask_panel.achieved_label.text()
-    # 2-D-only methods cannot be checked in the cine mode
+    # 2-D-only classical methods cannot be checked in the cine mode; models can (frames as batch)
     assert set(w.methods_panel.checked()) == {"zero-filled", "cg-sense", "kt-l1"}
+    enabled = {
+        w.methods_panel.list.item(i).data(Qt.ItemDataRole.UserRole)
+        for i in range(w.methods_panel.list.count())
+        if w.methods_panel.list.item(i).flags() & Qt.ItemFlag.ItemIsEnabled
+    }
+    assert {"zero-filled", "cg-sense", "kt-l1"} <= enabled and "l1-wavelet" not in enabled
+    assert all(k.startswith("model:") for k in enabled - {"zero-filled", "cg-sense", "kt-l1"})
 
 
 def test_run_streams_series_and_the_frame_slider_moves_every_pane(cine_window, qtbot):
@@ -119,6 +127,7 @@ def test_temporal_profile_and_gif_export(cine_window, qtbot, tmp_path):
     w.set_frame(4)
     fig = tmp_path / "frame.png"
     assert w.export_figure(fig)
+    assert w.figure_spec().note.startswith("frame 4 of 0-11;")
     meta = json.loads((tmp_path / "frame.png.json").read_text())
     assert meta["frame"] == 4 and meta["mask"]["acceleration_per_frame"] == [8.0] * FRAMES
 
