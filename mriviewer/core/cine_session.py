@@ -157,7 +157,7 @@ class CineSession(ComparisonSession):
     def metrics_note(self) -> str:
         data_range = float(self.cine_reference.max()) if self.cine_reference is not None else 0.0
         return (
-            f"{self.reference_description()} (per frame); PSNR/SSIM/NMSE over the series "
+            f"{self.reference_description()}, per frame; PSNR/SSIM/NMSE over the series "
             "(fastMRI per-volume, frames stacked as slices) on |image|, data_range = max(reference "
             f"series) = {data_range:.4g}; PSNR per frame with the same data_range"
         )
