@@ -353,7 +353,8 @@ def format_plan(plan: Plan) -> str:
     """The printed report: fixed costs, the N x strategy table, per-strategy limits, the choice."""
     f = plan.fixed
     b, c, h, w = plan.batch_shape
-    lines = [f"fixed costs (computed from the model and the batch {b} x {c} coils x {h} x {w}):"]
+    what = f"one cine series of {b} frames" if plan.model.get("denoiser", "2d") != "2d" else b
+    lines = [f"fixed costs (computed from the model and the batch {what} x {c} coils x {h} x {w}):"]
     lines.append(
         f"  per unroll: parameters {format_size(f['per_unroll_parameters'])}, gradients "
         f"{format_size(f['per_unroll_gradients'])}, Adam state {format_size(f['per_unroll_adam_state'])}"

@@ -225,3 +225,13 @@ def test_pgleam_on_two_processes_equals_gleam_on_cine(cine_data, tmp_path):
     _assert_same_weights(
         load_file(str(out / "model.safetensors")), load_file(str(reference / "model.safetensors"))
     )
+
+
+@pytest.mark.parametrize("name", ["dense", "gleam"])
+def test_cine_training_configs_load(name):
+    repo = Path(__file__).resolve().parents[3]
+    config = load_config(repo / "resources" / "training" / "cine" / f"{name}.toml")
+    assert config.dynamic and config.accelerations == [8.0]
+    model = build_model(dict(config.model))
+    assert model.denoiser == "3d" and model.num_unrolls == 4
+    assert config.strategy == ("e2e" if name == "dense" else "gleam")
