@@ -108,6 +108,11 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"threads must be >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
     if "pgleam" in strategies or args.world_size is not None:
+        if args.dynamic:
+            raise ConfigError(
+                "--dynamic measures memory and time in one process: drop pgleam/--world-size "
+                "(P-GLEAM throughput on cine is not implemented)"
+            )
         return _throughput(args, strategies, model, modules)
     cine = f" frames {args.frames} denoiser {model['denoiser']}" if args.dynamic else ""
     print(

@@ -235,3 +235,15 @@ def test_cine_training_configs_load(name):
     model = build_model(dict(config.model))
     assert model.denoiser == "3d" and model.num_unrolls == 4
     assert config.strategy == ("e2e" if name == "dense" else "gleam")
+
+
+def test_bench_train_dynamic_command(capsys):
+    from mriviewer.cli import main
+
+    tiny = ["--size", str(SIZE), "--coils", str(COILS), "--unrolls", "2", "--features", "4"]
+    tiny += ["--cg-iters", "2", "--warmup", "0", "--iterations", "1", "--threads", "1"]
+    assert main(["bench", "train", "--dynamic", "--frames", "4", "--denoiser", "2+1d", *tiny]) == 0
+    out = capsys.readouterr().out
+    assert "frames 4 denoiser 2+1d" in out and "gleam" in out
+    assert main(["bench", "train", "--denoiser", "3d", *tiny]) != 0
+    assert "add --dynamic" in capsys.readouterr().err
