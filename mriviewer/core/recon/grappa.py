@@ -44,11 +44,13 @@ def parse_kernel(value: Any) -> tuple[int, int] | None:
     ``"auto"`` -> None (chosen from the mask: :func:`auto_kernel`).
 
     Rows run along H (read-out for a 1-D mask), columns along W (phase encode). Each entry
-    must be an integer >= 1; raises :class:`ReconError` otherwise."""
+    must be an integer >= 2 (a kernel needs neighbours along both axes); raises
+    :class:`ReconError` otherwise."""
     if value is None or (isinstance(value, str) and value.strip().lower() == "auto"):
         return None
     if isinstance(value, str):
-        parts = value.lower().replace(",", "x").replace(" ", "").split("x")
+        text = value.lower().strip().strip("[]()")  # "[3, 5]" from the command line too
+        parts = text.replace(",", "x").replace(" ", "").split("x")
     elif isinstance(value, (list, tuple)):
         parts = list(value)
     else:
@@ -59,8 +61,8 @@ def parse_kernel(value: Any) -> tuple[int, int] | None:
         size = tuple(int(p) for p in parts)
     except (TypeError, ValueError) as exc:
         raise ReconError(f"grappa: kernel_size={value!r} is not a pair of integers") from exc
-    if min(size) < 1:
-        raise ReconError(f"grappa: kernel_size={value!r} entries must be >= 1")
+    if min(size) < 2:  # pygrappa needs neighbours along both axes to fit from
+        raise ReconError(f"grappa: kernel_size={value!r} entries must be >= 2")
     return size  # type: ignore[return-value]
 
 

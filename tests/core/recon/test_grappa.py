@@ -97,11 +97,13 @@ def test_settings():
     assert method.settings() == {"kernel_size": [5, 5], "lamda": 0.1, "combine": "rss"}
     assert Grappa(**method.settings()).settings() == method.settings()
     assert parse_kernel("3x5") == parse_kernel([3, 5]) == parse_kernel("3,5") == (3, 5)
+    assert parse_kernel("[3, 5]") == parse_kernel("[3,5]") == (3, 5)  # the README's CLI form
     assert get_method("grappa").settings()["kernel_size"] == "auto"
     assert parse_kernel("auto") is None
     for bad, match in [
         ({"kernel_size": "3x"}, "not a pair of integers"),
-        ({"kernel_size": 0}, ">= 1"),
+        ({"kernel_size": 0}, ">= 2"),
+        ({"kernel_size": "1x5"}, ">= 2"),  # no neighbours along H: pygrappa cannot fit it
         ({"kernel_size": [1, 2, 3]}, "must be N"),
         ({"lamda": -1}, "must be >= 0"),
         ({"combine": "mean"}, "combine must be 'rss' or 'sense'"),
