@@ -87,8 +87,8 @@ def run(args: argparse.Namespace) -> int:
     if recon_suffix(out) is None:
         raise ConfigError(f"--out must end in .h5, .npy, .dcm, .nii or .nii.gz, got {out.name!r}")
     device = resolve_device(args.device)
+    volume = open_kspace(args.file, **reader_options(args))  # the file's problems first
     method = get_method(args.method, **method_options(args.method_option, args.method))
-    volume = open_kspace(args.file, **reader_options(args))
     index = volume.select_index(args.slice)
     kspace = volume.read_kspace(index)
     band = acquired_band(kspace, volume.header)
@@ -136,8 +136,9 @@ def run(args: argparse.Namespace) -> int:
         attrs["ground_truth_free"] = json.dumps(gt_free)
     written = write_reconstruction(out, image, attrs=attrs, mask=mask.array, header=volume.header)
     line = (
-        f"{args.method} on {volume.path.name} slice {index}: {last.iteration} iteration(s), "
-        f"{seconds:.2f} s, mask {mask_kind} R={problem.info['acceleration']:.2f}"
+        f"{args.method} on {volume.path.name} slice {index}: "
+        + (f"{last.iteration} iteration(s), " if last.iteration else "direct (no iterations), ")
+        + f"{seconds:.2f} s, mask {mask_kind} R={problem.info['acceleration']:.2f}"
     )
     if mask_kind != "data" and not problem.info["fully_sampled"]:
         own = problem.info["data_sampling"]["acceleration"]

@@ -296,7 +296,12 @@ def summary_lines(attrs: dict[str, Any]) -> list[str]:
 # ----- formats -------------------------------------------------------------------------------
 def _write_h5(path: Path, image: np.ndarray, mask: np.ndarray | None, attrs: dict) -> None:
     name = str(attrs.get("method", "reconstruction"))
-    write_recon_h5(path, {name: {"final": image}}, mask=mask, attrs=attrs)
+    result = {"final": image}
+    for key, attr in (("metrics", "metrics"), ("settings", "method_settings")):
+        if attrs.get(attr) is not None:  # recon's JSON text: the per-method record has it too
+            value = attrs[attr]
+            result[key] = _loads(value) if isinstance(value, str) else value
+    write_recon_h5(path, {name: result}, mask=mask, attrs=attrs)
 
 
 #: version of the reconstruction HDF5 layout (:func:`write_recon_h5`)

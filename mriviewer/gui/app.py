@@ -159,6 +159,11 @@ class ScriptRunner:
         if args.iteration is not None:
             w.iter_slider.setValue(args.iteration)
         if args.frame is not None:
+            frames = w.session.frames if getattr(w.session, "is_cine", False) else 0
+            if not 0 <= args.frame < frames:
+                have = f"frames 0-{frames - 1}" if frames else "no frames (not a cine series)"
+                self.fail(f"--frame {args.frame} is out of range: the series has {have}")
+                return self.finish()
             w.set_frame(args.frame)
         self.app.processEvents()
         if args.screenshot:

@@ -198,7 +198,7 @@ def test_recon_cli_writes_dicom_and_nifti(fov_file, tmp_path, capsys):
 
 
 def test_ismrmrd_header_gives_pixel_spacing(tmp_path):
-    from test_io_readers import random_kspace, write_ismrmrd
+    from tests.core.io.test_io_readers import random_kspace, write_ismrmrd
 
     path = write_ismrmrd(tmp_path / "mrd.h5", random_kspace((1, 3, 16, 10)))
     header = open_kspace(path).header  # the test XML: FOV 200 x 200 x 5 mm
