@@ -168,3 +168,25 @@ def test_scripted_mode_on_demo_cine(tmp_path):
     assert shot.stat().st_size > 0
     assert iio.imread(gif, index=None).shape[0] == FRAMES
     assert json.loads((tmp_path / "c.gif.json").read_text())["frame"] == 2
+
+
+def test_scripted_frame_out_of_range_is_one_line(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {
+        **os.environ,
+        "QT_QPA_PLATFORM": "offscreen",
+        "MRIVIEWER_CONFIG_DIR": str(tmp_path),
+        "MRIVIEWER_WORKER": "thread",
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "mriviewer", "demo-cine", "--frame", "12", "--exit"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "--frame 12 is out of range: the series has frames 0-11" in proc.stderr
