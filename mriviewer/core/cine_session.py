@@ -24,7 +24,6 @@ import numpy as np
 
 from mriviewer import __version__
 from mriviewer.core.errors import MaskError, MriViewerError
-from mriviewer.core.runs import RunRequest
 from mriviewer.core.session import REFERENCE, ComparisonSession
 
 #: the app's default k-t mask on a cine file (README "Dynamic (cine) data")
@@ -233,33 +232,11 @@ class CineSession(ComparisonSession):
         )
 
     # ----- runs ---------------------------------------------------------------------------------
-    def run_request(
-        self,
-        methods: list[str],
-        device: str = "cpu",
-        settings: dict[str, dict] | None = None,
-        imports: list[str] | None = None,
-    ) -> RunRequest:
-        if self.kspace is None or self.mask is None:
-            raise MriViewerError("open a cine file first")
-        if not methods:
-            raise MriViewerError("no method to run")
-        kind = self.reference_choice
-        file_reference = self.volume is not None and self.volume.has_reference
-        return RunRequest(
-            kspace=self.kspace,
-            mask=self.mask.array.copy(),
-            reference=self.cine_reference if (file_reference and kind == "rss") else None,
-            recon_matrix=tuple(self.cine_reference.shape[-2:]),
-            methods=list(methods),
-            device=device,
-            source=f"{self.volume.path}#slice{self.volume.slice_index}" if self.volume else "",
-            settings=dict(settings or {}),
-            imports=list(imports or []),
-            reference_kind=kind,
-            metrics_region="all",
-            fully_sampled=True,
-        )
+    no_data_message = "open a cine file first"
+
+    def run_inputs(self) -> tuple[np.ndarray, np.ndarray, str, bool | None]:
+        """The k-t mask, the reference series, metrics over the whole image, fully sampled."""
+        return self.mask.array.copy(), self.cine_reference, "all", True
 
     def apply(self, message: tuple) -> None:
         if message[0] == "prepared":

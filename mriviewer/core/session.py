@@ -384,27 +384,37 @@ class ComparisonSession:
         """The plain-data request for ``methods`` on the shown slice with the effective mask and
         the chosen convention. Raises MriViewerError without a slice, a mask or methods."""
         if self.kspace is None or self.mask is None:
-            raise MriViewerError("open a k-space file first")
+            raise MriViewerError(self.no_data_message)
         if not methods:
             raise MriViewerError("no method to run")
         file_reference = self.volume is not None and self.volume.has_reference
         kind = self.reference_choice
+        mask, reference, region, fully_sampled = self.run_inputs()
         return RunRequest(
             kspace=self.kspace,
-            mask=self.effective_mask().copy(),
+            mask=mask,
             # the file's own reference (RSS convention), else computed by the core from the
             # fully sampled k-space in the chosen convention; none for undersampled data
-            reference=self.reference if (file_reference and kind == "rss") else None,
-            recon_matrix=tuple(self.reference.shape),
+            reference=reference if (file_reference and kind == "rss") else None,
+            recon_matrix=tuple(reference.shape[-2:]),
             methods=list(methods),
             device=device,
             source=f"{self.volume.path}#slice{self.volume.slice_index}" if self.volume else "",
             settings=dict(settings or {}),
             imports=list(imports or []),
             reference_kind=kind,
-            metrics_region=self.metrics_region,
-            fully_sampled=bool(self.sampling.fully_sampled) if self.sampling else None,
+            metrics_region=region,
+            fully_sampled=fully_sampled,
         )
+
+    #: what :meth:`run_request` says without a slice or a mask
+    no_data_message = "open a k-space file first"
+
+    def run_inputs(self) -> tuple[np.ndarray, np.ndarray, str, bool | None]:
+        """(mask, reference image, metrics region, fully sampled) of the next run: the
+        effective mask and the shown reference (a cine session gives its series')."""
+        fully_sampled = bool(self.sampling.fully_sampled) if self.sampling else None
+        return self.effective_mask().copy(), self.reference, self.metrics_region, fully_sampled
 
     def begin_run(self, methods: list[str], labels: dict[str, str], colors: dict[str, str]) -> None:
         """Start fresh traces for ``methods`` (labels and colours as the presenter shows them)."""
