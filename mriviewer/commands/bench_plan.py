@@ -7,6 +7,7 @@ import argparse
 import json
 from pathlib import Path
 
+from mriviewer.commands.bench_train import add_problem_arguments
 from mriviewer.core.errors import ConfigError
 
 
@@ -35,23 +36,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="unroll counts to consider (the smallest 3 are measured, the rest extrapolated)",
     )
     parser.add_argument("--measure-all", action="store_true", help="measure every N (no fit)")
-    parser.add_argument("--model", choices=["modl", "pgd"], default="modl")
-    parser.add_argument("--features", type=int, default=32)
-    parser.add_argument("--cg-iters", type=int, default=10, help="MoDL CG iterations")
-    parser.add_argument("--size", type=int, default=160, help="synthetic image size (square)")
-    parser.add_argument("--coils", type=int, default=8)
-    parser.add_argument(
-        "--dynamic",
-        action="store_true",
-        help="without --config: a synthetic cine series of --frames frames and a --denoiser "
+    add_problem_arguments(
+        parser,
+        "without --config: a synthetic cine series of --frames frames and a --denoiser "
         "spatio-temporal model",
-    )
-    parser.add_argument("--frames", type=int, default=12, help="cine frames (with --dynamic)")
-    parser.add_argument(
-        "--denoiser",
-        choices=["2d", "3d", "2+1d"],
-        default=None,
-        help="denoiser convolutions (default: 3d with --dynamic, else 2d)",
     )
     parser.add_argument("--batch-size", type=int, default=None, help="default: config's or 1")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: config's)")

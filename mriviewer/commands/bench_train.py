@@ -9,6 +9,25 @@ from pathlib import Path
 from mriviewer.core.errors import ConfigError
 
 
+def add_problem_arguments(parser: argparse.ArgumentParser, dynamic_help: str) -> None:
+    """The synthetic model and problem of ``bench train`` and ``bench plan``: ``--model``,
+    ``--features``, ``--cg-iters``, ``--size``, ``--coils``, ``--dynamic``, ``--frames``,
+    ``--denoiser``."""
+    parser.add_argument("--model", choices=["modl", "pgd"], default="modl")
+    parser.add_argument("--features", type=int, default=32)
+    parser.add_argument("--cg-iters", type=int, default=10, help="MoDL CG iterations")
+    parser.add_argument("--size", type=int, default=160, help="synthetic image size (square)")
+    parser.add_argument("--coils", type=int, default=8)
+    parser.add_argument("--dynamic", action="store_true", help=dynamic_help)
+    parser.add_argument("--frames", type=int, default=12, help="cine frames (with --dynamic)")
+    parser.add_argument(
+        "--denoiser",
+        choices=["2d", "3d", "2+1d"],
+        default=None,
+        help="denoiser convolutions (default: 3d with --dynamic, else 2d)",
+    )
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "train",
@@ -16,24 +35,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Train a synthetic batch with each strategy and print peak memory and "
         "median seconds per iteration after warm-up.",
     )
-    parser.add_argument("--model", choices=["modl", "pgd"], default="modl")
     parser.add_argument("--unrolls", type=int, default=8)
-    parser.add_argument("--features", type=int, default=32)
-    parser.add_argument("--cg-iters", type=int, default=10, help="MoDL CG iterations")
-    parser.add_argument("--size", type=int, default=160, help="image matrix size (square)")
-    parser.add_argument("--coils", type=int, default=8)
-    parser.add_argument(
-        "--dynamic",
-        action="store_true",
-        help="a 2-D + t problem: one synthetic cine series of --frames frames (k-t mask R 8), "
+    add_problem_arguments(
+        parser,
+        "a 2-D + t problem: one synthetic cine series of --frames frames (k-t mask R 8), "
         "the model with a --denoiser spatio-temporal denoiser",
-    )
-    parser.add_argument("--frames", type=int, default=12, help="cine frames (with --dynamic)")
-    parser.add_argument(
-        "--denoiser",
-        choices=["2d", "3d", "2+1d"],
-        default=None,
-        help="denoiser convolutions (default: 3d with --dynamic, else 2d)",
     )
     parser.add_argument("--batch-size", type=int, default=1)
     parser.add_argument("--strategies", default="e2e,checkpoint,gleam")
