@@ -34,6 +34,7 @@ from mriviewer.core.training.data import (
     SUFFIXES,
     Sample,
     SliceRef,
+    acceleration_settings,
     portable_folder,
     simulation_sources,
 )
@@ -62,26 +63,16 @@ class CineDataset:
         self.folder = Path(folder)
         if not self.folder.is_dir():
             raise ConfigError("data folder not found", self.folder)
-        if not accelerations:
-            raise ConfigError("at least one acceleration is needed")
+        self.accelerations, self.center_fractions = acceleration_settings(
+            accelerations, center_fractions
+        )
         if mask.kind not in KT_KINDS:
             raise ConfigError(
                 f"cine training takes a k-t mask: [mask] kind = {' or '.join(KT_KINDS)}, "
                 f"not {mask.kind!r}"
             )
         self.mask = mask
-        self.accelerations = [float(a) for a in accelerations]
         self.coil_method = coil_method
-        self.center_fractions: dict[float, float] = {}
-        if center_fractions is not None:
-            if len(center_fractions) != len(self.accelerations):
-                raise ConfigError(
-                    f"center_fractions needs one value per acceleration "
-                    f"({len(self.accelerations)}), got {len(center_fractions)}"
-                )
-            self.center_fractions = dict(
-                zip(self.accelerations, (float(c) for c in center_fractions), strict=True)
-            )
         self.slices: list[SliceRef] = []
         self._volumes: dict[Path, Any] = {}
         self._sources: list[dict[str, Any]] | None = None

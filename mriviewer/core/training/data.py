@@ -170,6 +170,26 @@ def collate(samples: list[Sample]) -> Batch:
     )
 
 
+def acceleration_settings(
+    accelerations: list[float] | tuple[float, ...],
+    center_fractions: list[float] | tuple[float, ...] | None = None,
+) -> tuple[list[float], dict[float, float]]:
+    """The training accelerations as floats and ``{R: centre fraction}`` (one centre fraction
+    per acceleration, or none: the mask's own). Raises ConfigError for no acceleration or a
+    count mismatch."""
+    if not accelerations:
+        raise ConfigError("at least one acceleration is needed")
+    values = [float(a) for a in accelerations]
+    if center_fractions is None:
+        return values, {}
+    if len(center_fractions) != len(values):
+        raise ConfigError(
+            f"center_fractions needs one value per acceleration ({len(values)}), "
+            f"got {len(center_fractions)}"
+        )
+    return values, dict(zip(values, (float(c) for c in center_fractions), strict=True))
+
+
 class SliceDataset:
     """All slices of the k-space files in ``folder`` (sorted by file name, then slice).
 
@@ -193,26 +213,16 @@ class SliceDataset:
         self.folder = Path(folder)
         if not self.folder.is_dir():
             raise ConfigError("data folder not found", self.folder)
-        if not accelerations:
-            raise ConfigError("at least one acceleration is needed")
         self.mask = mask
-        self.accelerations = [float(a) for a in accelerations]
+        self.accelerations, self.center_fractions = acceleration_settings(
+            accelerations, center_fractions
+        )
         for acc in self.accelerations:
             replace(mask, acceleration=acc)  # validates each acceleration
         self.coil_method = coil_method
         self.calib = calib
         self.crop_readout = None if crop_readout is None else int(crop_readout)
         self.virtual_coils = None if virtual_coils is None else int(virtual_coils)
-        self.center_fractions: dict[float, float] = {}
-        if center_fractions is not None:
-            if len(center_fractions) != len(self.accelerations):
-                raise ConfigError(
-                    f"center_fractions needs one value per acceleration "
-                    f"({len(self.accelerations)}), got {len(center_fractions)}"
-                )
-            self.center_fractions = dict(
-                zip(self.accelerations, (float(c) for c in center_fractions), strict=True)
-            )
         for acc in self.accelerations:
             replace(mask, acceleration=acc, center_fraction=self._center_fraction(acc))
         if self.crop_readout is not None and mask.kind not in ONE_D_MASKS:
