@@ -117,6 +117,23 @@ def execute(request: RunRequest, should_stop: Callable[[], bool]) -> Iterator[Me
     yield ("done", bool(should_stop()))
 
 
+def prepared_message(problem: Any, seconds: float, metrics_region: str, **extra: Any) -> Message:
+    """``("prepared", info)`` for a 2-D or cine problem: seconds, calibration, the reference
+    (the convention's image the metrics use), R and warnings (``extra`` adds keys)."""
+    reference = None if problem.reference is None else np.array(problem.reference)
+    info = {
+        "seconds": seconds,
+        "calib": problem.info.get("calib"),
+        "reference": reference,
+        "reference_kind": problem.reference_kind,
+        "metrics_region": metrics_region,
+        "acceleration": problem.info.get("acceleration"),
+        **extra,
+        "warnings": list(problem.warnings),
+    }
+    return ("prepared", info)
+
+
 def _execute(req: RunRequest, should_stop: Callable[[], bool]) -> Iterator[Message]:
     from mriviewer.core import compare
 
@@ -139,18 +156,7 @@ def _execute(req: RunRequest, should_stop: Callable[[], bool]) -> Iterator[Messa
         fully_sampled=req.fully_sampled,
         defer_maps=True,
     )
-    yield (
-        "prepared",
-        {
-            "seconds": time.perf_counter() - t0,
-            "calib": problem.info.get("calib"),
-            "reference": None if problem.reference is None else np.array(problem.reference),
-            "reference_kind": problem.reference_kind,
-            "metrics_region": problem.metrics_region,
-            "acceleration": problem.info.get("acceleration"),
-            "warnings": list(problem.warnings),
-        },
-    )
+    yield prepared_message(problem, time.perf_counter() - t0, problem.metrics_region)
     # methods that need no coil maps (zero-filled RSS, GRAPPA combined by RSS) run before the
     # maps are estimated, so their images are on screen at once
     first = []
@@ -239,18 +245,8 @@ def _execute_cine(req: RunRequest, should_stop: Callable[[], bool]) -> Iterator[
         reference_kind=req.reference_kind,
         source=req.source,
     )
-    yield (
-        "prepared",
-        {
-            "seconds": time.perf_counter() - t0,
-            "calib": problem.info.get("calib"),
-            "reference": None if problem.reference is None else np.array(problem.reference),
-            "reference_kind": problem.reference_kind,
-            "metrics_region": "all",
-            "acceleration": problem.info.get("acceleration"),
-            "kt_mask": problem.info.get("mask"),
-            "warnings": list(problem.warnings),
-        },
+    yield prepared_message(
+        problem, time.perf_counter() - t0, "all", kt_mask=problem.info.get("mask")
     )
     for name in req.methods:
         if should_stop():
