@@ -9,8 +9,10 @@ selects what every pane shows: ``reference`` is the reference series' frame and
 :meth:`frame_image` slices a trace's image. Metrics are over the series (fastMRI per-volume,
 frames stacked as slices) and per frame (``psnr_per_frame``).
 
-:func:`write_cine_gif` writes the comparison as an animated GIF (imageio), one GIF frame per
-cine frame, the panes side by side with one window/level.
+:func:`write_cine_animation` writes the comparison as an animated GIF or an MP4 (imageio; MP4
+through imageio-ffmpeg), one animation frame per cine frame: the panes side by side with one
+window/level, enlarged to a readable size, titled with the method and the frame's PSNR/SSIM,
+under a header line with the frame index (:func:`render_animation_frames`, text by matplotlib).
 """
 
 from __future__ import annotations
@@ -321,47 +323,210 @@ class CineSession(ComparisonSession):
         return info
 
 
-def gif_frames(columns: list[np.ndarray], levels: tuple[float, float], gap: int = 2) -> np.ndarray:
-    """``(T, h, sum w + gaps)`` uint8: the ``(T, h, w)`` real arrays side by side, windowed to
-    ``levels`` (the same for all)."""
-    if not columns:
-        raise MriViewerError("nothing to animate: no panes")
+#: file suffixes :func:`write_cine_animation` writes
+ANIMATION_FORMATS = ("gif", "mp4")
+#: each pane is enlarged by an integer factor (nearest neighbour) to at least this many pixels
+#: along its longer side, so a 64 x 64 series gives 256 x 256 panes
+MIN_PANE_PIXELS = 256
+#: layout of an animation frame in pixels: outer margin, gap between panes, header band and
+#: one title line above the panes
+ANIMATION_MARGIN = 8
+ANIMATION_GAP = 8
+ANIMATION_HEADER = 30
+ANIMATION_LINE = 22
+#: grey level of the bands and gaps around the panes (dark, so that black pane edges still show)
+ANIMATION_BACKGROUND = 48
+
+
+@dataclass
+class AnimationPane:
+    """One pane of a cine animation: ``series`` ``(T, h, w)`` real, already in display form;
+    ``captions`` one line per frame under the title (e.g. the frame's PSNR/SSIM), or None."""
+
+    title: str
+    series: np.ndarray
+    captions: list[str] | None = None
+
+
+def _window_uint8(array: np.ndarray, levels: tuple[float, float]) -> np.ndarray:
     lo, hi = float(levels[0]), float(levels[1])
     span = hi - lo if hi > lo else 1.0
-    t, h = columns[0].shape[:2]
-    parts = []
-    for i, col in enumerate(columns):
-        if col.shape[:2] != (t, h):
-            raise MriViewerError(f"pane {i} has shape {col.shape}, expected ({t}, {h}, w)")
-        if i:
-            parts.append(np.zeros((t, h, gap), dtype=np.uint8))
-        parts.append((np.clip((col - lo) / span, 0.0, 1.0) * 255).round().astype(np.uint8))
-    return np.concatenate(parts, axis=2)
+    return (np.clip((np.asarray(array) - lo) / span, 0.0, 1.0) * 255).round().astype(np.uint8)
 
 
-def write_cine_gif(
+def frame_metric_captions(reference: np.ndarray, series: np.ndarray) -> list[str]:
+    """``"PSNR 31.20 dB  SSIM 0.912"`` per frame of ``series`` against the ``(T, h, w)``
+    ``reference``: magnitudes, data_range = max(|reference series|), as the per-frame PSNR of
+    :func:`mriviewer.core.cine.cine_metrics`."""
+    from mriviewer.core.metrics import psnr, ssim
+
+    ref = np.abs(np.asarray(reference)).astype(np.float64)
+    pred = np.abs(np.asarray(series)).astype(np.float64)
+    if ref.shape != pred.shape:
+        raise MriViewerError(f"series of shape {pred.shape} against a reference of {ref.shape}")
+    dr = float(ref.max()) or 1.0
+    return [
+        f"PSNR {psnr(r, p, dr):.2f} dB  SSIM {ssim(r, p, dr):.3f}"
+        for r, p in zip(ref, pred, strict=True)
+    ]
+
+
+def pane_scale(h: int, w: int, min_pixels: int = MIN_PANE_PIXELS) -> int:
+    """The integer enlargement that brings the longer side of an ``h x w`` pane to at least
+    ``min_pixels`` (1 for panes already that large)."""
+    return max(1, -(-int(min_pixels) // max(int(h), int(w), 1)))
+
+
+def _fit(text: str, pixels: int, char_pixels: float) -> str:
+    """``text`` cut (with an ellipsis) to about ``pixels`` wide at ``char_pixels`` per character."""
+    n = max(4, int(pixels / char_pixels))
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def render_animation_frames(
+    panes: list[AnimationPane],
+    levels: tuple[float, float],
+    header: str = "",
+    min_pixels: int = MIN_PANE_PIXELS,
+) -> np.ndarray:
+    """``(T, H, W, 3)`` uint8: per frame a header line (``frame t of 0-(T-1)`` then ``header``)
+    and the panes side by side, each windowed to ``levels``, enlarged by :func:`pane_scale` and
+    titled (title, then its caption of that frame). H and W are even (H.264 yuv420p needs it).
+    The text is drawn by matplotlib's Agg canvas, like the figures."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    if not panes:
+        raise MriViewerError("nothing to animate: no panes")
+    t, h = np.shape(panes[0].series)[:2]
+    for i, pane in enumerate(panes):
+        if np.ndim(pane.series) != 3 or np.shape(pane.series)[:2] != (t, h):
+            raise MriViewerError(
+                f"pane {i} ({pane.title}) has shape {np.shape(pane.series)}, expected ({t}, {h}, w)"
+            )
+        if pane.captions is not None and len(pane.captions) != t:
+            raise MriViewerError(f"pane {i} ({pane.title}) has {len(pane.captions)} captions")
+    k = pane_scale(h, max(np.shape(p.series)[2] for p in panes), min_pixels)
+    widths = [np.shape(p.series)[2] * k for p in panes]
+    lines = 2 if any(p.captions is not None for p in panes) else 1
+    top = ANIMATION_MARGIN + ANIMATION_HEADER + lines * ANIMATION_LINE
+    width = 2 * ANIMATION_MARGIN + sum(widths) + ANIMATION_GAP * (len(panes) - 1)
+    height = top + h * k + ANIMATION_MARGIN
+    width, height = width + width % 2, height + height % 2
+    lefts = [ANIMATION_MARGIN + sum(widths[:i]) + ANIMATION_GAP * i for i in range(len(panes))]
+    windowed = [_window_uint8(p.series, levels) for p in panes]
+
+    dpi = 100
+    fig = Figure(figsize=(width / dpi, height / dpi), dpi=dpi)
+    canvas = FigureCanvasAgg(fig)
+    canvas_image = np.full((height, width), ANIMATION_BACKGROUND, dtype=np.uint8)
+    shown = fig.figimage(canvas_image, cmap="gray", vmin=0, vmax=255, origin="upper")
+
+    def y(pixels_from_top: float) -> float:
+        return 1.0 - pixels_from_top / height
+
+    head = fig.text(
+        ANIMATION_MARGIN / width,
+        y(ANIMATION_MARGIN + ANIMATION_HEADER / 2),
+        "",
+        color="white",
+        fontsize=13,
+        ha="left",
+        va="center",
+    )
+    captions = []
+    for left, pw, pane in zip(lefts, widths, panes, strict=True):
+        cx = (left + pw / 2) / width
+        fig.text(
+            cx,
+            y(ANIMATION_MARGIN + ANIMATION_HEADER + ANIMATION_LINE / 2),
+            _fit(pane.title, pw, 8.5),
+            color="white",
+            fontsize=12,
+            ha="center",
+            va="center",
+            fontweight="bold",
+        )
+        captions.append(
+            None
+            if pane.captions is None
+            else fig.text(
+                cx,
+                y(ANIMATION_MARGIN + ANIMATION_HEADER + 1.5 * ANIMATION_LINE),
+                "",
+                color="#ffd75e",
+                fontsize=11,
+                ha="center",
+                va="center",
+            )
+        )
+    out = np.zeros((t, height, width, 3), dtype=np.uint8)
+    for f in range(t):
+        for left, win in zip(lefts, windowed, strict=True):
+            block = np.kron(win[f], np.ones((k, k), dtype=np.uint8))
+            canvas_image[top : top + block.shape[0], left : left + block.shape[1]] = block
+        shown.set_data(canvas_image)
+        line = f"frame {f} of 0-{t - 1}" + (f"   ·   {header}" if header else "")
+        head.set_text(_fit(line, width - 2 * ANIMATION_MARGIN, 8.0))
+        for text, pane, pw in zip(captions, panes, widths, strict=True):
+            if text is not None:
+                text.set_text(_fit(pane.captions[f], pw, 7.5))
+        canvas.draw()
+        rgba = np.asarray(canvas.buffer_rgba())
+        hh, ww = min(height, rgba.shape[0]), min(width, rgba.shape[1])
+        out[f, :hh, :ww] = rgba[:hh, :ww, :3]
+    return out
+
+
+def write_cine_animation(
     path: str | Path,
-    columns: list[np.ndarray],
+    panes: list[AnimationPane],
     levels: tuple[float, float],
     fps: float = 8.0,
     sidecar: dict[str, Any] | None = None,
+    header: str = "",
 ) -> Path:
-    """Write the panes ``columns`` (``(T, h, w)`` real each) as an animated GIF looping at
-    ``fps`` frames per second; ``sidecar`` goes to ``<path>.json``. Raises MriViewerError."""
+    """Write the frames of :func:`render_animation_frames` as an animated GIF (looping) or an
+    MP4 (H.264, yuv420p; needs imageio-ffmpeg), chosen by the suffix of ``path``, at ``fps``
+    frames per second, atomically; ``sidecar`` goes to ``<path>.json``. Raises MriViewerError."""
     import imageio.v3 as iio
 
     from mriviewer.core.files import atomic_write_path, atomic_write_text
 
     path = Path(path)
-    if path.suffix.lower() != ".gif":
-        raise MriViewerError("the animation export needs a .gif file name", path)
-    # RGB frames: with grayscale ones Pillow's reader switches modes midway (P to L fails)
-    frames = np.repeat(gif_frames(columns, levels)[..., None], 3, axis=-1)
+    fmt = path.suffix.lower().lstrip(".")
+    if fmt not in ANIMATION_FORMATS:
+        raise MriViewerError("the animation export needs a .gif or .mp4 file name", path)
+    fps = max(float(fps), 0.1)
+    if fmt == "mp4":
+        try:
+            import imageio_ffmpeg  # noqa: F401
+        except ImportError as exc:
+            raise MriViewerError(
+                "MP4 export needs the imageio-ffmpeg package (pip install imageio-ffmpeg)", path
+            ) from exc
+    frames = render_animation_frames(panes, levels, header)
     try:
         with atomic_write_path(path) as tmp:
-            iio.imwrite(tmp, frames, extension=".gif", duration=1000.0 / max(fps, 0.1), loop=0)
-    except OSError as exc:
-        raise MriViewerError(f"cannot write {path}: {exc}", path) from exc
+            if fmt == "gif":
+                iio.imwrite(tmp, frames, extension=".gif", duration=1000.0 / fps, loop=0)
+            else:
+                # the temporary name ends in .tmp: tell ffmpeg the container
+                iio.imwrite(
+                    tmp,
+                    frames,
+                    extension=".mp4",
+                    plugin="FFMPEG",
+                    fps=fps,
+                    codec="libx264",
+                    pixelformat="yuv420p",
+                    macro_block_size=1,
+                    quality=8,
+                    output_params=["-f", "mp4"],
+                )
+    except (OSError, RuntimeError, ValueError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise MriViewerError(f"cannot write the animation: {first}", path) from exc
     if sidecar is not None:
         atomic_write_text(path.with_name(path.name + ".json"), json.dumps(sidecar, indent=2))
     return path

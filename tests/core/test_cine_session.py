@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 
 from mriviewer.core.cine import cine_metrics
-from mriviewer.core.cine_session import CineSession, gif_frames, write_cine_gif
+from mriviewer.core.cine_session import (
+    AnimationPane,
+    CineSession,
+    frame_metric_captions,
+    pane_scale,
+    render_animation_frames,
+    write_cine_animation,
+)
 from mriviewer.core.errors import MaskError, MriViewerError
 from mriviewer.core.physics.masks import MaskSpec
 from mriviewer.core.runs import execute
@@ -79,15 +86,69 @@ def test_frames_profiles_and_provenance(session):
     assert [m["name"] for m in info["methods"]] == ["zero-filled", "cg-sense"]
 
 
-def test_gif(tmp_path):
+def _moving_blob(frames: int = 5, size: int = 64) -> np.ndarray:
+    yy, xx = np.mgrid[:size, :size]
+    return np.stack(
+        [np.exp(-((xx - 16 - 6 * t) ** 2 + (yy - 32) ** 2) / 50.0) for t in range(frames)]
+    ).astype(np.float32)
+
+
+def _comparison(frames: int = 5) -> list[AnimationPane]:
+    ref = _moving_blob(frames)
+    noisy = ref + 0.05 * np.random.default_rng(0).standard_normal(ref.shape)
+    return [
+        AnimationPane("reference (RSS per frame)", ref),
+        AnimationPane("zero-filled", noisy, frame_metric_captions(ref, noisy)),
+    ]
+
+
+def test_animation_frames_are_enlarged_titled_and_even():
+    assert pane_scale(64, 64) == 4 and pane_scale(300, 200) == 1 and pane_scale(100, 80) == 3
+    panes = _comparison()
+    assert panes[1].captions[0].startswith("PSNR ") and " dB  SSIM 0." in panes[1].captions[0]
+    frames = render_animation_frames(panes, (0.0, 1.0), header="iteration 3")
+    t, height, width, c = frames.shape
+    assert (t, c) == (5, 3) and frames.dtype == np.uint8
+    assert height % 2 == 0 and width % 2 == 0
+    assert width >= 2 * 256 and height >= 256  # 64 x 64 panes enlarged 4 x
+    # the text bands differ between frames (frame index, PSNR/SSIM) and so do the images
+    assert not np.array_equal(frames[0, :40], frames[1, :40])
+    assert not np.array_equal(frames[0, -200:], frames[1, -200:])
+    with pytest.raises(MriViewerError):
+        render_animation_frames([], (0.0, 1.0))
+    with pytest.raises(MriViewerError):
+        render_animation_frames([panes[0], AnimationPane("x", np.zeros((4, 64, 64)))], (0, 1))
+
+
+@pytest.mark.parametrize("suffix", [".gif", ".mp4"])
+def test_animation_gif_and_mp4(tmp_path, suffix):
     import imageio.v3 as iio
 
-    a = np.linspace(0, 1, 5 * 4 * 3).reshape(5, 4, 3)
-    frames = gif_frames([a, 2 * a], (0.0, 1.0))
-    assert frames.shape == (5, 4, 3 + 2 + 3) and frames.dtype == np.uint8
-    assert frames[..., 5:].max() == 255 and frames[..., 3:5].max() == 0
-    out = write_cine_gif(tmp_path / "a.gif", [a, 2 * a], (0.0, 1.0), fps=10, sidecar={"x": 1})
-    assert iio.imread(out, index=None).shape[0] == 5
-    assert json.loads((tmp_path / "a.gif.json").read_text()) == {"x": 1}
-    with pytest.raises(MriViewerError):
-        write_cine_gif(tmp_path / "a.png", [a], (0.0, 1.0))
+    panes = _comparison()
+    expected = render_animation_frames(panes, (0.0, 1.0), header="h")
+    out = write_cine_animation(
+        tmp_path / f"a{suffix}", panes, (0.0, 1.0), fps=10, sidecar={"x": 1}, header="h"
+    )
+    back = iio.imread(out, index=None)
+    assert back.shape[0] == 5 and back.shape[1:3] == expected.shape[1:3]
+    assert not np.array_equal(back[0], back[2]) and back.std() > 10
+    # lossy (palette or H.264) but close to the rendered frames
+    assert np.abs(back[..., :3].astype(float) - expected).mean() < 12
+    assert json.loads((tmp_path / f"a{suffix}.json").read_text()) == {"x": 1}
+    # no temporary file left beside them
+    assert {p.name for p in tmp_path.iterdir()} == {f"a{suffix}", f"a{suffix}.json"}
+    if suffix == ".mp4":
+        meta = iio.immeta(out, plugin="FFMPEG")
+        assert meta["codec"] == "h264" and meta["pix_fmt"].startswith("yuv420p")
+        assert meta["fps"] == 10
+
+
+def test_animation_export_errors(tmp_path, monkeypatch):
+    import sys
+
+    with pytest.raises(MriViewerError, match=r"\.gif or \.mp4"):
+        write_cine_animation(tmp_path / "a.png", _comparison(), (0.0, 1.0))
+    monkeypatch.setitem(sys.modules, "imageio_ffmpeg", None)  # import fails as if missing
+    with pytest.raises(MriViewerError, match="imageio-ffmpeg") as info:
+        write_cine_animation(tmp_path / "a.mp4", _comparison(), (0.0, 1.0))
+    assert "\n" not in str(info.value) and not (tmp_path / "a.mp4").exists()
