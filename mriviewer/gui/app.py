@@ -68,7 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--iteration", type=int, default=None, help="iteration to show after the run")
     p.add_argument("--frame", type=int, default=None, help="cine: frame to show after the run")
     p.add_argument(
-        "--export-gif", default=None, help="cine: save the comparison as an animated GIF"
+        "--export-gif",
+        default=None,
+        help="cine: save the comparison as an animated GIF, or an MP4 with a .mp4 name",
     )
     p.add_argument("--screenshot", default=None, help="save a PNG of the window after the run")
     p.add_argument("--export-figure", default=None, help="save the figure (.png/.svg/.pdf)")
@@ -181,10 +183,10 @@ class ScriptRunner:
             else:
                 self.fail(f"cannot export figure {args.export_figure}")
         if args.export_gif:
-            if w.export_gif(args.export_gif):
-                print(f"gif: {args.export_gif}")
+            if w.export_animation(args.export_gif):
+                print(f"animation: {args.export_gif}")
             else:
-                self.fail(f"cannot export GIF {args.export_gif}")
+                self.fail(f"cannot export animation {args.export_gif}")
         if args.export_metrics:
             if w.export_metrics(args.export_metrics):
                 print(f"metrics: {args.export_metrics}")

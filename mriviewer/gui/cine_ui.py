@@ -2,7 +2,8 @@
 :class:`mriviewer.core.cine_session.CineSession`; the k-t mask is drawn as a ky-t image in the
 k-space view, a frame bar (slider, play/pause, fps) sits under the iteration slider and every
 pane shows the current frame; the cine dock shows PSNR per frame and the x-t profiles along one
-row; the comparison exports as an animated GIF (the figure export works on the current frame).
+row; the comparison exports as an animated GIF or an MP4 (the figure export works on the current
+frame).
 """
 
 from __future__ import annotations
@@ -356,48 +357,83 @@ class CineMixin:
         return spec
 
     # ----- export -------------------------------------------------------------------------------
-    def export_gif_dialog(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(
-            self, "Export animated GIF", "comparison.gif", "GIF (*.gif)"
-        )
-        if path:
-            self.export_gif(path)
+    #: the file dialog's filters of the animation export and the suffix each one adds
+    ANIMATION_FILTERS = {"GIF (*.gif)": ".gif", "MP4 video, H.264 (*.mp4)": ".mp4"}
 
-    def gif_columns(self) -> list[np.ndarray]:
-        """The panes of the GIF: reference and every method with an image at the shown
-        iteration, ``(T, h, w)`` in the display mode."""
+    def export_animation_dialog(self) -> None:
+        path, chosen = QFileDialog.getSaveFileName(
+            self, "Export animation", "comparison.gif", ";;".join(self.ANIMATION_FILTERS)
+        )
+        if not path:
+            return
+        if Path(path).suffix.lower() not in (".gif", ".mp4"):
+            path += self.ANIMATION_FILTERS.get(chosen, ".gif")
+        self.export_animation(path)
+
+    def animation_keys(self) -> list[str]:
+        """Reference and the methods with an image at the shown iteration, in pane order."""
+        it = self.iter_slider.value()
+        return [k for k in [REFERENCE, *self.traces] if self.session.series(k, it) is not None]
+
+    def animation_panes(self) -> list:
+        """The panes of the animation: reference and every method with an image at the shown
+        iteration, ``(T, h, w)`` in the display mode, titled as on screen; a method's caption is
+        its PSNR/SSIM per frame when the series has a reference."""
+        from mriviewer.core.cine_session import AnimationPane, frame_metric_captions
         from mriviewer.gui.widgets.grid import display_array
 
         it = self.iter_slider.value()
+        reference = self.session.series(REFERENCE, it)
         out = []
-        for key in [REFERENCE, *self.traces]:
+        for key in self.animation_keys():
             series = self.session.series(key, it)
-            if series is not None:
-                out.append(np.stack([display_array(f, self.display_mode) for f in series]))
+            if key == REFERENCE:
+                title, captions = self.reference_title().split("<br>")[0], None
+            else:
+                trace = self.traces[key]
+                title = trace.label
+                idx = trace.index_at(it)
+                final = trace.complete and idx == len(trace.iterations) - 1
+                if trace.iterations[idx] != it and not final:  # an earlier iterate is shown
+                    title += f" (iteration {trace.iterations[idx]})"
+                captions = (
+                    frame_metric_captions(reference, series)
+                    if self.ground_truth and reference is not None
+                    else None
+                )
+            display = np.stack([display_array(f, self.display_mode) for f in series])
+            out.append(AnimationPane(title, display, captions))
         return out
 
-    def export_gif(self, path: str | Path) -> bool:
+    def export_animation(self, path: str | Path) -> bool:
         """The comparison (reference + methods side by side, the shown iteration, the panes'
-        window/level) as an animated GIF, one GIF frame per cine frame, with a JSON sidecar."""
-        from mriviewer.core.cine_session import write_cine_gif
+        window/level) as an animated GIF or an MP4 (by the suffix), one frame per cine frame at
+        the frame bar's fps, titled, with a JSON sidecar. Reports on the status bar; never
+        raises."""
+        from mriviewer.core.cine_session import write_cine_animation
 
+        title = "Cannot export animation"
         if not self.session.is_cine:
-            self.show_error("Cannot export GIF", "the animation export needs a cine series")
+            self.show_error(title, "the animation export needs a cine series")
             return False
+        fps = self.cine_bar.fps_spin.value()
         try:
-            sidecar = self.provenance(Path(path)) | {
-                "panes": [REFERENCE] + [k for k in self.traces if self.traces[k].images],
-                "fps": self.cine_bar.fps_spin.value(),
-            }
-            write_cine_gif(
-                path,
-                self.gif_columns(),
-                self.grid.levels(),
-                self.cine_bar.fps_spin.value(),
-                sidecar,
-            )
-        except (OSError, MriViewerError) as exc:
-            self.show_error("Cannot export GIF", f"{path}: {exc}")
+            panes = self.animation_panes()
+            sidecar = self.provenance(Path(path)) | {"panes": self.animation_keys(), "fps": fps}
+            parts = [f"iteration {self.iter_slider.value()}", f"{fps:g} fps", self.display_mode]
+            mask = self.session.mask
+            if mask is not None:
+                parts.append(f"k-t {mask.spec.kind} R {mask.spec.acceleration:g}")
+            header = "   ·   ".join(parts)
+            write_cine_animation(path, panes, self.grid.levels(), fps, sidecar, header)
+        except MriViewerError as exc:
+            self.show_error(title, str(exc).splitlines()[0] if str(exc) else title)
             return False
-        self.statusBar().showMessage(f"wrote {path}", 5000)
+        except Exception as exc:  # noqa: BLE001 - a menu action reports, it never raises
+            self.show_error(title, f"{path}: {type(exc).__name__}: {exc}".splitlines()[0])
+            return False
+        frames = self.session.frames
+        self.statusBar().showMessage(
+            f"animation written to {path} ({frames} frames, {fps:g} fps)", 8000
+        )
         return True

@@ -288,7 +288,7 @@ class MainWindow(
         self._action(m, "&Export figure…", self.export_figure_dialog, "Ctrl+E")
         self._action(m, "Export metrics (CSV/JSON)…", self.export_metrics_dialog)
         self._action(m, "Export reconstructions (.npy/.h5/DICOM/NIfTI)…", self.export_recons_dialog)
-        self._action(m, "Export animated &GIF (cine)…", self.export_gif_dialog)
+        self._action(m, "Export &animation, GIF/MP4 (cine)…", self.export_animation_dialog)
         m.addSeparator()
         self._action(m, "&Quit", self.close, QKeySequence.StandardKey.Quit)
         self._update_recent_menu()

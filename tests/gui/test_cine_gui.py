@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PyQt6.QtCore import Qt
 
+from mriviewer.core.cine_session import ANIMATION_GAP, ANIMATION_MARGIN
 from mriviewer.core.session import REFERENCE
 from tests.gui.conftest import run_and_wait
 
@@ -116,10 +117,17 @@ def test_temporal_profile_and_gif_export(cine_window, qtbot, tmp_path):
     np.testing.assert_allclose(profiles[REFERENCE], w.session.cine_reference[:, 20, :])
     assert w.cine_panel.profile_data["kt-l1"].shape == (FRAMES, 64)
     out = tmp_path / "cine.gif"
-    assert w.export_gif(out)
+    assert w.export_animation(out)
     frames = iio.imread(out, index=None)
-    assert frames.shape[0] == FRAMES and frames.shape[1] == 64
-    assert frames.shape[2] == 3 * 64 + 2 * 2  # three panes side by side
+    # three 64 x 64 panes side by side, each enlarged to 256 x 256, under the text bands
+    assert frames.shape[0] == FRAMES and frames.shape[1] > 256
+    assert frames.shape[2] == 2 * ANIMATION_MARGIN + 3 * 256 + 2 * ANIMATION_GAP
+    assert [p.title for p in w.animation_panes()] == [
+        "reference (RSS per frame)",
+        w.traces["zero-filled"].label,
+        w.traces["kt-l1"].label,
+    ]
+    assert w.animation_panes()[1].captions[0].startswith("PSNR ")
     sidecar = json.loads((tmp_path / "cine.gif.json").read_text())
     assert sidecar["dynamic"] is True and sidecar["frames"] == FRAMES
     assert sidecar["panes"] == [REFERENCE, "zero-filled", "kt-l1"]
@@ -130,6 +138,47 @@ def test_temporal_profile_and_gif_export(cine_window, qtbot, tmp_path):
     assert w.figure_spec().note.startswith("frame 4 of 0-11;")
     meta = json.loads((tmp_path / "frame.png.json").read_text())
     assert meta["frame"] == 4 and meta["mask"]["acceleration_per_frame"] == [8.0] * FRAMES
+
+
+def test_export_animation_action_writes_an_mp4(cine_window, qtbot, tmp_path, monkeypatch):
+    import imageio.v3 as iio
+    from PyQt6.QtGui import QAction
+    from PyQt6.QtWidgets import QFileDialog
+
+    w = cine_window
+    w.set_playing(False)
+    assert not run_and_wait(qtbot, w, ["zero-filled"])
+    action = next(a for a in w.findChildren(QAction) if "GIF/MP4" in a.text())
+    out = tmp_path / "cine"  # no suffix: the chosen filter's is added
+    monkeypatch.setattr(
+        QFileDialog,
+        "getSaveFileName",
+        staticmethod(lambda *a, **k: (str(out), "MP4 video, H.264 (*.mp4)")),
+    )
+    action.trigger()
+    mp4 = tmp_path / "cine.mp4"
+    assert mp4.is_file() and (tmp_path / "cine.mp4.json").is_file()
+    assert w.statusBar().currentMessage() == (
+        f"animation written to {mp4} ({FRAMES} frames, 8 fps)"
+    )
+    frames = iio.imread(mp4, index=None)
+    assert frames.shape[0] == FRAMES and not np.array_equal(frames[0], frames[5])
+    assert json.loads((tmp_path / "cine.mp4.json").read_text())["panes"] == [
+        REFERENCE,
+        "zero-filled",
+    ]
+    # a failure is one line on the status bar, not an exception
+    w.scripted = True  # no message box
+    bad = tmp_path / "no-dir-file"
+    bad.write_text("")
+    monkeypatch.setattr(
+        QFileDialog,
+        "getSaveFileName",
+        staticmethod(lambda *a, **k: (str(bad / "x.gif"), "GIF (*.gif)")),
+    )
+    action.trigger()
+    message = w.statusBar().currentMessage()
+    assert message.startswith("Cannot export animation: ") and "\n" not in message
 
 
 def test_back_to_a_2d_file_leaves_the_cine_mode(cine_window, case_file):

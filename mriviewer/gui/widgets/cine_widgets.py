@@ -52,7 +52,7 @@ class CineBar(QWidget):
         self.fps_spin.setRange(0.5, 60.0)
         self.fps_spin.setSingleStep(1.0)
         self.fps_spin.setValue(8.0)
-        self.fps_spin.setToolTip("playback rate, frames per second (also the GIF's)")
+        self.fps_spin.setToolTip("playback rate, frames per second (also the animation export's)")
         row.addWidget(self.fps_spin)
 
     def _toggled(self, on: bool) -> None:
