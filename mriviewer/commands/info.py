@@ -150,8 +150,8 @@ def run(args: argparse.Namespace) -> int:
     options = reader_options(args)
     from mriviewer.core.io.cine import is_cine
 
-    if is_cine(args.file, options.get("axes")):  # 2-D + time (demo-cine, dynamic=true)
-        return _run_cine(args, options.get("axes"))
+    if is_cine(args.file, options.get("axes")):  # 2-D + time (demo-cine, BART TIME > 1, ...)
+        return _run_cine(args, options.get("axes"), options.get("variable"))
     info = describe_file(args.file, **options)
     if args.json:
         print(json.dumps(info, indent=2, default=str))
@@ -160,11 +160,11 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_cine(args: argparse.Namespace, axes: str | None) -> int:
+def _run_cine(args: argparse.Namespace, axes: str | None, variable: str | None = None) -> int:
     """``info`` of a cine file: :meth:`CineVolume.summary` (JSON) or its main lines."""
     from mriviewer.core.io.cine import open_cine
 
-    info = open_cine(args.file, axes=axes).summary()
+    info = open_cine(args.file, axes=axes, variable=variable).summary()
     if args.json:
         print(json.dumps(info, indent=2, default=str))
         return 0

@@ -12,8 +12,13 @@ Layout (fastMRI-style HDF5, one file holds one or more cine slices):
   ``simulation`` (JSON: settings and seed).
 
 A file is read as cine when its ``dynamic`` attribute is true or its ``kspace`` has rank 5.
-A ``.npy`` array is read as cine when ``axes`` holds ``T`` (letters S T C H W; e.g. ``TCHW``,
-``STCHW``). BART's TIME dimension (dim 10) is not read as cine yet.
+A ``.npy`` array or a MATLAB ``.mat`` variable (chosen as the 2-D reader chooses it, or with
+``variable``) is read as cine when ``axes`` holds ``T`` (letters S T C H W; e.g. ``TCHW``,
+``STCHW``, ``HWCT`` for MATLAB's ``[rows, cols, coils, frames]``). A BART ``.cfl`` / ``.hdr``
+pair is cine when its TIME dimension (dim 10) is above 1: each frame's planes are read as the
+2-D BART reader reads them (:class:`~mriviewer.core.io.bart.BartPlanes`: ``(COIL, READ,
+PHS1)``, or ``(COIL, PHS1, PHS2)`` with READ = 1; PHS2 partitions after an inverse FFT), and
+PHS2 partitions, MAPS ... CSHIFT and TIME2 ... BATCH (SLICE, dim 13) make the cine slices.
 
 The 2-D reader (:func:`mriviewer.core.io.open_kspace`) refuses a cine file with a one-line
 pointer here; the 2-D :class:`~mriviewer.core.io.base.KSpaceVolume` is unchanged.
@@ -122,19 +127,51 @@ def _truthy(value: Any) -> bool:
     return bool(value)
 
 
-def is_cine(path: str | Path, axes: str | None = None) -> bool:
-    """True for a cine HDF5 file (``dynamic`` attribute or rank-5 ``kspace``) or a ``.npy``
-    file given ``axes`` with a ``T``. ``demo-cine`` resolves to the bundled cine demo."""
+def _resolve(path: str | Path) -> Path:
+    """``demo-cine`` -> the bundled demo; a BART base name without extension -> its ``.cfl``."""
     from mriviewer.core.resources import resolve_input
 
     path = resolve_input(path)
+    if not path.exists() and Path(f"{path}.cfl").exists():
+        path = Path(f"{path}.cfl")  # as open_kspace takes BART names
+    return path
+
+
+def _head(path: Path, size: int = 128) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read(size)
+
+
+def _is_bart(path: Path, head: bytes) -> bool:
+    from mriviewer.core.io.bart import sniff_bart
+
+    return sniff_bart(path, head)
+
+
+def _is_mat(path: Path, head: bytes) -> bool:
+    from mriviewer.core.io.matlab import sniff_mat4, sniff_mat5, sniff_mat73
+
+    return any(sniff(path, head) for sniff in (sniff_mat73, sniff_mat5, sniff_mat4))
+
+
+def is_cine(path: str | Path, axes: str | None = None) -> bool:
+    """True for a cine HDF5 file (``dynamic`` attribute or rank-5 ``kspace``), a BART pair with
+    TIME (dim 10) above 1, or a ``.npy`` / ``.mat`` file given ``axes`` with a ``T``.
+    ``demo-cine`` resolves to the bundled cine demo."""
+    path = _resolve(path)
     if axes is not None and "T" in str(axes).upper():
         return True
     if not path.is_file():
         return False
-    with open(path, "rb") as fh:
-        head = fh.read(8)
-    if head != b"\x89HDF\r\n\x1a\n":
+    head = _head(path)
+    if _is_bart(path, head):
+        from mriviewer.core.io.bart import bart_time_frames
+
+        try:
+            return bart_time_frames(path) > 1
+        except KSpaceReadError:
+            return False
+    if head[:8] != b"\x89HDF\r\n\x1a\n":
         return False
     import h5py
 
@@ -148,20 +185,24 @@ def is_cine(path: str | Path, axes: str | None = None) -> bool:
         return False
 
 
-def open_cine(path: str | Path, axes: str | None = None) -> CineVolume:
-    """Open a cine HDF5 file (layout in the module docstring) or a ``.npy`` array whose
+def open_cine(path: str | Path, axes: str | None = None, variable: str | None = None) -> CineVolume:
+    """Open a cine HDF5 file (layout in the module docstring), a BART pair with TIME > 1, or a
+    ``.npy`` array / ``.mat`` variable (``variable``, else as the 2-D reader picks it) whose
     ``axes`` hold T. Raises :class:`KSpaceReadError` (one line) for anything else."""
-    from mriviewer.core.resources import resolve_input
-
-    path = resolve_input(path)
+    path = _resolve(path)
     if not path.is_file():
         raise KSpaceReadError("file not found", path)
-    with open(path, "rb") as fh:
-        head = fh.read(8)
+    head = _head(path)
+    if variable is not None and not _is_mat(path, head):
+        raise KSpaceReadError(f"--variable {variable!r} applies to .mat cine files only", path)
     if head.startswith(b"\x93NUMPY"):
         return _open_cine_npy(path, axes)
+    if _is_mat(path, head):
+        return _open_cine_mat(path, axes, variable, head)
     if axes is not None:
-        raise KSpaceReadError("--axes applies to .npy cine arrays only", path)
+        raise KSpaceReadError("--axes applies to .npy/.mat cine arrays only", path)
+    if _is_bart(path, head):
+        return _open_cine_bart(path)
     return _open_cine_h5(path)
 
 
@@ -250,35 +291,58 @@ def _open_cine_h5(path: Path) -> CineVolume:
 
 
 def _open_cine_npy(path: Path, axes: str | None) -> CineVolume:
-    array = np.load(path, mmap_mode="r", allow_pickle=False)
+    try:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise KSpaceReadError(f"not a readable .npy array ({exc})", path) from exc
     if not np.iscomplexobj(array):
         raise KSpaceReadError(f"array is not complex (dtype {array.dtype})", path)
+    return _cine_array(path, "cine-npy", array, axes, "array", {})
+
+
+def _open_cine_mat(path: Path, axes: str | None, variable: str | None, head: bytes) -> CineVolume:
+    """A MATLAB variable read as the 2-D MATLAB reader reads it, its axes in ``size()`` order."""
+    from mriviewer.core.io.matlab import load_mat5, load_mat73, sniff_mat73
+
+    load = load_mat73 if sniff_mat73(path, head) else load_mat5
+    array, what, header = load(path, variable)
+    return _cine_array(path, "cine-matlab", array, axes, what, header)
+
+
+def _cine_array(
+    path: Path, fmt: str, array: Any, axes: str | None, what: str, header: dict[str, Any]
+) -> CineVolume:
+    """A cine volume over an indexable complex ``array`` (a .npy memory map, a MATLAB
+    variable) whose axes are ``axes`` (letters S T C H W; default by rank TCHW / STCHW)."""
+    shape = tuple(int(n) for n in array.shape)
     if axes is None:
-        axes = {4: "TCHW", 5: "STCHW"}.get(array.ndim)
+        axes = {4: "TCHW", 5: "STCHW"}.get(len(shape))
         if axes is None:
             raise KSpaceReadError(
-                f"array of rank {array.ndim} is no cine layout: give --axes with T "
+                f"{what} of rank {len(shape)} is no cine layout: give --axes with T "
                 "(e.g. TCHW, STCHW)",
                 path,
             )
     axes = str(axes).upper()
     if (
-        len(axes) != array.ndim
+        len(axes) != len(shape)
         or len(set(axes)) != len(axes)
         or not set(axes) <= set(CINE_AXES)
         or not {"T", "H", "W"} <= set(axes)
     ):
         raise KSpaceReadError(
-            f"axes={axes!r} does not fit a cine array of rank {array.ndim}: use distinct "
-            "letters from S T C H W including T, H and W",
+            f"axes={axes!r} does not fit a cine {what} of shape {shape} (rank {len(shape)}): "
+            "use distinct letters from S T C H W including T, H and W",
             path,
         )
-    dims = dict(zip(axes, (int(n) for n in array.shape), strict=True))
+    if 0 in shape:
+        raise KSpaceReadError(f"{what} is empty (shape {shape})", path)
+    dims = dict(zip(axes, shape, strict=True))
     check_layout(
         path,
         dims.get("C", 1),
         (dims["H"], dims["W"]),
-        f"array of shape {array.shape} read as ({', '.join(axes)})",
+        f"{what} of shape {shape} read as ({', '.join(axes)})",
         "give the layout with --axes (letters S T C H W, e.g. TCHW)",
     )
     order = [a for a in "TCHW" if a in axes]
@@ -291,13 +355,65 @@ def _open_cine_npy(path: Path, axes: str | None) -> CineVolume:
 
     return CineVolume(
         path=path,
-        format="cine-npy",
+        format=fmt,
         num_slices=dims.get("S", 1),
         num_frames=dims["T"],
         num_coils=dims.get("C", 1),
         matrix=(dims["H"], dims["W"]),
         reader=read,
-        header={"axes": axes, "array_shape": list(array.shape)},
+        header={**header, "axes": axes, "array_shape": list(shape)},
+    )
+
+
+def _open_cine_bart(path: Path) -> CineVolume:
+    """A BART pair whose TIME (dim 10) holds the frames (see the module docstring)."""
+    from mriviewer.core.io.bart import (
+        BART_DIM_NAMES,
+        TIME_DIM,
+        BartPlanes,
+        load_bart,
+        shown_dims,
+    )
+
+    dims, data = load_bart(path)
+    frames = dims[TIME_DIM]
+    shown = " ".join(str(d) for d in shown_dims(dims))
+    if frames < 2:
+        raise KSpaceReadError(
+            f"BART dims [{shown}] have TIME (dim 10) = {frames}: no cine series (open it with "
+            "the 2-D reader)",
+            path,
+        )
+    planes = BartPlanes(path, dims, "fft", what="TIME x ")
+    ro, pe1, pe2, coils = dims[:4]
+    before = int(np.prod(dims[4:TIME_DIM]))  # MAPS ... CSHIFT
+    after = int(np.prod(dims[TIME_DIM + 1 :]))  # TIME2 ... BATCH (SLICE)
+    view = data.reshape((ro, pe1, pe2, coils, before, frames, after), order="F")
+
+    def read(k: int) -> np.ndarray:
+        block, p = divmod(k, planes.per_block)
+        b, a = divmod(block, before)  # the 2-D reader's slice order, TIME left out
+        return np.stack(
+            [planes.plane(planes.transform(view[:, :, :, :, a, t, b]), p) for t in range(frames)]
+        )
+
+    return CineVolume(
+        path=path,
+        format="cine-bart",
+        num_slices=planes.per_block * before * after,
+        num_frames=frames,
+        num_coils=coils,
+        matrix=planes.matrix,
+        reader=read,
+        header={
+            "bart_dims": shown_dims(dims),
+            "bart_named_dims": {BART_DIM_NAMES[i]: d for i, d in enumerate(dims) if d > 1},
+            **(
+                {"bart_layout": "READ = 1: 2-D k-space in PHS1 x PHS2"}
+                if planes.phs_plane
+                else {"partitions": "fft"}
+            ),
+        },
     )
 
 

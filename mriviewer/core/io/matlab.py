@@ -58,9 +58,16 @@ def open_mat5(
     reader can crash the interpreter on some corrupt files, so it only ever sees a variable
     whose structure is sound.
     """
+    _no_options(options, path)
+    array, what, header = load_mat5(path, variable)
+    return array_volume(path, "matlab", array, axes, what, header)
+
+
+def load_mat5(path: Path, variable: str | None = None) -> tuple[np.ndarray, str, dict[str, Any]]:
+    """The chosen complex array of a v4/v5/v7 MAT file (see :func:`open_mat5`), in MATLAB's
+    ``size()`` order, with its description (``"variable 'NAME'"``) and header entries."""
     import scipy.io
 
-    _no_options(options, path)
     version = 5 if _read_head(path).startswith(MAT5_MAGIC) else 4
     if version == 5:
         variables = scan_mat5(path)
@@ -112,14 +119,7 @@ def open_mat5(
             path,
         )
     check_complex(array.dtype, path, f"variable {name!r}")
-    return array_volume(
-        path,
-        "matlab",
-        array,
-        axes,
-        f"variable {name!r}",
-        {"variable": name, "mat_version": version},
-    )
+    return array, f"variable {name!r}", {"variable": name, "mat_version": version}
 
 
 # --- MAT v5 structure check ----------------------------------------------------------------
@@ -240,6 +240,15 @@ def open_mat73(
 ) -> KSpaceVolume:
     """Open a v7.3 (HDF5) MAT file lazily; complex data is a ``{real, imag}`` compound."""
     _no_options(options, path)
+    array, what, header = load_mat73(path, variable)
+    return array_volume(path, "matlab", array, axes, what, header)
+
+
+def load_mat73(
+    path: Path, variable: str | None = None
+) -> tuple[_ReversedH5Array, str, dict[str, Any]]:
+    """The chosen variable of a v7.3 MAT file as a lazy array in MATLAB axis order, with its
+    description and header entries (see :func:`open_mat73`)."""
     try:
         with h5py.File(path, "r") as h5:
             info = {
@@ -259,14 +268,8 @@ def open_mat73(
     if not _is_complex_compound(dtype):
         check_complex(dtype, path, f"variable {name!r}")
     array = _ReversedH5Array(path, name, tuple(stored_shape), dtype)
-    return array_volume(
-        path,
-        "matlab",
-        array,
-        axes,
-        f"variable {name!r}",
-        {"variable": name, "mat_version": 7.3, "matlab_class": matlab_class},
-    )
+    header = {"variable": name, "mat_version": 7.3, "matlab_class": matlab_class}
+    return array, f"variable {name!r}", header
 
 
 class _ReversedH5Array:
