@@ -275,22 +275,27 @@ def evaluate_files(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def format_table(result: dict[str, Any]) -> str:
-    """The printed table: one row per case and method."""
+    """The printed table: one row per case and method (a case without ground truth, an
+    undersampled cine file, shows its data-consistency residual instead of PSNR/SSIM/NMSE)."""
+    gt_free = any("psnr" not in m for ms in result["cases"].values() for m in ms.values())
     rows = [("case", "method", "PSNR dB", "SSIM", "NMSE", "seconds", "R")]
+    if gt_free:
+        rows[0] += ("DC residual",)
     for case, methods in result["cases"].items():
         accel = result["settings"]["cases"][case]["achieved_acceleration"]
         for name, m in methods.items():
-            rows.append(
-                (
-                    case,
-                    name,
-                    f"{m['psnr']:.2f}",
-                    f"{m['ssim']:.4f}",
-                    f"{m['nmse']:.5f}",
-                    f"{m['seconds']:.2f}",
-                    f"{accel:.2f}",
-                )
+            row = (
+                case,
+                name,
+                f"{m['psnr']:.2f}" if "psnr" in m else "-",
+                f"{m['ssim']:.4f}" if "ssim" in m else "-",
+                f"{m['nmse']:.5f}" if "nmse" in m else "-",
+                f"{m['seconds']:.2f}",
+                f"{accel:.2f}",
             )
+            if gt_free:
+                row += (f"{m['dc_residual']:.4f}" if "dc_residual" in m else "-",)
+            rows.append(row)
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = []
     for j, row in enumerate(rows):

@@ -1,7 +1,8 @@
 """``mriviewer eval`` on cine (2-D + time) files: the k-t branch of :mod:`mriviewer.commands.eval`.
 
 A file is cine when :func:`mriviewer.core.io.cine.is_cine` says so (``demo-cine``, an HDF5 file
-with ``dynamic = true`` or a rank-5 ``kspace``, a ``.npy`` with ``--axes`` holding T). Every
+with ``dynamic = true`` or a rank-5 ``kspace``, a BART pair with TIME (dim 10) above 1, a ``.npy``
+or ``.mat`` with ``--axes`` holding T). Every
 selected cine slice is undersampled with a k-t mask (``--mask random|equispaced``, R per frame
 ``--accel``, shared band ``--center-fraction``, seed ``--seed`` or ``stable_seed(file name,
 slice)``; :func:`mriviewer.core.physics.kt_masks.make_kt_mask`), coil maps are estimated once
@@ -10,6 +11,13 @@ default all three). Metrics: fastMRI per-volume PSNR/SSIM/NMSE with every frame 
 selected slice stacked as a slice (data_range = the stacked reference's maximum); the JSON keys
 are those of the 2-D eval, and ``settings.cases[CASE].psnr_per_frame[METHOD]`` lists the PSNR
 of each frame (same data_range), slice after slice.
+
+Undersampled cine files (a scanner's accelerated cine; a ``mask`` dataset or zeros where not
+sampled) are reconstructed with their own k-t sampling as the mask
+(:func:`mriviewer.core.cine.detect_kt_sampling`, ``--mask``/``--accel`` are not applied; R per
+frame and overall in ``settings.cases[CASE].data_sampling``). Without the file's own reference
+there is no ground truth: no PSNR/SSIM/NMSE; each method's ``dc_residual`` (``||M F S x - y|| /
+||y||`` of its final iterate over the series, mean over the slices) and ``seconds`` instead.
 """
 
 from __future__ import annotations
@@ -41,6 +49,8 @@ def evaluate_cine_files(
     when ``--methods`` is left at it, the cine methods are used instead."""
     from mriviewer.commands.common import mask_seed, method_options, parse_slices, resolve_device
     from mriviewer.core.cine import (
+        cine_gt_free_metrics,
+        detect_kt_sampling,
         final_cine_record,
         get_cine_method,
         prepare_cine_problem,
@@ -58,10 +68,10 @@ def evaluate_cine_files(
         raise ConfigError("--methods names no method")
     if len(set(methods)) != len(methods):
         raise ConfigError(f"--methods lists a method twice: {text}")
-    if args.mask not in KT_KINDS:
+    if args.mask not in (*KT_KINDS, "data"):
         raise ConfigError(
             f"cine data takes a k-t mask: --mask {' or '.join(KT_KINDS)} (changing per frame), "
-            f"not {args.mask!r}"
+            f"or data (an undersampled file's own sampling), not {args.mask!r}"
         )
     if getattr(args, "metrics_region", "all") != "all":
         raise ConfigError("--metrics-region foreground is not implemented for cine data yet")
@@ -70,27 +80,40 @@ def evaluate_cine_files(
     cases: dict[str, dict[str, dict[str, float]]] = {}
     per_case: dict[str, dict[str, Any]] = {}
     for file, case in zip(args.files, case_names, strict=True):
-        volume = open_cine(file, axes=getattr(args, "axes", None))
+        volume = open_cine(
+            file, axes=getattr(args, "axes", None), variable=getattr(args, "variable", None)
+        )
         slices = parse_slices(args.slices, volume.num_slices)
         refs: list[np.ndarray] = []
         preds: dict[str, list[np.ndarray]] = {m: [] for m in methods}
+        residuals: dict[str, list[float]] = {m: [] for m in methods}
         seconds = dict.fromkeys(methods, 0.0)
-        masks, warnings, method_errors = [], [], {}
+        masks, warnings, method_errors, sampled = [], [], {}, []
+        truths: set[bool] = set()
         for index in slices:
             kspace = volume.read_kspace(index)
-            if not np.all(np.any(kspace != 0, axis=1).mean(axis=(1, 2)) >= 0.95):
-                raise ReconError(
-                    f"cine slice {index} is not fully sampled: eval needs fully sampled frames "
-                    "to undersample retrospectively",
-                    volume.path,
+            own = detect_kt_sampling(kspace, volume.mask)
+            sampled.append(own.to_dict())
+            if own.fully_sampled:
+                if args.mask == "data":
+                    raise ConfigError(
+                        f"{volume.path.name}: cine slice {index} is fully sampled: --mask data "
+                        "applies to undersampled files (draw a random or equispaced k-t mask)"
+                    )
+                spec = MaskSpec(
+                    kind=args.mask,
+                    acceleration=float(args.accel),
+                    center_fraction=float(args.center_fraction),
+                    seed=mask_seed(args, file, index),
                 )
-            spec = MaskSpec(
-                kind=args.mask,
-                acceleration=float(args.accel),
-                center_fraction=float(args.center_fraction),
-                seed=mask_seed(args, file, index),
-            )
-            mask = make_kt_mask(spec, volume.num_frames, volume.matrix)
+                mask = make_kt_mask(spec, volume.num_frames, volume.matrix)
+            else:  # an accelerated cine: its own k-t sampling is the mask
+                mask = own.pattern
+                if args.mask != "data":
+                    warnings.append(
+                        f"slice {index}: undersampled ({own.describe()}): its own k-t sampling "
+                        f"is the mask, --mask {args.mask} --accel {args.accel:g} not applied"
+                    )
             masks.append(kt_summary(mask))
             problem = prepare_cine_problem(
                 kspace,
@@ -100,8 +123,19 @@ def evaluate_cine_files(
                 coil_method=args.coil_method,
                 reference_kind=args.reference,
                 source=f"{volume.path}#slice{index}",
+                fully_sampled=own.fully_sampled,
+                sampling=own,
             )
-            refs.append(problem.reference)
+            truths.add(problem.reference is not None)
+            if len(truths) > 1:
+                raise ReconError(
+                    f"slice {index} has {'a' if problem.reference is not None else 'no'} ground "
+                    "truth and an earlier slice has the other: evaluate them separately "
+                    "(--slices)",
+                    volume.path,
+                )
+            if problem.reference is not None:
+                refs.append(problem.reference)
             warnings.extend(f"slice {index}: {w}" for w in problem.warnings)
             for name, method in built.items():
                 if name in method_errors:
@@ -113,13 +147,24 @@ def evaluate_cine_files(
                     method_errors[name] = f"{volume.path.name}: slice {index}: {name}: {exc}"
                     continue
                 seconds[name] += time.perf_counter() - start
+                if problem.reference is None:
+                    gt_free = cine_gt_free_metrics(problem, last.normalised)
+                    residuals[name].append(gt_free.get("dc_residual", float("nan")))
+                    continue
                 preds[name].append(center_crop(np.abs(last.image), problem.reference.shape[-2:]))
-        ref = np.concatenate(refs)
         cases[case] = {}
         per_frame: dict[str, list[float]] = {}
+        ground_truth = truths == {True}
         for name in methods:
             if name in method_errors:
                 continue
+            if not ground_truth:
+                cases[case][name] = {
+                    "dc_residual": float(np.mean(residuals[name])),
+                    "seconds": seconds[name],
+                }
+                continue
+            ref = np.concatenate(refs)
             pred = np.concatenate(preds[name])
             metrics = all_metrics(ref, pred)
             dr = float(ref.max())
@@ -137,6 +182,8 @@ def evaluate_cine_files(
             "frames": volume.num_frames,
             "achieved_acceleration": float(np.mean([m["acceleration"] for m in masks])),
             "kt_masks": masks,
+            "data_sampling": sampled,
+            "ground_truth": ground_truth,
             "psnr_per_frame": per_frame,
             "warnings": warnings,
             "method_errors": method_errors,
@@ -152,7 +199,11 @@ def evaluate_cine_files(
         "coil_method": args.coil_method,
         "coil_maps": "from the time-averaged k-space (union of the frames' masks)",
         "reference": args.reference,
-        "reference_definition": describe_reference(args.reference, "all") + " (per frame)",
+        "reference_definition": (
+            describe_reference(args.reference, "all") + " (per frame)"
+            if any(c["ground_truth"] for c in per_case.values())
+            else describe_reference(None) + "; dc_residual = ||M F S x - y|| / ||y|| instead"
+        ),
         "metrics_region": "all",
         "device": device,
         "cases": per_case,

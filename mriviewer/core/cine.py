@@ -1,11 +1,16 @@
 """Cine (2-D + time) counterpart of :mod:`mriviewer.core.compare`: problem, methods, metrics.
 
-- :func:`prepare_cine_problem`: fully sampled ``(T, C, H, W)`` k-space + ``(T, H, W)`` k-t mask
+- :func:`prepare_cine_problem`: ``(T, C, H, W)`` k-space + ``(T, H, W)`` k-t mask
   -> normalised, masked :class:`~mriviewer.core.recon.cine.CineProblem` with coil maps from the
   time-averaged data (every frame's samples averaged per k-space point: the union of the frames'
   masks; its fully sampled centre is the calibration region, ESPIRiT by default) and the
   reference: RSS per frame of the fully sampled series (the file's ``reconstruction_rss`` when
   given) or ``sense`` (:func:`mriviewer.core.reference.reference_image` per frame).
+  Already undersampled k-space (a scanner's accelerated cine, a file's ``mask``): its own k-t
+  sampling (:func:`detect_kt_sampling`, :func:`~mriviewer.core.physics.sampling.detect_sampling`
+  per frame) bounds the mask, and without the file's own reference there is no ground truth:
+  no PSNR/SSIM/NMSE, the ground-truth-free ``dc_residual`` / ``rel_change`` instead
+  (:func:`cine_gt_free_metrics`), as for a 2-D undersampled slice.
 - :func:`get_cine_method` (``zero-filled``, ``cg-sense``, ``kt-l1``, ``model:PATH``),
   :func:`stream_cine` (each iterate in original units, cropped, with its metrics),
   :func:`cine_metrics` (fastMRI per-volume metrics with the frames stacked as slices, and PSNR
@@ -27,7 +32,10 @@ from mriviewer.core.recon.cine import CINE_METHODS, CineProblem
 __all__ = [
     "CINE_METHODS",
     "CineProblem",
+    "KtSampling",
+    "cine_gt_free_metrics",
     "cine_metrics",
+    "detect_kt_sampling",
     "get_cine_method",
     "prepare_cine_problem",
     "stream_cine",
@@ -48,6 +56,61 @@ def get_cine_method(name: str, **settings: Any):
     return CINE_METHODS[name](**settings)
 
 
+@dataclass
+class KtSampling:
+    """The k-t sampling of a cine slice's own data (what :func:`detect_kt_sampling` found).
+
+    pattern: ``(T, H, W)`` bool. fully_sampled: every frame is (and no file mask leaves points
+    out). acceleration_per_frame: grid points / sampled points of each frame; acceleration:
+    the same over the series. source: ``"file mask"`` or ``"detected"``."""
+
+    pattern: np.ndarray = field(repr=False)
+    fully_sampled: bool
+    acceleration_per_frame: list[float]
+    acceleration: float
+    source: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "fully_sampled": self.fully_sampled,
+            "acceleration": self.acceleration,
+            "acceleration_per_frame": list(self.acceleration_per_frame),
+            "source": self.source,
+        }
+
+    def describe(self) -> str:
+        """``"R 4.00 overall, per frame 3.9-4.1"`` (or ``"R 4.00 in each of the 12 frames"``)."""
+        per = self.acceleration_per_frame
+        if max(per) - min(per) < 1e-6:
+            return f"R {self.acceleration:.2f} in each of the {len(per)} frames"
+        return f"R {self.acceleration:.2f} overall, per frame {min(per):.2f}-{max(per):.2f}"
+
+
+def detect_kt_sampling(kspace: np.ndarray, file_mask: np.ndarray | None = None) -> KtSampling:
+    """The data's own k-t sampling of ``(T, C, H, W)`` k-space: the file's ``(T, H, W)`` mask
+    when it has one (points outside it are not sampled), else
+    :func:`~mriviewer.core.physics.sampling.detect_sampling` frame by frame (zeros, or a
+    noise-only floor, where nothing was measured). Raises ReconError for a mismatched mask."""
+    from mriviewer.core.physics.sampling import detect_sampling
+
+    kspace = np.asarray(kspace)
+    t, _, h, w = kspace.shape
+    if file_mask is not None:
+        pattern = np.asarray(file_mask, dtype=bool)
+        if pattern.shape != (t, h, w):
+            raise ReconError(f"the file's k-t mask {pattern.shape} does not match ({t}, {h}, {w})")
+        fully = bool(pattern.all())
+        source = "file mask"
+    else:
+        infos = [detect_sampling(frame) for frame in kspace]
+        pattern = np.stack([i.pattern for i in infos])
+        fully = all(i.fully_sampled for i in infos)
+        source = "detected"
+    per = [float(f.size / max(int(f.sum()), 1)) for f in pattern]
+    overall = float(pattern.size / max(int(pattern.sum()), 1))
+    return KtSampling(pattern, fully, per, overall, source)
+
+
 def prepare_cine_problem(
     kspace: np.ndarray,
     mask: np.ndarray,
@@ -56,9 +119,15 @@ def prepare_cine_problem(
     coil_method: str = "espirit",
     reference_kind: str = "rss",
     source: str = "",
+    fully_sampled: bool | None = None,
+    sampling: KtSampling | None = None,
 ) -> CineProblem:
-    """Undersample fully sampled ``(T, C, H, W)`` k-space with the ``(T, H, W)`` mask.
+    """Undersample ``(T, C, H, W)`` k-space with the ``(T, H, W)`` mask.
 
+    The data's own k-t sampling (``sampling``, else :func:`detect_kt_sampling`) says whether
+    the k-space is fully sampled unless ``fully_sampled`` does; undersampled data keep only the
+    mask's points they hold, and their reference is ``reference`` (the file's own, RSS
+    convention) or none: ``problem.reference`` None, no ground truth (``sense`` raises).
     Raises ReconError for mismatched shapes, an empty frame, NaN/Inf or an unknown reference."""
     from mriviewer.core.compare import MIN_CALIB_LINES
     from mriviewer.core.physics.coils import auto_calibration, estimate_coil_maps
@@ -79,6 +148,17 @@ def prepare_cine_problem(
         raise ReconError("the k-t mask samples no point in some frame")
     if not np.all(np.isfinite(kspace)):
         raise ReconError("k-space contains NaN or Inf")
+    if sampling is None:
+        sampling = detect_kt_sampling(kspace)
+    if fully_sampled is None:
+        fully_sampled = sampling.fully_sampled
+    if not fully_sampled:
+        mask = mask & sampling.pattern
+        empty = np.flatnonzero(~mask.reshape(t, -1).any(axis=1))
+        if empty.size:
+            raise ReconError(
+                f"the k-t mask and the data's own sampling share no point in frame {empty[0]}"
+            )
     recon_matrix = tuple(recon_matrix) if recon_matrix else (h, w)
     under = (kspace * mask[:, None]).astype(np.complex64)
     image = np.stack([rss(ifft2c_np(frame)) for frame in under])
@@ -103,21 +183,38 @@ def prepare_cine_problem(
     else:
         calib = auto_calibration(acs)
         maps = estimate_coil_maps(averaged, method=coil_method, calib=calib, source=None)
-    if reference is None or reference_kind == "sense":
-        reference = np.stack(
-            [
-                reference_image(
-                    kspace[f],
-                    reference_kind,
-                    recon_matrix,
-                    source=f"{source}#frame{f}#full" if source else None,
-                )
-                for f in range(t)
-            ]
+    kind: str | None = reference_kind
+    if fully_sampled:
+        if reference is None or reference_kind == "sense":
+            reference = np.stack(
+                [
+                    reference_image(
+                        kspace[f],
+                        reference_kind,
+                        recon_matrix,
+                        source=f"{source}#frame{f}#full" if source else None,
+                    )
+                    for f in range(t)
+                ]
+            )
+    elif reference_kind == "sense":
+        raise ReconError(
+            "the SENSE reference needs fully sampled k-space, and this cine slice is "
+            f"undersampled ({sampling.describe()}); use --reference rss"
         )
-    reference = np.asarray(reference, dtype=np.float32)
+    elif reference is None:
+        kind = None
+    if not fully_sampled:
+        warnings.append(
+            f"cine k-space is undersampled ({sampling.describe()}, {sampling.source}): "
+            + ("metrics against the file's own reference" if kind else "no ground truth, no PSNR")
+        )
+    if reference is not None:
+        reference = np.asarray(reference, dtype=np.float32)
     info = {
         "frames": int(t),
+        "fully_sampled": bool(fully_sampled),
+        "data_sampling": sampling.to_dict(),
         "mask": kt_summary(mask),
         "acceleration": float(mask.size / mask.sum()),
         "calib": calib if calib is None or isinstance(calib, int) else list(calib),
@@ -134,7 +231,7 @@ def prepare_cine_problem(
         recon_matrix=recon_matrix,
         source=source,
         info=info,
-        reference_kind=reference_kind,
+        reference_kind=kind if reference is not None else None,
         warnings=warnings,
     )
 
@@ -157,10 +254,40 @@ def cine_metrics(reference: np.ndarray, prediction: np.ndarray) -> dict[str, Any
     return out
 
 
+def cine_data_consistency(problem: CineProblem, image: np.ndarray) -> float:
+    """``||M F S x - y|| / ||y||`` over the series of a normalised ``(T, H, W)`` image (the
+    method's own, uncropped); NaN without coil maps."""
+    if problem.coil_maps is None:
+        return float("nan")
+    from mriviewer.core.physics.fft import fft2c_np
+
+    x = np.asarray(image, dtype=np.complex64)
+    predicted = fft2c_np(problem.coil_maps[None] * x[:, None]) * problem.mask[:, None]
+    norm_y = float(np.linalg.norm(problem.kspace))
+    residual = float(np.linalg.norm(predicted - problem.kspace))
+    return residual / norm_y if norm_y > 0 else float("nan")
+
+
+def cine_gt_free_metrics(
+    problem: CineProblem, image: np.ndarray, previous: np.ndarray | None = None
+) -> dict[str, float]:
+    """What is measured without ground truth (as :func:`mriviewer.core.compare.iteration_metrics`
+    for 2-D): ``dc_residual`` (:func:`cine_data_consistency`) and ``rel_change`` from
+    ``previous`` (absent for the first iterate); NaN values are left out."""
+    from mriviewer.core.compare import relative_change
+
+    out = {"dc_residual": cine_data_consistency(problem, image)}
+    if previous is not None:
+        out["rel_change"] = relative_change(previous, image)
+    return {k: v for k, v in out.items() if np.isfinite(v)}
+
+
 @dataclass
 class CineRecord:
     """One iterate of one method on a cine problem: ``image`` ``(T, h, w)`` complex64 in original
-    units (cropped); ``metrics`` from :func:`cine_metrics` (empty when not asked for)."""
+    units (cropped); ``metrics`` from :func:`cine_metrics` with a reference, else
+    :func:`cine_gt_free_metrics` (empty when not asked for); ``normalised`` the method's own
+    ``(T, H, W)`` image (normalised units, uncropped)."""
 
     method: str
     iteration: int
@@ -169,21 +296,33 @@ class CineRecord:
     elapsed: float
     final: bool
     extra: dict[str, Any] = field(default_factory=dict)
+    normalised: np.ndarray | None = field(default=None, repr=False)
 
 
 def stream_cine(
     method: Any, problem: CineProblem, device: str = "cpu", metrics: bool = True
 ) -> Iterator[CineRecord]:
-    """Each iterate of ``method`` on ``problem``, in original units, with its metrics."""
+    """Each iterate of ``method`` on ``problem``, in original units, with its metrics (against
+    the reference, or ground-truth-free without one)."""
     name = getattr(method, "name", type(method).__name__)
+    previous = None
     for result in method.iterate(problem, device=device):
         image = np.asarray(to_original_units(problem, result.image), dtype=np.complex64)
         measures: dict[str, Any] = {}
         if metrics and problem.reference is not None:
             pred = center_crop(np.abs(image), problem.reference.shape[-2:])
             measures = cine_metrics(problem.reference, pred)
+        elif metrics:
+            measures = cine_gt_free_metrics(problem, result.image, previous)
+        previous = result.image
         yield CineRecord(
-            name, int(result.iteration), image, measures, float(result.elapsed), bool(result.final)
+            name,
+            int(result.iteration),
+            image,
+            measures,
+            float(result.elapsed),
+            bool(result.final),
+            normalised=result.image,
         )
 
 

@@ -9,6 +9,13 @@ selects what every pane shows: ``reference`` is the reference series' frame and
 :meth:`frame_image` slices a trace's image. Metrics are over the series (fastMRI per-volume,
 frames stacked as slices) and per frame (``psnr_per_frame``).
 
+An undersampled cine file (a scanner's accelerated cine, a file with a ``mask`` dataset or zeros
+where not sampled) opens with its own k-t sampling
+(:func:`mriviewer.core.cine.detect_kt_sampling`) as the mask, R per frame and overall in the
+mask note; without the file's own reference there is no ground truth: the reference pane shows
+the zero-filled RSS per frame and the runs report the data-consistency residual instead of
+PSNR/SSIM/NMSE, as the 2-D session does.
+
 :func:`write_cine_animation` writes the comparison as an animated GIF or an MP4 (imageio; MP4
 through imageio-ffmpeg), one animation frame per cine frame: the panes side by side with one
 window/level, enlarged to a readable size, titled with the method and the frame's PSNR/SSIM,
@@ -67,8 +74,11 @@ class CineSession(ComparisonSession):
     def __init__(self) -> None:
         super().__init__()
         self.frame = 0
-        #: ``(T, h, w)`` float32: the reference series (file's RSS, or the run's convention)
+        #: ``(T, h, w)`` float32: the reference series (file's RSS, or the run's convention);
+        #: for undersampled data without a file reference, the zero-filled RSS per frame
         self.cine_reference: np.ndarray | None = None
+        #: the data's own k-t sampling of the shown slice (:class:`mriviewer.core.cine.KtSampling`)
+        self.kt_sampling: Any = None
 
     # ----- file, slice and frame ----------------------------------------------------------------
     @property
@@ -86,11 +96,6 @@ class CineSession(ComparisonSession):
         from mriviewer.core.io.cine import open_cine
 
         volume = open_cine(path)
-        if volume.mask is not None:
-            raise MriViewerError(
-                f"{volume.path}: undersampled cine data (a stored k-t mask) is not shown by the "
-                "app yet; use mriviewer eval"
-            )
         index = volume.num_slices // 2 if slice_index is None else volume.select_index(slice_index)
         data = self.read_slice(volume, index)
         volume.slice_index = index
@@ -122,16 +127,28 @@ class CineSession(ComparisonSession):
         return kspace, reference
 
     def _set_cine(self, kspace: np.ndarray, reference: np.ndarray) -> None:
+        from mriviewer.core.cine import detect_kt_sampling
         from mriviewer.core.physics.sampling import detect_sampling
 
         self._set_slice(kspace, reference[0], detect_sampling(kspace[0]))
+        self.kt_sampling = detect_kt_sampling(kspace, getattr(self.volume, "mask", None))
         self.cine_reference = reference
-        self.ground_truth = True
-        self.reference_kind = self.reference_choice
+        has_file_reference = self.volume is not None and self.volume.has_reference
+        self.ground_truth = bool(self.kt_sampling.fully_sampled or has_file_reference)
+        self.reference_kind = self.reference_choice if self.ground_truth else None
         self.metrics_region = "all"  # foreground metrics are not defined on cine yet
         self.mask = None  # a new series: the k-t mask is drawn again
+        if not self.kt_sampling.fully_sampled:
+            self.use_data_sampling()  # an accelerated cine: its own k-t sampling is the mask
+        elif self.mask_kind == "data":
+            self.mask_kind = "random"
         self.frame = 0
         self.set_frame(0)
+
+    @property
+    def undersampled(self) -> bool:
+        """True when the shown slice's data are themselves undersampled."""
+        return self.kt_sampling is not None and not self.kt_sampling.fully_sampled
 
     def reload_reference(self) -> None:
         if self.volume is not None:
@@ -151,11 +168,23 @@ class CineSession(ComparisonSession):
         return image[self.frame] if np.ndim(image) == 3 else image
 
     def reference_title(self) -> str:
+        if not self.ground_truth:
+            return (
+                "acquired data, zero-filled RSS per frame (no ground truth)<br>"
+                f"frame {self.frame} / {self.frames - 1}"
+            )
         kind = self.reference_kind or self.reference_choice
         name = {"rss": "RSS", "sense": "SENSE"}.get(kind, kind)
         return f"reference ({name} per frame)<br>frame {self.frame} / {self.frames - 1}"
 
     def metrics_note(self) -> str:
+        if not self.ground_truth:
+            sampled = self.kt_sampling.describe() if self.kt_sampling is not None else "R ?"
+            return (
+                f"cine k-space undersampled ({sampled}): no ground truth, no PSNR/SSIM/NMSE; "
+                "shown: data-consistency residual ||M F S x - y|| / ||y|| over the series and "
+                "change per iteration"
+            )
         data_range = float(self.cine_reference.max()) if self.cine_reference is not None else 0.0
         return (
             f"{self.reference_description()}, per frame; PSNR/SSIM/NMSE over the series "
@@ -177,7 +206,20 @@ class CineSession(ComparisonSession):
         self.mask_file = None
 
     def use_data_sampling(self) -> None:
-        raise MaskError("cine series are fully sampled here: draw a random or equispaced k-t mask")
+        """The data's own k-t sampling becomes the mask (kind ``data``); MaskError for a fully
+        sampled series (draw a random or equispaced k-t mask there)."""
+        from mriviewer.core.physics.masks import MaskSpec
+
+        if self.kspace is None:
+            raise MaskError("open a cine file first")
+        if not self.undersampled:
+            raise MaskError(
+                "this cine series is fully sampled: draw a random or equispaced k-t mask"
+            )
+        spec = MaskSpec(kind="array", acceleration=1.0, seed=None)
+        self.mask = KtMask(self.kt_sampling.pattern.copy(), spec)
+        self.mask_kind = "data"
+        self.mask_file = None
 
     def set_mask_array(self, array: np.ndarray, source_file: str | None = None) -> None:
         raise MaskError("k-t masks are drawn from the mask panel's settings (random / equispaced)")
@@ -194,25 +236,39 @@ class CineSession(ComparisonSession):
             np.save(fh, self.mask.array, allow_pickle=False)
 
     def effective_mask(self) -> np.ndarray | None:
-        return None if self.mask is None else self.mask.array
+        """The k-t points a run uses: the mask, within the data's own sampling when the
+        series is undersampled."""
+        if self.mask is None:
+            return None
+        if self.undersampled:
+            return self.mask.array & self.kt_sampling.pattern
+        return self.mask.array
 
     def achieved(self) -> tuple[float, int, int]:
-        arr = self.mask.array
+        arr = self.effective_mask()
         sampled = int(arr.sum())
         return arr.size / max(sampled, 1), sampled, int(arr.size)
 
     def acceleration_per_frame(self) -> list[float]:
         if self.mask is None:
             return []
-        return [float(f.size / max(int(f.sum()), 1)) for f in self.mask.array]
+        return [float(f.size / max(int(f.sum()), 1)) for f in self.effective_mask()]
 
     def mask_note(self) -> str:
         per = self.acceleration_per_frame()
         if not per:
             return ""
         if max(per) - min(per) < 1e-6:
-            return f"R per frame: {per[0]:.2f} in each of the {len(per)} frames"
-        return "R per frame: " + " ".join(f"{r:.1f}" for r in per)
+            note = f"R per frame: {per[0]:.2f} in each of the {len(per)} frames"
+        else:
+            note = "R per frame: " + " ".join(f"{r:.1f}" for r in per)
+        if self.undersampled:
+            own = self.kt_sampling
+            if self.mask_kind == "data":
+                note = f"data's own k-t sampling ({own.source}), {note}, R {self.achieved()[0]:.2f}"
+            else:
+                note = f"mask on top of the data's own k-t sampling ({own.describe()}); {note}"
+        return note
 
     def acs_band(self) -> tuple[int, int] | None:
         return None
@@ -226,6 +282,11 @@ class CineSession(ComparisonSession):
     def mask_description(self) -> str:
         if self.mask is None:
             return "no mask"
+        if self.mask_kind == "data":
+            return (
+                f"the data's own k-t sampling ({self.kt_sampling.source}), {self.frames} frames, "
+                f"{self.kt_sampling.describe()}"
+            )
         spec = self.mask.spec
         return (
             f"k-t {spec.kind} R {spec.acceleration:g} per frame, centre fraction "
@@ -237,8 +298,11 @@ class CineSession(ComparisonSession):
     no_data_message = "open a cine file first"
 
     def run_inputs(self) -> tuple[np.ndarray, np.ndarray, str, bool | None]:
-        """The k-t mask, the reference series, metrics over the whole image, fully sampled."""
-        return self.mask.array.copy(), self.cine_reference, "all", True
+        """The effective k-t mask, the reference series, metrics over the whole image, and
+        whether the series is fully sampled (undersampled: no ground truth unless the file
+        has its own reference)."""
+        fully = self.kt_sampling.fully_sampled if self.kt_sampling is not None else True
+        return self.effective_mask().copy(), self.cine_reference, "all", fully
 
     def apply(self, message: tuple) -> None:
         if message[0] == "prepared":
@@ -291,8 +355,11 @@ class CineSession(ComparisonSession):
             info["slice"] = self.volume.slice_index
         info["frames"] = self.frames
         info["frame"] = self.frame
+        if self.kt_sampling is not None:
+            info["data_sampling"] = self.kt_sampling.to_dict()
         if self.mask is not None:
             info["mask"] = {
+                "kind": self.mask_kind,
                 "spec": self.mask.spec.to_dict(),
                 "shape": list(self.mask.shape),
                 "achieved_acceleration": self.mask.achieved_acceleration,
@@ -309,12 +376,15 @@ class CineSession(ComparisonSession):
                 entry["metrics"] = trace.metrics[idx]
             methods.append(entry)
         info["methods"] = methods
-        info["ground_truth"] = True
-        info["reference"] = self.reference_kind
+        info["ground_truth"] = bool(self.ground_truth)
+        info["reference"] = self.reference_kind if self.ground_truth else None
         info["reference_definition"] = self.reference_description() + " (per frame)"
         info["metrics"] = (
             "PSNR/SSIM/NMSE over the series (fastMRI per-volume, frames stacked as slices); "
             "psnr_per_frame with the series' data_range"
+            if self.ground_truth
+            else "no ground truth: data-consistency residual ||M F S x - y|| / ||y|| over the "
+            "series and the relative change per iteration"
         )
         info["warnings"] = list(self.run_warnings)
         for key in ("device", "display", "levels", "error_levels"):

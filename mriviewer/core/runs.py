@@ -226,7 +226,8 @@ def _run_method(
 
 
 def _execute_cine(req: RunRequest, should_stop: Callable[[], bool]) -> Iterator[Message]:
-    """The cine twin of :func:`_execute`: ``kspace`` ``(T, C, H, W)`` fully sampled, ``mask``
+    """The cine twin of :func:`_execute`: ``kspace`` ``(T, C, H, W)`` (fully sampled, or
+    undersampled with ``fully_sampled`` False: no reference, ground-truth-free metrics), ``mask``
     ``(T, H, W)``, ``reference`` ``(T, h, w)`` or None; methods from
     :data:`mriviewer.core.cine.CINE_METHODS`. Each payload's image is ``(T, h, w)`` complex64 and
     its metrics are over the series (fastMRI per-volume, frames as slices) plus
@@ -244,6 +245,7 @@ def _execute_cine(req: RunRequest, should_stop: Callable[[], bool]) -> Iterator[
         recon_matrix=req.recon_matrix,
         reference_kind=req.reference_kind,
         source=req.source,
+        fully_sampled=req.fully_sampled,
     )
     yield prepared_message(
         problem, time.perf_counter() - t0, "all", kt_mask=problem.info.get("mask")
