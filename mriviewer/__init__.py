@@ -9,4 +9,10 @@ import os as _os
 # `mriviewer bench recon --neighbour`). An explicit OMP_WAIT_POLICY is kept.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+# Keep torch's freed CPU temporaries in the heap instead of handing them back to the kernel and
+# page-faulting them in again (mriviewer/core/allocator.py; MRIVIEWER_MALLOC=default opts out).
+from mriviewer.core.allocator import tune_malloc as _tune_malloc  # noqa: E402
+
+_tune_malloc()
+
 __version__ = "0.1.0"

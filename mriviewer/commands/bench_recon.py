@@ -515,6 +515,8 @@ def format_case(result: dict[str, Any]) -> str:
 def bench_case(name: str, stages: list[str], args) -> dict[str, Any]:
     import torch
 
+    from mriviewer.core.allocator import malloc_description
+
     case = build_case(name)
     c, h, w = case.shape
     rates = Rates(case.shape)
@@ -524,7 +526,7 @@ def bench_case(name: str, stages: list[str], args) -> dict[str, Any]:
         "header": (
             f"case {name}: {c} coils {h} x {w}, 1-D random mask R 4 cf 0.08, calib "
             f"{case.calib}; torch {torch.__version__}, {_threads(torch.get_num_threads())}, "
-            f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}"
+            f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}, {malloc_description()}"
         ),
         "stages": {},
     }
