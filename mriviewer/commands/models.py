@@ -1,4 +1,5 @@
-"""``mriviewer models``: list the bundled trained models (the model zoo)."""
+"""``mriviewer models``: list the bundled trained models (the model zoo); the DATA column says
+what each reconstructs: ``2d`` slices or cine series (``cine:3d``, refused on 2-D slices)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,12 @@ def _fmt_validation(validation: dict) -> str:
     return ", ".join(parts) or "-"
 
 
+def _fmt_data(card: dict) -> str:
+    """What the model reconstructs: ``2d`` slices or ``cine:3d`` / ``cine:2+1d`` series."""
+    denoiser = card.get("denoiser") or "2d"
+    return f"cine:{denoiser}" if card.get("dynamic") else denoiser
+
+
 def run(args: argparse.Namespace) -> int:
     from mriviewer.core.checkpoints import list_models, zoo_dir
 
@@ -30,7 +37,10 @@ def run(args: argparse.Namespace) -> int:
     if not models:
         print(f"no bundled models in {zoo_dir()}")
         return 0
-    header = f"{'NAME':<16} {'ARCH':<6} {'N':>3} {'STRATEGY':<10} {'ACCEL':<10} {'PARAMS':>9}  VALIDATION"
+    header = (
+        f"{'NAME':<16} {'ARCH':<6} {'DATA':<9} {'N':>3} {'STRATEGY':<10} {'ACCEL':<10} "
+        f"{'PARAMS':>9}  VALIDATION"
+    )
     print(header)
     for entry in models:
         if "error" in entry:
@@ -42,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
         if strategy in ("gleam", "pgleam") and card.get("modules"):
             strategy = f"{strategy}/{card['modules']}"
         print(
-            f"{entry['name']:<16} {card.get('architecture') or '-':<6} {card.get('unrolls') or 0:>3} "
+            f"{entry['name']:<16} {card.get('architecture') or '-':<6} {_fmt_data(card):<9} "
+            f"{card.get('unrolls') or 0:>3} "
             f"{strategy:<10} {accel:<10} {card.get('parameters') or 0:>9}  "
             f"{_fmt_validation(card.get('validation') or {})}"
         )

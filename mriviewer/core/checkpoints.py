@@ -215,10 +215,19 @@ def zoo_dir() -> Path:
     return resource_path("models")
 
 
+def card_denoiser(architecture: dict[str, Any]) -> str:
+    """The data kind of a card's architecture: its ``denoiser`` (``2d`` when absent, as on every
+    2-D model's card; ``3d`` or ``2+1d`` for cine models, which reconstruct 2-D + time series)."""
+    return str(architecture.get("denoiser") or "2d")
+
+
 def _card_summary(card: ModelCard) -> dict[str, Any]:
     arch = card.architecture
+    denoiser = card_denoiser(arch)
     return {
         "architecture": arch.get("name"),
+        "denoiser": denoiser,
+        "dynamic": denoiser != "2d",  # a cine model: refused on 2-D slices
         "unrolls": arch.get("num_unrolls"),
         "features": arch.get("features"),
         "strategy": card.strategy.get("name"),
@@ -232,7 +241,8 @@ def _card_summary(card: ModelCard) -> dict[str, Any]:
 
 
 def list_models() -> list[dict[str, Any]]:
-    """Bundled models: ``[{"name", "path", "card": summary}]`` sorted by name.
+    """Bundled models: ``[{"name", "path", "card": summary}]`` sorted by name; the summary's
+    ``denoiser`` (``2d``/``3d``/``2+1d``) and ``dynamic`` say whether it is a cine model.
 
     A model whose card cannot be read is listed with an ``"error"`` entry instead of a summary.
     """

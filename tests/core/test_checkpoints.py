@@ -153,6 +153,26 @@ def test_zoo_listing_and_resolution(tmp_path, monkeypatch, capsys):
     assert " pgleam/2 " in row
 
 
+def test_zoo_states_each_models_data_kind(tmp_path, monkeypatch, capsys):
+    """list_models / `mriviewer models` say whether a model is 2-D or cine (denoiser 3d)."""
+    monkeypatch.setattr(checkpoints, "zoo_dir", lambda: tmp_path)
+    save_model(tmp_path / "dense.safetensors", MoDL(num_unrolls=1, features=4), _card())
+    cine = MoDL(num_unrolls=1, features=4, denoiser="3d")
+    save_model(tmp_path / "cine-dense.safetensors", cine, _card())
+    listed = {m["name"]: m["card"] for m in list_models()}
+    assert listed["dense"]["denoiser"] == "2d" and listed["dense"]["dynamic"] is False
+    assert listed["cine-dense"]["denoiser"] == "3d" and listed["cine-dense"]["dynamic"] is True
+    assert main(["models"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:4] == ["NAME", "ARCH", "DATA", "N"]
+    rows = {line.split()[0]: line.split() for line in lines[1:]}
+    assert rows["dense"][1:4] == ["modl", "2d", "1"]
+    assert rows["cine-dense"][1:4] == ["modl", "cine:3d", "1"]
+    assert main(["models", "--json"]) == 0
+    cards = {m["name"]: m["card"] for m in json.loads(capsys.readouterr().out)}
+    assert cards["cine-dense"]["dynamic"] is True and cards["dense"]["denoiser"] == "2d"
+
+
 def test_unknown_model_method_is_a_clean_error(capsys):
     with pytest.raises(ModelCardError, match="no such model file"):
         get_method("model:/nonexistent/thing.safetensors")
