@@ -17,11 +17,12 @@ from PyQt6.QtWidgets import QDockWidget, QFileDialog, QListWidgetItem
 
 from mriviewer.core.errors import MriViewerError
 from mriviewer.core.session import REFERENCE, ComparisonSession
+from mriviewer.gui.methods_ui import is_cine_model, model_denoiser
 from mriviewer.gui.widgets.cine_widgets import CineBar, CinePanel
 from mriviewer.gui.widgets.grid import default_levels
 from mriviewer.gui.widgets.kspace_view import log_magnitude
 
-#: the cine methods and the ones checked when a cine file opens
+#: the cine methods and the ones checked when a cine file opens (with the zoo's ``cine-*`` models)
 CINE_CHECKED = ("zero-filled", "cg-sense", "kt-l1")
 
 
@@ -145,7 +146,8 @@ class CineMixin:
                 "  max_iter: 30",
             )
         self._set_methods_enabled(set(CINE_METHODS))
-        self.methods_panel.set_checked([m for m in CINE_CHECKED if m in CINE_METHODS])
+        checked = [m for m in CINE_CHECKED if m in CINE_METHODS]
+        self.methods_panel.set_checked(checked + self.bundled_cine_models())
         self.cine_bar.show()
         self.docks["cine"].show()
         QTimer.singleShot(0, self._size_cine_docks)  # once the window is shown
@@ -165,17 +167,41 @@ class CineMixin:
         self.kspace_view.shape = None
         self._update_kspace_view()
 
+    def is_cine_model(self, key: str) -> bool:
+        """True when the method ``key`` is a cine model (its card's denoiser is ``3d``/``2+1d``)."""
+        return key.startswith("model:") and is_cine_model(self.model_cards.get(key))
+
+    def bundled_cine_models(self) -> list[str]:
+        """Keys of the zoo's cine models (named ``cine-*``): checked when a cine file opens."""
+        return [
+            key
+            for name, key in self.zoo_keys.items()
+            if name.startswith("cine-") and self.is_cine_model(key)
+        ]
+
+    def _refresh_methods_enabled(self) -> None:
+        from mriviewer.core.cine import CINE_METHODS
+
+        self._set_methods_enabled(set(CINE_METHODS) if self.session.is_cine else None)
+
     def _set_methods_enabled(self, allowed: set[str] | None) -> None:
-        """Only ``allowed`` methods and the models can be checked (None: all but the cine-only
-        kt-l1)."""
+        """Only ``allowed`` methods and the models can be checked (None, the 2-D mode: all but
+        the cine-only kt-l1 and the cine models, which are listed greyed out with a tooltip)."""
         panel = self.methods_panel
         for i in range(panel.list.count()):
             item: QListWidgetItem = panel.list.item(i)
             key = item.data(Qt.ItemDataRole.UserRole)
+            cine_model = self.is_cine_model(key)
             if allowed is None:
-                on = key != "kt-l1"
+                on = key != "kt-l1" and not cine_model
             else:  # models run on cine series too (frames as the batch: core.recon.cine)
                 on = key in allowed or key.startswith("model:")
+            if cine_model:
+                kind = (
+                    f"cine model ({model_denoiser(self.model_cards.get(key))} denoiser over time)"
+                )
+                note = ": runs on cine files only (open one, e.g. demo-cine)" if not on else ""
+                item.setToolTip(f"{kind}{note}\n{key[len('model:') :]}")
             flags = item.flags()
             item.setFlags(
                 flags | Qt.ItemFlag.ItemIsEnabled if on else flags & ~Qt.ItemFlag.ItemIsEnabled

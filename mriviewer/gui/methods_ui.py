@@ -23,6 +23,24 @@ def card_text(card: Any) -> str:
         return str(card)
 
 
+def model_denoiser(card: Any) -> str:
+    """A model's data kind from its card (the zoo's summary or a full card): ``2d``, or ``3d`` /
+    ``2+1d`` for a cine model."""
+    if not isinstance(card, dict):
+        return "2d"
+    if card.get("denoiser"):
+        return str(card["denoiser"])
+    arch = card.get("architecture")
+    return str(arch.get("denoiser") or "2d") if isinstance(arch, dict) else "2d"
+
+
+def is_cine_model(card: Any) -> bool:
+    """True for a cine (2-D + time) model: it runs on cine files and is refused on 2-D slices."""
+    if isinstance(card, dict) and "dynamic" in card:
+        return bool(card["dynamic"])
+    return model_denoiser(card) != "2d"
+
+
 class MethodsMixin:
     """Fills the methods panel and opens model files."""
 
@@ -70,6 +88,7 @@ class MethodsMixin:
             self.methods_panel.add_method(
                 key, f"model: {entry['name']}", card_text(card), tooltip=str(entry.get("path", ""))
             )
+        self._refresh_methods_enabled()  # cine models are greyed out until a cine file opens
 
     def open_model_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
@@ -107,5 +126,14 @@ class MethodsMixin:
             key, f"model: {Path(path).stem}", card_text(card), checked=True, tooltip=path
         )
         item.setCheckState(Qt.CheckState.Checked)
+        self._refresh_methods_enabled()  # a cine model opened on a 2-D file: listed, greyed out
+        if is_cine_model(card) and not self.session.is_cine:
+            self.statusBar().showMessage(
+                f"{Path(path).stem} is a cine model: it runs on cine files (open one to use it)",
+                8000,
+            )
         self.methods_panel.select(key)
         return True
+
+    def _refresh_methods_enabled(self) -> None:
+        """Enable the methods of the current mode (overridden by the cine mode)."""

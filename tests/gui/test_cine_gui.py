@@ -47,7 +47,8 @@ def test_opening_demo_cine_shows_the_kt_mask_and_r_per_frame(cine_window):
     assert not np.array_equal(w.session.mask.ky_t()[0], w.session.mask.ky_t()[1])
     assert "R per frame" in w.mask_panel.achieved_label.text()
     # 2-D-only classical methods cannot be checked in the cine mode; models can (frames as batch)
-    assert set(w.methods_panel.checked()) == {"zero-filled", "cg-sense", "kt-l1"}
+    cine_models = set(w.bundled_cine_models())  # the zoo's cine-* models, checked with them
+    assert set(w.methods_panel.checked()) == {"zero-filled", "cg-sense", "kt-l1"} | cine_models
     enabled = {
         w.methods_panel.list.item(i).data(Qt.ItemDataRole.UserRole)
         for i in range(w.methods_panel.list.count())
