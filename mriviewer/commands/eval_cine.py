@@ -47,19 +47,12 @@ def evaluate_cine_files(
     """The cine benchmark the options describe (same result shape as the 2-D
     ``evaluate_files``; ``case_names``: one per file). ``default_methods``: eval's 2-D default;
     when ``--methods`` is left at it, the cine methods are used instead."""
-    from mriviewer.commands.common import mask_seed, method_options, parse_slices, resolve_device
-    from mriviewer.core.cine import (
-        cine_gt_free_metrics,
-        detect_kt_sampling,
-        final_cine_record,
-        get_cine_method,
-        prepare_cine_problem,
-    )
+    from mriviewer.commands.common import method_options, parse_slices, resolve_device
+    from mriviewer.core.cine import cine_gt_free_metrics, final_cine_record, get_cine_method
     from mriviewer.core.images import center_crop
     from mriviewer.core.io.cine import open_cine
     from mriviewer.core.metrics import all_metrics, psnr
-    from mriviewer.core.physics.kt_masks import KT_KINDS, kt_summary, make_kt_mask
-    from mriviewer.core.physics.masks import MaskSpec
+    from mriviewer.core.physics.kt_masks import kt_summary
     from mriviewer.core.reference import describe_reference
 
     text = CINE_METHODS_DEFAULT if args.methods == default_methods else args.methods
@@ -68,11 +61,7 @@ def evaluate_cine_files(
         raise ConfigError("--methods names no method")
     if len(set(methods)) != len(methods):
         raise ConfigError(f"--methods lists a method twice: {text}")
-    if args.mask not in (*KT_KINDS, "data"):
-        raise ConfigError(
-            f"cine data takes a k-t mask: --mask {' or '.join(KT_KINDS)} (changing per frame), "
-            f"or data (an undersampled file's own sampling), not {args.mask!r}"
-        )
+    check_kt_mask_option(args.mask)
     if getattr(args, "metrics_region", "all") != "all":
         raise ConfigError("--metrics-region foreground is not implemented for cine data yet")
     device = resolve_device(args.device)
@@ -91,41 +80,10 @@ def evaluate_cine_files(
         masks, warnings, method_errors, sampled = [], [], {}, []
         truths: set[bool] = set()
         for index in slices:
-            kspace = volume.read_kspace(index)
-            own = detect_kt_sampling(kspace, volume.mask)
+            problem, own, _, mask_notes = cine_slice_problem(args, volume, file, index)
             sampled.append(own.to_dict())
-            if own.fully_sampled:
-                if args.mask == "data":
-                    raise ConfigError(
-                        f"{volume.path.name}: cine slice {index} is fully sampled: --mask data "
-                        "applies to undersampled files (draw a random or equispaced k-t mask)"
-                    )
-                spec = MaskSpec(
-                    kind=args.mask,
-                    acceleration=float(args.accel),
-                    center_fraction=float(args.center_fraction),
-                    seed=mask_seed(args, file, index),
-                )
-                mask = make_kt_mask(spec, volume.num_frames, volume.matrix)
-            else:  # an accelerated cine: its own k-t sampling is the mask
-                mask = own.pattern
-                if args.mask != "data":
-                    warnings.append(
-                        f"slice {index}: undersampled ({own.describe()}): its own k-t sampling "
-                        f"is the mask, --mask {args.mask} --accel {args.accel:g} not applied"
-                    )
-            masks.append(kt_summary(mask))
-            problem = prepare_cine_problem(
-                kspace,
-                mask,
-                reference=volume.read_reference(index) if args.reference == "rss" else None,
-                recon_matrix=volume.recon_matrix,
-                coil_method=args.coil_method,
-                reference_kind=args.reference,
-                source=f"{volume.path}#slice{index}",
-                fully_sampled=own.fully_sampled,
-                sampling=own,
-            )
+            warnings.extend(f"slice {index}: {w}" for w in mask_notes)
+            masks.append(kt_summary(problem.mask))
             truths.add(problem.reference is not None)
             if len(truths) > 1:
                 raise ReconError(
@@ -211,6 +169,75 @@ def evaluate_cine_files(
         "mriviewer_version": __version__,
     }
     return {"cases": cases, "settings": settings}
+
+
+def check_kt_mask_option(option: str, allow_auto: bool = False) -> None:
+    """ConfigError (one line) unless ``option`` is a k-t mask kind or ``data`` (or ``auto``
+    when ``allow_auto``: ``recon``'s default)."""
+    from mriviewer.core.physics.kt_masks import KT_KINDS
+
+    allowed = (*KT_KINDS, "data", *(("auto",) if allow_auto else ()))
+    if option not in allowed:
+        auto = "auto (data for undersampled input, else random), " if allow_auto else ""
+        raise ConfigError(
+            f"cine data takes a k-t mask: --mask {auto}{' or '.join(KT_KINDS)} (changing per "
+            f"frame), or data (an undersampled file's own sampling), not {option!r}"
+        )
+
+
+def cine_slice_problem(
+    args: argparse.Namespace, volume: Any, file: str, index: int
+) -> tuple[Any, Any, str, list[str]]:
+    """The k-t mask and :class:`~mriviewer.core.recon.cine.CineProblem` of cine slice ``index``
+    the options ask for (``eval`` and ``recon`` share it): a fully sampled slice gets a drawn
+    k-t mask (``--mask random|equispaced``, ``--accel``, ``--center-fraction``, ``--seed`` or
+    ``stable_seed(file name, slice)``); an undersampled one its own k-t sampling
+    (:func:`~mriviewer.core.cine.detect_kt_sampling`), with a note when another mask was asked
+    for. ``--mask auto`` is ``data`` for undersampled slices, else ``random``. Returns
+    ``(problem, own sampling, mask kind used, notes)``."""
+    from mriviewer.commands.common import mask_seed
+    from mriviewer.core.cine import detect_kt_sampling, prepare_cine_problem
+    from mriviewer.core.physics.kt_masks import make_kt_mask
+    from mriviewer.core.physics.masks import MaskSpec
+
+    kspace = volume.read_kspace(index)
+    own = detect_kt_sampling(kspace, volume.mask)
+    notes: list[str] = []
+    option = args.mask
+    if own.fully_sampled:
+        if option == "data":
+            raise ConfigError(
+                f"{volume.path.name}: cine slice {index} is fully sampled: --mask data "
+                "applies to undersampled files (draw a random or equispaced k-t mask)"
+            )
+        kind = "random" if option == "auto" else option
+        spec = MaskSpec(
+            kind=kind,
+            acceleration=float(args.accel),
+            center_fraction=float(args.center_fraction),
+            seed=mask_seed(args, file, index),
+        )
+        mask = make_kt_mask(spec, volume.num_frames, volume.matrix)
+    else:  # an accelerated cine: its own k-t sampling is the mask
+        kind = "data"
+        mask = own.pattern
+        if option not in ("data", "auto"):
+            notes.append(
+                f"undersampled ({own.describe()}): its own k-t sampling "
+                f"is the mask, --mask {option} --accel {args.accel:g} not applied"
+            )
+    problem = prepare_cine_problem(
+        kspace,
+        mask,
+        reference=volume.read_reference(index) if args.reference == "rss" else None,
+        recon_matrix=volume.recon_matrix,
+        coil_method=args.coil_method,
+        reference_kind=args.reference,
+        source=f"{volume.path}#slice{index}",
+        fully_sampled=own.fully_sampled,
+        sampling=own,
+    )
+    return problem, own, kind, notes
 
 
 def all_cine(files: list[str], axes: str | None) -> bool:

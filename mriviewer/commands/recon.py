@@ -17,6 +17,10 @@ iterate is written atomically:
 - ``.dcm``: a DICOM image (uint16 magnitude with RescaleSlope; pixel spacing from the file's
   header where it gives the field of view), ``.nii`` / ``.nii.gz``: a NIfTI-1 float32 magnitude
   image; see :mod:`mriviewer.core.export`.
+
+A cine (2-D + time) file (``demo-cine``, a cine HDF5 file, BART with TIME, ``.npy`` / ``.mat``
+with ``--axes`` holding T) is reconstructed as a series with k-t masks and written to ``.h5``,
+``.npy``, 4-D ``.nii[.gz]``, ``.gif`` or ``.mp4``: :mod:`mriviewer.commands.recon_cine`.
 """
 
 from __future__ import annotations
@@ -56,7 +60,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("file", help="k-space file (any readable format) or 'demo'")
+    parser.add_argument(
+        "file", help="k-space file (any readable format), 'demo' or a cine file ('demo-cine')"
+    )
     parser.add_argument("--slice", type=int, default=0, help="slice index (default 0)")
     parser.add_argument(
         "--method",
@@ -71,7 +77,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_device_argument(parser)
     add_reader_arguments(parser)
     parser.add_argument(
-        "--out", required=True, help="output file: .h5, .npy, .dcm (DICOM), .nii or .nii.gz"
+        "--out",
+        required=True,
+        help="output file: .h5, .npy, .dcm (DICOM), .nii or .nii.gz; a cine series: .h5, "
+        ".npy, .nii[.gz] (4-D), .gif or .mp4",
+    )
+    parser.add_argument(
+        "--fps", type=float, default=8.0, help="frames per second of a cine .gif/.mp4 (8)"
     )
     parser.set_defaults(func=run)
 
@@ -81,8 +93,13 @@ def run(args: argparse.Namespace) -> int:
 
     from mriviewer.core.compare import final_record, get_method, prepare_from_volume
     from mriviewer.core.io import open_kspace
+    from mriviewer.core.io.cine import is_cine
     from mriviewer.core.reference import describe_reference
 
+    if is_cine(args.file, args.axes):  # 2-D + time: the k-t branch
+        from mriviewer.commands.recon_cine import run_cine
+
+        return run_cine(args)
     out = Path(args.out)
     if recon_suffix(out) is None:
         raise ConfigError(f"--out must end in .h5, .npy, .dcm, .nii or .nii.gz, got {out.name!r}")

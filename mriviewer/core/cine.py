@@ -33,6 +33,7 @@ __all__ = [
     "CINE_METHODS",
     "CineProblem",
     "KtSampling",
+    "cine_frame_residuals",
     "cine_gt_free_metrics",
     "cine_metrics",
     "detect_kt_sampling",
@@ -266,6 +267,22 @@ def cine_data_consistency(problem: CineProblem, image: np.ndarray) -> float:
     norm_y = float(np.linalg.norm(problem.kspace))
     residual = float(np.linalg.norm(predicted - problem.kspace))
     return residual / norm_y if norm_y > 0 else float("nan")
+
+
+def cine_frame_residuals(problem: CineProblem, image: np.ndarray) -> list[float]:
+    """``||M_t F S x_t - y_t|| / ||y_t||`` of each frame of a normalised ``(T, H, W)`` image
+    (the per-frame terms of :func:`cine_data_consistency`); empty without coil maps."""
+    if problem.coil_maps is None:
+        return []
+    from mriviewer.core.physics.fft import fft2c_np
+
+    x = np.asarray(image, dtype=np.complex64)
+    predicted = fft2c_np(problem.coil_maps[None] * x[:, None]) * problem.mask[:, None]
+    out = []
+    for p, y in zip(predicted, problem.kspace, strict=True):
+        norm_y = float(np.linalg.norm(y))
+        out.append(float(np.linalg.norm(p - y)) / norm_y if norm_y > 0 else float("nan"))
+    return out
 
 
 def cine_gt_free_metrics(

@@ -31,6 +31,19 @@ format by the file name:
   ``diag(spacing_x, spacing_y, slice_thickness)`` with the image centre at the origin where the
   header gives the spacing (the same nominal geometry as the DICOM file), the identity otherwise.
 
+:func:`write_cine_reconstruction` writes a ``(T, h, w)`` cine (2-D + time) series (``recon`` on a
+cine file), choosing the format by the file name (:data:`CINE_RECON_SUFFIXES`):
+
+- ``.h5``: the same layout with a frames axis (:func:`write_recon_h5`: ``reconstruction``
+  ``(1, T, h, w)``, ``mask`` ``(T, H, W)``, attributes ``dynamic`` and ``frames``).
+- ``.npy``: the ``(T, h, w)`` complex64 series.
+- ``.nii`` / ``.nii.gz``: a 4-D NIfTI-1 image ``(h, w, 1, T)`` (x, y, z, t), float32 magnitude,
+  the 2-D geometry and a time spacing (pixdim[4], seconds) from the file where known, else 1.
+- ``.dcm`` is refused in one line (no multi-frame DICOM writer yet). ``mriviewer recon`` also
+  writes ``.gif`` / ``.mp4`` animations with
+  :func:`mriviewer.core.cine_session.write_cine_animation` (not imported here: that module
+  imports the session, which imports this one).
+
 Array axes: axis 0 of the image (H, rows) is the header's x (readout), axis 1 (W, columns) its
 y, exactly as :func:`mriviewer.core.io.fastmri.parse_ismrmrd_header` orders them. DICOM
 PixelSpacing is ``[row spacing, column spacing]`` = ``[spacing along axis 0, along axis 1]``.
@@ -57,16 +70,17 @@ from mriviewer.core.errors import KSpaceWriteError
 from mriviewer.core.io.atomic import atomic_write_path
 
 RECON_SUFFIXES = (".h5", ".npy", ".dcm", ".nii", ".nii.gz")
+#: what :func:`write_cine_reconstruction` writes (no DICOM: one line says so)
+CINE_RECON_SUFFIXES = (".h5", ".npy", ".nii", ".nii.gz")
 MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
 SECONDARY_CAPTURE_STORAGE = "1.2.840.10008.5.1.4.1.1.7"
 
 
-def recon_suffix(path: str | Path) -> str | None:
-    """The export format suffix of ``path`` (``.nii.gz`` counts as one), or None."""
+def recon_suffix(path: str | Path, suffixes: tuple[str, ...] = RECON_SUFFIXES) -> str | None:
+    """The export format suffix of ``path`` among ``suffixes`` (``.nii.gz`` counts as one), or
+    None."""
     name = Path(path).name.lower()
-    return next(
-        (s for s in sorted(RECON_SUFFIXES, key=len, reverse=True) if name.endswith(s)), None
-    )
+    return next((s for s in sorted(suffixes, key=len, reverse=True) if name.endswith(s)), None)
 
 
 @dataclass
@@ -181,6 +195,65 @@ def write_reconstruction(
     raise KSpaceWriteError(
         f"reconstructions export to {', '.join(RECON_SUFFIXES)}; got {path.name!r}", path
     )
+
+
+def write_cine_reconstruction(
+    path: str | Path,
+    series: np.ndarray,
+    *,
+    attrs: dict[str, Any] | None = None,
+    mask: np.ndarray | None = None,
+    header: dict[str, Any] | None = None,
+    metrics: dict[str, Any] | None = None,
+    time_spacing_s: float | None = None,
+) -> ExportResult:
+    """Write a ``(T, h, w)`` complex cine series (original units) to ``path`` by its suffix
+    (module docstring; :data:`CINE_RECON_SUFFIXES`).
+
+    attrs: provenance as for :func:`write_reconstruction` (all of it into ``.h5``, the NIfTI
+    comment extension). mask: the ``(T, H, W)`` k-t sampling
+    (``.h5``). metrics: the series' metrics (``.h5`` ``method_metrics``). time_spacing_s: the
+    frame interval for NIfTI (None: unknown, 1 is written and a note says so). Raises
+    :class:`KSpaceWriteError` (one line) for another suffix or an I/O error."""
+    path = Path(path)
+    series = np.asarray(series)
+    if series.ndim != 3:
+        raise KSpaceWriteError(f"a cine series to export is (T, h, w), got {series.shape}", path)
+    attrs = dict(attrs or {})
+    suffix = recon_suffix(path, CINE_RECON_SUFFIXES)
+    if suffix is None:
+        raise KSpaceWriteError(
+            f"a cine series exports to {', '.join(CINE_RECON_SUFFIXES)} (not DICOM: no "
+            f"multi-frame writer yet); got {path.name!r}",
+            path,
+        )
+    t, h, w = series.shape
+    try:
+        if suffix == ".npy":
+            with atomic_write_path(path) as tmp, open(tmp, "wb") as fh:
+                np.save(fh, series.astype(np.complex64), allow_pickle=False)
+            return ExportResult([path], description=f"NumPy complex64 ({t}, {h}, {w})")
+        if suffix == ".h5":
+            name = str(attrs.get("method", "reconstruction"))
+            settings = _loads(attrs.get("method_settings")) if "method_settings" in attrs else None
+            result = {"final": series.astype(np.complex64), "metrics": metrics}
+            if settings is not None:
+                result["settings"] = settings
+            write_recon_h5(path, {name: result}, mask=mask, attrs=attrs)
+            return ExportResult([path], description=f"HDF5, {t} frames of {h} x {w}")
+        if suffix in (".nii", ".nii.gz"):
+            geo = geometry_from_header(header, (h, w))
+            if geo.spacing_mm is None:
+                geo.notes[-1] = (
+                    "pixel spacing unknown (no field of view in the header): identity affine"
+                )
+            if time_spacing_s is None:
+                geo.notes.append("frame interval unknown (none in the file): time spacing 1 s")
+            desc = _write_nifti(path, series, attrs, geo, False, time_spacing_s)
+            return ExportResult([path], geo.notes, desc)
+    except OSError as exc:
+        raise KSpaceWriteError(f"cannot write the reconstruction ({exc})", path) from exc
+    raise AssertionError(suffix)  # every suffix of CINE_RECON_SUFFIXES is handled above
 
 
 def write_reconstructions(
@@ -330,6 +403,13 @@ def write_recon_h5(
         attrs: layout (= 2), methods (JSON list), method_metrics / method_settings_all (JSON
                {method: ...}), and every ``attrs`` item (JSON-encoded where nested)
 
+    A cine (2-D + time) series has a frames axis after the methods axis: "final" ``(T, h, w)``,
+    ``reconstruction`` / ``reconstruction_complex`` ``(M, T, h, w)``, ``mask`` ``(T, H, W)``
+    (the k-t sampling), ``reference`` ``(T, h, w)``, iterates ``(K, T, h, w)``, and the
+    attributes ``dynamic = True`` and ``frames = T``; per-frame metrics are lists in the
+    metrics (``psnr_per_frame``, ``ssim_per_frame``, or ``dc_residual_per_frame`` without
+    ground truth: ``mriviewer recon``).
+
     Read back with :func:`read_recon_h5`. Atomic; raises KSpaceWriteError on failure."""
     import h5py
 
@@ -355,6 +435,9 @@ def write_recon_h5(
                     group.create_dataset("iteration_numbers", data=np.asarray(numbers))
                     group.attrs["method"] = name
             h5.attrs["layout"] = RECON_H5_LAYOUT
+            if finals.ndim == 4:  # (M, T, h, w): a cine series
+                h5.attrs["dynamic"] = True
+                h5.attrs["frames"] = int(finals.shape[1])
             h5.attrs["methods"] = json.dumps(names)
             h5.attrs["method_metrics"] = json.dumps(
                 {n: results[n].get("metrics") for n in names}, default=float
@@ -372,7 +455,8 @@ def write_recon_h5(
 def read_recon_h5(path: str | Path) -> dict[str, Any]:
     """Read a file of :func:`write_recon_h5` (``recon`` or the app): ``{"methods": {name:
     {"final", "iterations", "iteration_numbers", "metrics", "settings"}}, "mask", "reference",
-    "attrs"}``. Raises KSpaceReadError for a file of another layout."""
+    "frames", "attrs"}``; ``frames`` is T for a cine series (``final`` ``(T, h, w)``), else
+    None. Raises KSpaceReadError for a file of another layout."""
     import h5py
 
     from mriviewer.core.errors import KSpaceReadError
@@ -401,6 +485,7 @@ def read_recon_h5(path: str | Path) -> dict[str, Any]:
                 "methods": methods,
                 "mask": h5["mask"][()].astype(bool) if "mask" in h5 else None,
                 "reference": h5["reference"][()] if "reference" in h5 else None,
+                "frames": int(finals.shape[1]) if finals.ndim == 4 else None,
                 "attrs": {k: v for k, v in h5.attrs.items()},
             }
     except OSError as exc:
@@ -535,18 +620,30 @@ def _write_dicom(
 
 
 def _write_nifti(
-    path: Path, image: np.ndarray, attrs: dict[str, Any], geo: Geometry, complex_values: bool
+    path: Path,
+    image: np.ndarray,
+    attrs: dict[str, Any],
+    geo: Geometry,
+    complex_values: bool,
+    time_spacing_s: float | None = None,
 ) -> str:
+    """``(h, w)`` -> ``(h, w, 1)``; a ``(T, h, w)`` series -> 4-D ``(h, w, 1, T)`` with
+    pixdim[4] = ``time_spacing_s`` (1 when None)."""
     import nibabel as nib
 
     data = image.astype(np.complex64) if complex_values else np.abs(image).astype(np.float32)
-    data = data[:, :, None]
+    series = data.ndim == 3
+    data = np.moveaxis(data, 0, -1)[:, :, None] if series else data[:, :, None]
+    shape = image.shape[-2:]
     affine = np.eye(4)
+    zooms = [1.0, 1.0, 1.0]
     if geo.spacing_mm is not None:
         zooms = [*geo.spacing_mm, geo.slice_thickness_mm or 1.0]
         affine[:3, :3] = np.diag(zooms)
-        affine[:2, 3] = [-(n - 1) / 2 * s for n, s in zip(image.shape, geo.spacing_mm, strict=True)]
+        affine[:2, 3] = [-(n - 1) / 2 * s for n, s in zip(shape, geo.spacing_mm, strict=True)]
     img = nib.Nifti1Image(data, affine)
+    if series:
+        img.header.set_zooms((*zooms, float(time_spacing_s or 1.0)))
     img.header.set_xyzt_units("mm", "sec")
     reference = attrs.get("reference") or "none"
     descrip = f"mriviewer {attrs.get('method', 'recon')} ref={reference}"
@@ -562,4 +659,7 @@ def _write_nifti(
     with atomic_write_path(path) as tmp:
         tmp.write_bytes(raw)
     kind = "complex64" if complex_values else "float32 magnitude"
+    if series:
+        dt = float(time_spacing_s or 1.0)
+        return f"NIfTI-1 {shape[0]}x{shape[1]}x1x{image.shape[0]} {kind}, time spacing {dt:g} s"
     return f"NIfTI-1 {image.shape[0]}x{image.shape[1]}x1 {kind}"

@@ -178,7 +178,8 @@ def open_bart(path: Path, partitions: str = "fft", **options: Any) -> KSpaceVolu
         raise KSpaceReadError(
             f"BART dims [{' '.join(str(d) for d in dims[: _last(dims)])}] have TIME (dim 10) = "
             f"{dims[TIME_DIM]}: a cine (2-D + time) series; the 2-D readers do not open it; "
-            "mriviewer eval reads it as cine (mriviewer.core.io.cine.open_cine)",
+            "mriviewer info, eval, recon and convert read it as cine "
+            "(mriviewer.core.io.cine.open_cine)",
             path,
         )
     planes = BartPlanes(path, dims, partitions)

@@ -128,9 +128,8 @@ def open_fastmri(path: Path) -> KSpaceVolume:
     if len(shape) == 5 or str(attrs.get("dynamic", "")).lower() in ("true", "1"):
         raise KSpaceReadError(
             f"'kspace' of rank {len(shape)} {tuple(shape)} is a cine (2-D + time) layout "
-            "(slices, frames, coils, H, W): the 2-D readers do not open it; mriviewer eval "
-            "reads it as cine "
-            "(mriviewer.core.io.cine.open_cine)",
+            "(slices, frames, coils, H, W): the 2-D readers do not open it; mriviewer info, "
+            "eval, recon and convert read it as cine (mriviewer.core.io.cine.open_cine)",
             path,
         )
     if len(shape) == 3:

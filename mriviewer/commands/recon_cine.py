@@ -1,0 +1,263 @@
+"""``mriviewer recon`` on a cine (2-D + time) file: the k-t branch of :mod:`mriviewer.commands.recon`.
+
+A file is cine when :func:`mriviewer.core.io.cine.is_cine` says so (``demo-cine``, a cine HDF5
+file, a BART pair with TIME above 1, a ``.npy`` / ``.mat`` with ``--axes`` holding T). Cine
+slice ``--slice`` is undersampled as ``mriviewer eval`` undersamples it
+(:func:`mriviewer.commands.eval_cine.cine_slice_problem`): a fully sampled series gets a k-t mask
+(``--mask auto|random`` or ``equispaced``, R per frame ``--accel``, shared band
+``--center-fraction``, ``--seed`` or ``stable_seed(file name, slice)``), an undersampled one its
+own k-t sampling (the default ``auto``, or ``--mask data``). Coil maps come from the
+time-averaged data; the cine methods are ``zero-filled``, ``cg-sense``, ``kt-l1`` and
+``model:NAME|PATH`` (``--method-option`` as in 2-D). The whole series is written atomically:
+
+- ``.h5``: the reconstruction layout with a frames axis
+  (:func:`mriviewer.core.export.write_recon_h5`): ``reconstruction`` ``(1, T, h, w)``,
+  ``reconstruction_complex``, ``mask`` ``(T, H, W)``, the attributes of the 2-D ``recon`` plus
+  ``dynamic``, ``frames`` and ``data_sampling``; ``metrics`` = PSNR/SSIM/NMSE over the series
+  (frames stacked as slices, as ``eval``) with ``psnr_per_frame`` / ``ssim_per_frame``, or
+  without ground truth ``ground_truth_free`` = ``dc_residual`` over the series,
+  ``dc_residual_per_frame`` and ``rel_change`` of the last iteration.
+- ``.npy``: ``(T, h, w)`` complex64; ``.nii`` / ``.nii.gz``: 4-D ``(h, w, 1, T)`` float32
+  magnitude (time spacing from the file's ``frame_interval_s`` / ``frame_interval_ms``
+  attribute when it has one, else 1 s, said in a note).
+- ``.gif`` / ``.mp4``: an animation (:func:`mriviewer.core.cine_session.write_cine_animation`,
+  ``--fps``), per-frame PSNR/SSIM captions with a reference, provenance in ``OUT.json``.
+- ``.dcm``: refused in one line (no multi-frame DICOM writer yet).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mriviewer import __version__
+from mriviewer.core.errors import ConfigError
+
+ANIMATION_SUFFIXES = (".gif", ".mp4")
+
+
+def cine_out_suffix(out: Path) -> str:
+    """The suffix of a cine output (one of ``.h5 .npy .nii .nii.gz .gif .mp4``); ConfigError
+    (one line, naming what works) for anything else."""
+    from mriviewer.core.export import CINE_RECON_SUFFIXES, recon_suffix
+
+    suffix = recon_suffix(out, CINE_RECON_SUFFIXES + ANIMATION_SUFFIXES)
+    if suffix is None:
+        dicom = " (DICOM is not written for cine series yet)" if out.suffix == ".dcm" else ""
+        raise ConfigError(
+            "--out for a cine series must end in .h5, .npy, .nii, .nii.gz, .gif or .mp4"
+            f"{dicom}, got {out.name!r}"
+        )
+    return suffix
+
+
+def frame_interval_s(header: dict[str, Any]) -> float | None:
+    """The time between frames in seconds from the file's ``frame_interval_s`` or
+    ``frame_interval_ms`` (header or HDF5 attribute), else None (unknown)."""
+    for where in (header, header.get("attrs") or {}):
+        for key, scale in (("frame_interval_s", 1.0), ("frame_interval_ms", 1e-3)):
+            try:
+                value = float(where[key]) * scale
+            except (KeyError, TypeError, ValueError):
+                continue
+            if value > 0 and np.isfinite(value):
+                return value
+    return None
+
+
+def run_cine(args: argparse.Namespace) -> int:
+    """``recon`` on a cine file (module docstring)."""
+    from mriviewer.commands.common import method_options, resolve_device
+    from mriviewer.commands.eval_cine import check_kt_mask_option, cine_slice_problem
+    from mriviewer.core.cine import (
+        cine_frame_residuals,
+        cine_gt_free_metrics,
+        cine_metrics,
+        get_cine_method,
+        stream_cine,
+    )
+    from mriviewer.core.export import write_cine_reconstruction
+    from mriviewer.core.images import center_crop
+    from mriviewer.core.io.cine import open_cine
+    from mriviewer.core.metrics import ssim
+    from mriviewer.core.reference import describe_reference
+
+    out = Path(args.out)
+    suffix = cine_out_suffix(out)
+    check_kt_mask_option(args.mask, allow_auto=True)
+    if args.metrics_region != "all":
+        raise ConfigError("--metrics-region foreground is not implemented for cine data yet")
+    if getattr(args, "virtual_coils", None) is not None:
+        raise ConfigError("--virtual-coils is not implemented for cine data yet")
+    device = resolve_device(args.device)
+    volume = open_cine(args.file, axes=args.axes, variable=args.variable)
+    method = get_cine_method(args.method, **method_options(args.method_option, args.method))
+    index = volume.select_index(args.slice)
+    problem, own, kind, notes = cine_slice_problem(args, volume, args.file, index)
+    warnings = [*notes, *problem.warnings]
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    start = time.perf_counter()
+    last = previous = None
+    for record in stream_cine(method, problem, device, metrics=False):
+        previous, last = last, record
+    seconds = time.perf_counter() - start
+    if last is None:
+        raise ConfigError(f"{args.method} produced no image")
+    series = last.image
+    metrics: dict[str, Any] | None = None
+    gt_free: dict[str, Any] | None = None
+    if problem.reference is not None:
+        pred = center_crop(np.abs(series), problem.reference.shape[-2:])
+        metrics = cine_metrics(problem.reference, pred)
+        dr = float(metrics["data_range"])
+        metrics["ssim_per_frame"] = [
+            ssim(r, p, dr)
+            for r, p in zip(
+                problem.reference.astype(np.float64), pred.astype(np.float64), strict=True
+            )
+        ]
+    else:
+        gt_free = cine_gt_free_metrics(
+            problem, last.normalised, None if previous is None else previous.normalised
+        )
+        gt_free["dc_residual_per_frame"] = cine_frame_residuals(problem, last.normalised)
+    mask_info: dict[str, Any] = {"kind": kind, "option": args.mask, **problem.info["mask"]}
+    if kind == "data":
+        mask_info["description"] = f"the data's own k-t sampling ({own.source})"
+    else:
+        mask_info["spec"] = {
+            "kind": kind,
+            "acceleration": float(args.accel),
+            "center_fraction": float(args.center_fraction),
+            "seed": int(args.seed) if args.seed is not None else "stable_seed(file name, slice)",
+        }
+        mask_info["seed"] = _seed(args, index)
+    attrs: dict[str, Any] = {
+        "method": args.method,
+        "method_settings": json.dumps(method.settings()),
+        "mask": json.dumps(mask_info),
+        "achieved_acceleration": problem.info["acceleration"],
+        "source": str(volume.path),
+        "slice": index,
+        "frames": volume.num_frames,
+        "dynamic": True,
+        "iterations": last.iteration,
+        "seconds": seconds,
+        "device": device,
+        "scale": problem.scale,
+        "coil_method": args.coil_method,
+        "reference": problem.reference_kind or "none",
+        "reference_definition": (
+            describe_reference(problem.reference_kind, "all") + " (per frame)"
+            if problem.reference is not None
+            else describe_reference(None)
+        ),
+        "metrics_region": "all",
+        "acceleration": problem.info["acceleration"],
+        "data_sampling": json.dumps(own.to_dict()),
+        "warnings": json.dumps(warnings),
+        "prewhitened": False,
+        "generator": f"mriviewer {__version__} recon",
+    }
+    if metrics is not None:
+        attrs["metrics"] = json.dumps(metrics)
+    if gt_free is not None:
+        attrs["ground_truth_free"] = json.dumps(gt_free)
+    if suffix in ANIMATION_SUFFIXES:
+        written_notes, description = _write_animation(out, series, problem, attrs, metrics, args)
+    else:
+        written = write_cine_reconstruction(
+            out,
+            series,
+            attrs=attrs,
+            mask=problem.mask,
+            header=volume.header,
+            metrics=metrics if metrics is not None else gt_free,
+            time_spacing_s=frame_interval_s(volume.header),
+        )
+        written_notes, description = written.notes, written.description
+    accel = problem.info["mask"]
+    per = accel["acceleration_per_frame"]
+    spread = f" (per frame {min(per):.2f}-{max(per):.2f})" if max(per) - min(per) > 1e-6 else ""
+    line = (
+        f"{args.method} on {volume.path.name} slice {index}, {volume.num_frames} frames: "
+        + (f"{last.iteration} iteration(s), " if last.iteration else "direct (no iterations), ")
+        + f"{seconds:.2f} s, k-t mask {kind} R={problem.info['acceleration']:.2f}{spread}"
+    )
+    if metrics is not None:
+        line += (
+            f", PSNR {metrics['psnr']:.2f} dB, SSIM {metrics['ssim']:.4f} over the series "
+            f"(vs {problem.reference_kind} reference per frame)"
+        )
+    else:
+        measures = [
+            f"data-consistency residual {gt_free['dc_residual']:.4f} over the series"
+            if "dc_residual" in gt_free
+            else "no data-consistency residual (no coil maps)",
+            f"last change {gt_free['rel_change']:.2e}" if "rel_change" in gt_free else "",
+        ]
+        line += ", no ground truth: " + ", ".join(m for m in measures if m)
+    print(line)
+    for note in written_notes:
+        print(f"note: {note}")
+    print(f"wrote {out}" + (f" ({description})" if description else ""))
+    return 0
+
+
+def _seed(args: argparse.Namespace, index: int) -> int:
+    from mriviewer.commands.common import mask_seed
+
+    return mask_seed(args, args.file, index)
+
+
+def _write_animation(
+    out: Path,
+    series: np.ndarray,
+    problem: Any,
+    attrs: dict[str, Any],
+    metrics: dict[str, Any] | None,
+    args: argparse.Namespace,
+) -> tuple[list[str], str]:
+    """``.gif`` / ``.mp4`` of the series' magnitude with the existing animation writer."""
+    from mriviewer.core.cine_session import (
+        AnimationPane,
+        frame_metric_captions,
+        write_cine_animation,
+    )
+    from mriviewer.core.images import center_crop
+
+    magnitude = np.abs(series).astype(np.float32)
+    captions = None
+    if problem.reference is not None:
+        magnitude = center_crop(magnitude, problem.reference.shape[-2:])
+        captions = frame_metric_captions(problem.reference, magnitude)
+    peak = float(np.percentile(magnitude, 99.5)) or 1.0
+    sidecar = {k: _json(v) for k, v in attrs.items()}
+    fps = float(getattr(args, "fps", 8.0))
+    write_cine_animation(
+        out,
+        [AnimationPane(args.method, magnitude, captions)],
+        (0.0, peak),
+        fps,
+        sidecar,
+        f"R {attrs['acceleration']:.2f}, {Path(attrs['source']).name} slice {attrs['slice']}",
+    )
+    t = magnitude.shape[0]
+    kind = out.suffix.lower().lstrip(".").upper()
+    return [], f"{kind} animation, {t} frames at {fps:g} fps, provenance in {out.name}.json"
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
