@@ -335,3 +335,25 @@ def parse_slices(text: str, num_slices: int) -> list[int]:
     if not indices:
         raise ConfigError(f"--slices {text} selects no slice (the file has {num_slices})")
     return indices
+
+
+def quality_summary(
+    metrics: dict[str, Any] | None,
+    gt_free: dict[str, Any] | None,
+    against: str,
+    no_residual: str,
+    scope: str = "",
+) -> str:
+    """The tail of recon's summary line: PSNR/SSIM ``against`` the reference, or without ground
+    truth the data-consistency residual (``no_residual`` says why it is missing) and the last
+    change. ``scope`` (e.g. " over the series") follows the measures."""
+    if metrics is not None:
+        return f", PSNR {metrics['psnr']:.2f} dB, SSIM {metrics['ssim']:.4f}{scope} {against}"
+    gt_free = gt_free or {}
+    measures = [
+        f"data-consistency residual {gt_free['dc_residual']:.4f}{scope}"
+        if "dc_residual" in gt_free
+        else f"no data-consistency residual ({no_residual})",
+        f"last change {gt_free['rel_change']:.2e}" if "rel_change" in gt_free else "",
+    ]
+    return ", no ground truth: " + ", ".join(m for m in measures if m)

@@ -44,6 +44,7 @@ from mriviewer.commands.common import (
     mask_from_args,
     method_options,
     problem_options,
+    quality_summary,
     reader_options,
     resolve_device,
     resolved_mask_kind,
@@ -160,20 +161,13 @@ def run(args: argparse.Namespace) -> int:
     if mask_kind != "data" and not problem.info["fully_sampled"]:
         own = problem.info["data_sampling"]["acceleration"]
         line += f" (R {mask.spec.acceleration:g} on top of the data's own R {own:.2f})"
-    if metrics is not None:
-        line += (
-            f", PSNR {metrics['psnr']:.2f} dB, SSIM {metrics['ssim']:.4f} "
-            f"(vs {problem.reference_kind} reference"
-            + (", foreground)" if args.metrics_region == "foreground" else ")")
-        )
-    else:
-        measures = [
-            f"data-consistency residual {gt_free['dc_residual']:.4f}"
-            if "dc_residual" in gt_free
-            else "no data-consistency residual (RSS image, no phase)",
-            f"last change {gt_free['rel_change']:.2e}" if "rel_change" in gt_free else "",
-        ]
-        line += ", no ground truth: " + ", ".join(m for m in measures if m)
+    region = ", foreground" if args.metrics_region == "foreground" else ""
+    line += quality_summary(
+        metrics,
+        gt_free,
+        f"(vs {problem.reference_kind} reference{region})",
+        no_residual="RSS image, no phase",
+    )
     print(line)
     for note in written.notes:
         print(f"note: {note}")

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from mriviewer import __version__
+from mriviewer.commands.common import quality_summary
 from mriviewer.core.errors import ConfigError
 
 ANIMATION_SUFFIXES = (".gif", ".mp4")
@@ -191,19 +192,13 @@ def run_cine(args: argparse.Namespace) -> int:
         + (f"{last.iteration} iteration(s), " if last.iteration else "direct (no iterations), ")
         + f"{seconds:.2f} s, k-t mask {kind} R={problem.info['acceleration']:.2f}{spread}"
     )
-    if metrics is not None:
-        line += (
-            f", PSNR {metrics['psnr']:.2f} dB, SSIM {metrics['ssim']:.4f} over the series "
-            f"(vs {problem.reference_kind} reference per frame)"
-        )
-    else:
-        measures = [
-            f"data-consistency residual {gt_free['dc_residual']:.4f} over the series"
-            if "dc_residual" in gt_free
-            else "no data-consistency residual (no coil maps)",
-            f"last change {gt_free['rel_change']:.2e}" if "rel_change" in gt_free else "",
-        ]
-        line += ", no ground truth: " + ", ".join(m for m in measures if m)
+    line += quality_summary(
+        metrics,
+        gt_free,
+        f"(vs {problem.reference_kind} reference per frame)",
+        no_residual="no coil maps",
+        scope=" over the series",
+    )
     print(line)
     for note in written_notes:
         print(f"note: {note}")
@@ -231,6 +226,7 @@ def _write_animation(
         frame_metric_captions,
         write_cine_animation,
     )
+    from mriviewer.core.export import json_value
     from mriviewer.core.images import center_crop
 
     magnitude = np.abs(series).astype(np.float32)
@@ -239,7 +235,7 @@ def _write_animation(
         magnitude = center_crop(magnitude, problem.reference.shape[-2:])
         captions = frame_metric_captions(problem.reference, magnitude)
     peak = float(np.percentile(magnitude, 99.5)) or 1.0
-    sidecar = {k: _json(v) for k, v in attrs.items()}
+    sidecar = {k: json_value(v) for k, v in attrs.items()}
     fps = float(getattr(args, "fps", 8.0))
     write_cine_animation(
         out,
@@ -252,12 +248,3 @@ def _write_animation(
     t = magnitude.shape[0]
     kind = out.suffix.lower().lstrip(".").upper()
     return [], f"{kind} animation, {t} frames at {fps:g} fps, provenance in {out.name}.json"
-
-
-def _json(value: Any) -> Any:
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value

@@ -235,7 +235,9 @@ def write_cine_reconstruction(
             return ExportResult([path], description=f"NumPy complex64 ({t}, {h}, {w})")
         if suffix == ".h5":
             name = str(attrs.get("method", "reconstruction"))
-            settings = _loads(attrs.get("method_settings")) if "method_settings" in attrs else None
+            settings = (
+                json_value(attrs.get("method_settings")) if "method_settings" in attrs else None
+            )
             result = {"final": series.astype(np.complex64), "metrics": metrics}
             if settings is not None:
                 result["settings"] = settings
@@ -311,7 +313,9 @@ def method_slug(key: str) -> str:
 
 
 # ----- summaries -----------------------------------------------------------------------------
-def _loads(value: Any) -> Any:
+def json_value(value: Any) -> Any:
+    """An HDF5 attribute as stored by these writers: JSON text (str or bytes) decoded, anything
+    else as it is."""
     if isinstance(value, bytes):
         value = value.decode("utf-8", errors="replace")
     if isinstance(value, str):
@@ -323,14 +327,14 @@ def _loads(value: Any) -> Any:
 
 
 def _settings_text(attrs: dict[str, Any]) -> str:
-    settings = _loads(attrs.get("method_settings", {}))
+    settings = json_value(attrs.get("method_settings", {}))
     if isinstance(settings, dict):
         return " ".join(f"{k}={v}" for k, v in settings.items())
     return str(settings or "")
 
 
 def _mask_text(attrs: dict[str, Any]) -> str:
-    mask = _loads(attrs.get("mask"))
+    mask = json_value(attrs.get("mask"))
     if isinstance(mask, dict):
         spec = mask.get("spec", mask)
         if isinstance(spec, dict):
@@ -373,7 +377,7 @@ def _write_h5(path: Path, image: np.ndarray, mask: np.ndarray | None, attrs: dic
     for key, attr in (("metrics", "metrics"), ("settings", "method_settings")):
         if attrs.get(attr) is not None:  # recon's JSON text: the per-method record has it too
             value = attrs[attr]
-            result[key] = _loads(value) if isinstance(value, str) else value
+            result[key] = json_value(value) if isinstance(value, str) else value
     write_recon_h5(path, {name: result}, mask=mask, attrs=attrs)
 
 
@@ -651,7 +655,7 @@ def _write_nifti(
     if accel is not None:
         descrip += f" R={float(accel):.2f}"
     img.header["descrip"] = descrip.encode("ascii", errors="replace")[:79]
-    text = json.dumps({k: _loads(v) for k, v in attrs.items()}, default=str)
+    text = json.dumps({k: json_value(v) for k, v in attrs.items()}, default=str)
     img.header.extensions.append(nib.nifti1.Nifti1Extension("comment", text.encode("utf-8")))
     raw = img.to_bytes()
     if recon_suffix(path) == ".nii.gz":
