@@ -92,7 +92,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from mriviewer.core.compare import final_record, get_method, prepare_from_volume
+    from mriviewer.core.compare import (
+        final_record,
+        get_method,
+        prepare_from_volume,
+        resolved_settings,
+    )
     from mriviewer.core.io import open_kspace
     from mriviewer.core.io.cine import is_cine
     from mriviewer.core.reference import describe_reference
@@ -124,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
     gt_free = None if metrics is not None else last.metrics
     attrs = {
         "method": args.method,
-        "method_settings": json.dumps(method.settings()),
+        "method_settings": json.dumps(resolved_settings(method.settings(), last.extra)),
         "mask": json.dumps(
             {"kind": "data", "option": args.mask, "description": "the data's own sampling"}
             | {"achieved_acceleration": problem.info["acceleration"]}

@@ -460,6 +460,19 @@ def stream(
         )
 
 
+def scalar_extra(extra: dict[str, Any]) -> dict[str, Any]:
+    """The JSON-safe scalars (int, float, str) of an iteration's ``extra`` (what a method reports
+    besides its image, e.g. GRAPPA's ``kernel`` and calibration block)."""
+    return {k: v for k, v in extra.items() if isinstance(v, (int, float, str))}
+
+
+def resolved_settings(settings: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """A method's ``settings()`` plus, under ``"resolved"``, what its final result reported
+    (:func:`scalar_extra`), so that a recorded ``"auto"`` setting also says what it became."""
+    resolved = scalar_extra(extra)
+    return {**settings, "resolved": resolved} if resolved else dict(settings)
+
+
 def final_record(
     method: ReconMethod, problem: ReconProblem, device: str = "cpu", metrics: bool = True
 ) -> StreamRecord:

@@ -210,7 +210,7 @@ def _run_method(
             elapsed=record.elapsed,
             final=record.final,
             peak_memory_mb=float(peak),
-            extra={k: v for k, v in record.extra.items() if isinstance(v, (int, float, str))},
+            extra=compare.scalar_extra(record.extra),
         )
         yield ("iteration", last)
         if should_stop():

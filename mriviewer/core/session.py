@@ -64,8 +64,15 @@ class MethodTrace:
     complete: bool = False
     error: str | None = None
     settings: dict[str, Any] = field(default_factory=dict)
+    #: what the method reported with its final result (``IterationPayload.extra``), e.g. the
+    #: kernel GRAPPA chose for ``kernel_size="auto"``; recorded as ``settings["resolved"]``
+    resolved: dict[str, Any] = field(default_factory=dict)
 
     def add(self, payload: IterationPayload) -> None:
+        if payload.final and payload.extra:
+            self.resolved = dict(payload.extra)
+            if self.settings:
+                self.settings = {**self.settings, "resolved": self.resolved}
         self.iterations.append(payload.iteration)
         self.images.append(payload.image)
         self.metrics.append(payload.metrics)
@@ -441,7 +448,9 @@ class ComparisonSession:
         elif kind == "method_finished":
             trace = self.traces.get(message[1])
             if trace is not None:
-                trace.settings = message[2].get("settings", {})
+                trace.settings = dict(message[2].get("settings", {}))
+                if trace.resolved:
+                    trace.settings["resolved"] = trace.resolved
                 trace.peak_memory_mb = max(
                     trace.peak_memory_mb, message[2].get("peak_memory_mb", 0.0)
                 )

@@ -178,3 +178,33 @@ def test_trained_weights_are_pygrappas_fit(spec, kernel):
         np.testing.assert_allclose(ours[key], w, rtol=1e-9, atol=1e-9 * np.abs(w).max(initial=0))
     ours_filled = mdgrappa(data, calib, kernel_size=kernel, coil_axis=0, lamda=0.1, weights=ours)
     np.testing.assert_allclose(ours_filled, filled, atol=1e-6 * np.abs(filled).max())
+
+
+def test_auto_kernel_is_recorded_as_resolved_by_the_session_and_recon(tmp_path):
+    """``kernel_size="auto"`` is stored with what it became (issue 18's follow-up): the session's
+    trace settings and recon's ``method_settings`` both carry ``resolved.kernel``."""
+    import json
+
+    import h5py
+
+    from mriviewer.cli import main
+    from mriviewer.core.physics.masks import MaskSpec
+    from mriviewer.core.session import ComparisonSession
+
+    session = ComparisonSession()
+    session.open("demo", 0)
+    session.make_mask(MaskSpec("equispaced", 4.0, 0.08, seed=0))
+    trace = session.run(["grappa"])["grappa"]
+    assert trace.complete and not trace.error
+    assert trace.settings["kernel_size"] == "auto"
+    assert trace.settings["resolved"]["kernel"] == "3x5"
+    assert trace.settings["resolved"]["acs_cols"] >= 5
+
+    out = tmp_path / "g.h5"
+    assert (
+        main(["recon", "demo", "--method", "grappa", "--mask", "equispaced", "--out", str(out)])
+        == 0
+    )
+    with h5py.File(out, "r") as fh:
+        settings = json.loads(fh.attrs["method_settings"])
+    assert settings["kernel_size"] == "auto" and settings["resolved"]["kernel"] == "3x5"
