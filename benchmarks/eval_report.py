@@ -41,7 +41,7 @@ SETTINGS = [
     ("equispaced", 8.0, 0.04),
 ]
 CLASSICAL = ["zero-filled", "cg-sense", "l1-wavelet", "grappa"]
-MODELS = ["model:dense", "model:gleam", "model:pun-it", "model:pgd"]
+MODELS = ["model:dense", "model:gleam", "model:pun-it", "model:pgd", "model:gleam-deep"]
 L1_GRID = [0.0005, 0.001, 0.002, 0.005, 0.01]
 
 
