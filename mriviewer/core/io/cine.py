@@ -209,23 +209,18 @@ def open_cine(path: str | Path, axes: str | None = None, variable: str | None = 
 def _open_cine_h5(path: Path) -> CineVolume:
     import h5py
 
-    from mriviewer.core.io.fastmri import _attr, parse_ismrmrd_header
+    from mriviewer.core.io.fastmri import parse_ismrmrd_header, read_h5_header
 
-    try:
-        with h5py.File(path, "r") as h5:
-            if "kspace" not in h5 or not isinstance(h5["kspace"], h5py.Dataset):
-                raise KSpaceReadError("cine HDF5 file has no 'kspace' dataset", path)
-            shape, dtype = h5["kspace"].shape, h5["kspace"].dtype
-            ref_shape = h5["reconstruction_rss"].shape if "reconstruction_rss" in h5 else None
-            mask = np.asarray(h5["mask"][()], dtype=bool) if "mask" in h5 else None
-            attrs = {k: _attr(v) for k, v in h5.attrs.items()}
-            xml = h5["ismrmrd_header"][()] if "ismrmrd_header" in h5 else None
-    except KSpaceReadError:
-        raise
-    except (OSError, KeyError, ValueError, RuntimeError) as exc:
-        raise KSpaceReadError(f"unreadable HDF5 file ({exc})", path) from exc
-    if dtype.kind != "c":
-        raise KSpaceReadError(f"'kspace' dataset is not complex (dtype {dtype})", path)
+    header = read_h5_header(
+        path, ("reconstruction_rss",), "cine HDF5 file has no 'kspace' dataset", with_mask=True
+    )
+    shape, ref_shape, attrs, xml, mask = (
+        header.shape,
+        header.ref_shape,
+        header.attrs,
+        header.xml,
+        header.mask,
+    )
     if len(shape) == 4:  # one cine slice stored without the slice axis: (T, C, H, W)
         shape = (1, *shape)
         squeeze = True

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -102,29 +103,59 @@ def is_fastmri(h5: h5py.File) -> bool:
     return "kspace" in h5
 
 
-def open_fastmri(path: Path) -> KSpaceVolume:
-    """Open a fastMRI-layout HDF5 file lazily (one slice read per request)."""
+@dataclass
+class H5KSpaceHeader:
+    """What the fastMRI-style readers (2-D and cine) learn from an HDF5 file before reading
+    any k-space: the ``kspace`` dataset's shape, the reference dataset's shape, the file's
+    attributes, its ISMRMRD header XML and its ``mask`` dataset (cine layout only)."""
+
+    shape: tuple[int, ...]
+    ref_key: str | None
+    ref_shape: tuple[int, ...] | None
+    attrs: dict[str, Any]
+    xml: Any
+    mask: np.ndarray | None = None
+
+
+def read_h5_header(
+    path: Path, reference_keys: tuple[str, ...], missing: str, with_mask: bool = False
+) -> H5KSpaceHeader:
+    """Shapes, attributes and header of a k-space HDF5 file (``missing``: the error when it
+    has no ``kspace``). Raises :class:`KSpaceReadError` for an unreadable file, a missing or
+    non-dataset ``kspace`` or non-complex k-space."""
     try:
         with h5py.File(path, "r") as h5:
             if "kspace" not in h5:
-                raise KSpaceReadError(
-                    "HDF5 file has no 'kspace' dataset (not fastMRI layout)", path
-                )
+                raise KSpaceReadError(missing, path)
             ds = h5["kspace"]
             if not isinstance(ds, h5py.Dataset):
                 raise KSpaceReadError("'kspace' is a group, expected a dataset", path)
-            shape = ds.shape
-            dtype = ds.dtype
-            ref_key = next((k for k in REFERENCE_KEYS if k in h5), None)
-            ref_shape = h5[ref_key].shape if ref_key else None
-            attrs = {k: _attr(v) for k, v in h5.attrs.items()}
-            xml = h5["ismrmrd_header"][()] if "ismrmrd_header" in h5 else None
+            shape, dtype = tuple(ds.shape), ds.dtype
+            ref_key = next((k for k in reference_keys if k in h5), None)
+            header = H5KSpaceHeader(
+                shape=shape,
+                ref_key=ref_key,
+                ref_shape=tuple(h5[ref_key].shape) if ref_key else None,
+                attrs={k: _attr(v) for k, v in h5.attrs.items()},
+                xml=h5["ismrmrd_header"][()] if "ismrmrd_header" in h5 else None,
+                mask=np.asarray(h5["mask"][()], dtype=bool) if with_mask and "mask" in h5 else None,
+            )
     except KSpaceReadError:
         raise
     except (OSError, KeyError, ValueError, RuntimeError) as exc:
         raise KSpaceReadError(f"unreadable HDF5 file ({exc})", path) from exc
     if dtype.kind != "c":
         raise KSpaceReadError(f"'kspace' dataset is not complex (dtype {dtype})", path)
+    return header
+
+
+def open_fastmri(path: Path) -> KSpaceVolume:
+    """Open a fastMRI-layout HDF5 file lazily (one slice read per request)."""
+    header = read_h5_header(
+        path, REFERENCE_KEYS, "HDF5 file has no 'kspace' dataset (not fastMRI layout)"
+    )
+    shape, ref_key, ref_shape = header.shape, header.ref_key, header.ref_shape
+    attrs, xml = header.attrs, header.xml
     if len(shape) == 5 or str(attrs.get("dynamic", "")).lower() in ("true", "1"):
         raise KSpaceReadError(
             f"'kspace' of rank {len(shape)} {tuple(shape)} is a cine (2-D + time) layout "
