@@ -183,3 +183,21 @@ def test_eval_cine_npy_and_mixed_refused(tmp_path, capsys):
     capsys.readouterr()
     assert main(["eval", "demo-cine", "demo"]) != 0
     assert "cine and 2-D" in capsys.readouterr().err
+
+
+def test_cine_coil_maps_calibrate_on_the_shared_band_when_the_union_mixes_frames():
+    """Random R 4 k-t masks sample most central columns in a few frames each: maps from that
+    union's time average put CG-SENSE 4.5 dB below zero-filled on demo-cine (seed 2); the band
+    every frame shares gives CG-SENSE above zero-filled. At R 8 the union is kept."""
+    from mriviewer.core.cine import get_cine_method, prepare_cine_problem, stream_cine
+
+    volume = open_cine("demo-cine")
+    kspace, reference = volume.read_kspace(0), volume.read_reference(0)
+    for accel, seed, shared in ((4, 2, True), (4, 0, True), (8, 0, False)):
+        mask = make_kt_mask(MaskSpec(kind="random", acceleration=accel, seed=seed), 12, (64, 64))
+        problem = prepare_cine_problem(kspace, mask, reference)
+        *_, zf = stream_cine(get_cine_method("zero-filled"), problem)
+        *_, cg = stream_cine(get_cine_method("cg-sense"), problem)
+        assert cg.metrics["psnr"] > zf.metrics["psnr"] + 1.0, (accel, seed)
+        assert ("shared by every frame" in problem.info["calibration"]) is shared
+        assert any("sampled in every frame" in w for w in problem.warnings) is shared
