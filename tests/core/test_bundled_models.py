@@ -118,3 +118,12 @@ def test_gleam_deep_is_deeper_at_no_more_memory_and_beats_dense_on_the_demo(demo
         *_, last = get_method(f"model:{name}").iterate(demo_problem)
         psnr[name] = evaluate_image(demo_problem, last.image)["psnr"]
     assert psnr["gleam-deep"] > psnr["dense"] + 0.5, psnr
+
+
+def test_info_of_a_cine_model_does_not_report_zero_conv_flops():
+    """The conv accounting covers 2-D denoisers: a cine model's info says so instead of
+    counting its 3-D convs as 0 MACs (reduction 'inf')."""
+    info = describe_model("model:cine-dense")
+    assert info["flops"] is None and info["density"] is None
+    assert info["params"]["total"] == info["card"]["parameters"] == 90124
+    assert "2-D denoisers only" in info["pruning"]["note"]

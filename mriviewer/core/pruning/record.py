@@ -117,6 +117,19 @@ def describe_pruning(
 ) -> dict[str, Any]:
     """The keys ``mriviewer info MODEL`` adds: ``density``, ``density_per_layer``, ``params``,
     ``flops``, ``pruning`` (method and settings)."""
+    denoiser = model.config().get("denoiser", "2d") if hasattr(model, "config") else "2d"
+    if denoiser != "2d":  # conv counts and FLOPs are defined for Conv2d denoisers only
+        note = (
+            f"{denoiser} (cine) denoiser: conv densities and FLOPs are counted for 2-D "
+            "denoisers only"
+        )
+        return {
+            "density": None,
+            "density_per_layer": {},
+            "params": {"total": int(sum(p.numel() for p in model.parameters()))},
+            "flops": None,
+            "pruning": {"method": "dense", "note": note},
+        }
     record = card_dict.get("extra", {}).get("pruning", {})
     if record:
         set_info(model, record.get("method", "masked"), record.get("settings", {}))
