@@ -357,3 +357,19 @@ def quality_summary(
         f"last change {gt_free['rel_change']:.2e}" if "rel_change" in gt_free else "",
     ]
     return ", no ground truth: " + ", ".join(m for m in measures if m)
+
+
+def model_acceleration_warning(method: Any, acceleration: float) -> str | None:
+    """A warning when ``method`` is a trained model whose card's accelerations do not include
+    the mask's ``acceleration`` (within 10%): its numbers are then out of its training setting
+    (e.g. ``cine-dense``, trained at R 8, on recon's default R 4)."""
+    inner = getattr(method, "method", method)  # a cine model wraps the 2-D model method
+    card = getattr(inner, "card", None)
+    trained = [float(r) for r in getattr(card, "accelerations", None) or []]
+    if not trained or any(abs(acceleration - r) <= 0.1 * r for r in trained):
+        return None
+    listed = ", ".join(f"{r:g}" for r in trained)
+    return (
+        f"{inner.name} was trained at R {listed} (its card); this mask is R {acceleration:.2f}: "
+        "outside its training setting"
+    )

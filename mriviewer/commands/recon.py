@@ -43,6 +43,7 @@ from mriviewer.commands.common import (
     mask_description,
     mask_from_args,
     method_options,
+    model_acceleration_warning,
     problem_options,
     quality_summary,
     reader_options,
@@ -119,6 +120,9 @@ def run(args: argparse.Namespace) -> int:
     mask = mask_from_args(args, volume.matrix, args.file, index, kspace=kspace, band=band)
     problem = prepare_from_volume(volume, mask, index, **problem_options(args))
     problem.warnings[:0] = [*band.warnings, *mask.warnings]
+    trained = model_acceleration_warning(method, problem.info["acceleration"])
+    if trained:
+        problem.warnings.append(trained)
     for warning in problem.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     start = time.perf_counter()

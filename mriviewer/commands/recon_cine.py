@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from mriviewer import __version__
-from mriviewer.commands.common import quality_summary
+from mriviewer.commands.common import model_acceleration_warning, quality_summary
 from mriviewer.core.errors import ConfigError
 
 ANIMATION_SUFFIXES = (".gif", ".mp4")
@@ -101,7 +101,8 @@ def run_cine(args: argparse.Namespace) -> int:
     method = get_cine_method(args.method, **method_options(args.method_option, args.method))
     index = volume.select_index(args.slice)
     problem, own, kind, notes = cine_slice_problem(args, volume, args.file, index)
-    warnings = [*notes, *problem.warnings]
+    trained = model_acceleration_warning(method, problem.info["acceleration"])
+    warnings = [*notes, *problem.warnings, *([trained] if trained else [])]
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
     start = time.perf_counter()

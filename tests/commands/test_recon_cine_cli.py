@@ -186,3 +186,15 @@ def test_bad_output_suffix_is_one_line(argv, words, tmp_path, capsys):
     assert len(err.strip().splitlines()) == 1
     assert all(w in err for w in words)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_recon_warns_when_a_model_runs_outside_its_training_acceleration(tmp_path, capsys):
+    """cine-dense's card says R 8: recon's default R 4 on demo-cine gets a warning line; R 8
+    does not (the same check covers 2-D models)."""
+    out = tmp_path / "m.h5"
+    assert main(["recon", "demo-cine", "--method", "model:cine-dense", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "model:cine-dense was trained at R 8 (its card); this mask is R 4.00" in err
+    assert main(["recon", "demo-cine", "--method", "model:cine-dense", "--accel", "8",
+                 "--out", str(out)]) == 0  # fmt: skip
+    assert "was trained at" not in capsys.readouterr().err
