@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def _floats(text: str) -> list[float]:
@@ -263,7 +264,17 @@ def run(args: argparse.Namespace) -> int:
         + f" on {len(trainer.train_data)} {'cine series' if config.dynamic else 'slices'}, "
         f"{trainer.total_steps} steps, "
         f"device {trainer.device}, loss {config.loss}"
+        + (f", {m.get('denoiser', '2d')} denoiser" if config.dynamic else "")
     )
+    if config.dynamic and m.get("denoiser", "2d") == "2d":
+        print(
+            "warning: a 2d denoiser on cine series denoises each frame on its own; "
+            "--denoiser 3d or 2+1d convolves over time too",
+            file=sys.stderr,
+        )
+    for data in (trainer.train_data, trainer.val_data):
+        if getattr(data, "skipped", 0):
+            print(f"note: {data.folder}: {data.skipped} non-cine file(s) left out", file=sys.stderr)
     result = trainer.run()
     if result.last_loss is None:
         print(f"nothing to do: the run already has {result.steps} steps")

@@ -86,6 +86,8 @@ class CineDataset:
             self._volumes[path] = volume
             shape = (volume.num_frames, volume.num_coils, *volume.matrix)
             self.slices.extend(SliceRef(path, k, shape) for k in range(volume.num_slices))
+        #: files in the folder that are not cine series (2-D k-space): left out of the set
+        self.skipped = skipped
         if max_slices is not None:
             self.slices = self.slices[: int(max_slices)]
         if not self.slices:

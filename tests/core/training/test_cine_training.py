@@ -247,3 +247,26 @@ def test_bench_train_dynamic_command(capsys):
     assert "frames 4 denoiser 2+1d" in out and "gleam" in out
     assert main(["bench", "train", "--denoiser", "3d", *tiny]) != 0
     assert "add --dynamic" in capsys.readouterr().err
+
+
+def test_train_dynamic_says_which_denoiser_and_what_it_left_out(cine_data, tmp_path, capsys):
+    """The training line names the denoiser; a 2d one on cine gets a warning; 2-D files in a
+    cine training folder are left out with a note (nothing is chosen silently)."""
+    import shutil
+
+    from mriviewer.cli import main
+
+    mixed = tmp_path / "mixed"
+    shutil.copytree(cine_data / "train", mixed)
+    shutil.copy(Path(__file__).resolve().parents[3] / "resources" / "demo" / "demo_brain.h5", mixed)
+    common = ["train", "--dynamic", "--train", str(mixed), "--model", "modl", "--unrolls", "1",
+              "--features", "4", "--accelerations", "4", "--steps", "1", "--threads", "1",
+              "--no-progress"]  # fmt: skip
+    assert main([*common, "--output", str(tmp_path / "a")]) == 0
+    captured = capsys.readouterr()
+    assert ", 2d denoiser" in captured.out
+    assert "a 2d denoiser on cine series denoises each frame on its own" in captured.err
+    assert "1 non-cine file(s) left out" in captured.err
+    assert main([*common, "--denoiser", "3d", "--output", str(tmp_path / "b")]) == 0
+    captured = capsys.readouterr()
+    assert ", 3d denoiser" in captured.out and "each frame on its own" not in captured.err
