@@ -77,7 +77,6 @@ def run_cine(args: argparse.Namespace) -> int:
     from mriviewer.commands.common import method_options, resolve_device
     from mriviewer.commands.eval_cine import check_kt_mask_option, cine_slice_problem
     from mriviewer.core.cine import (
-        cine_frame_residuals,
         cine_gt_free_metrics,
         cine_metrics,
         get_cine_method,
@@ -127,9 +126,11 @@ def run_cine(args: argparse.Namespace) -> int:
         ]
     else:
         gt_free = cine_gt_free_metrics(
-            problem, last.normalised, None if previous is None else previous.normalised
+            problem,
+            last.normalised,
+            None if previous is None else previous.normalised,
+            per_frame=True,
         )
-        gt_free["dc_residual_per_frame"] = cine_frame_residuals(problem, last.normalised)
     mask_info: dict[str, Any] = {"kind": kind, "option": args.mask, **problem.info["mask"]}
     if kind == "data":
         mask_info["description"] = f"the data's own k-t sampling ({own.source})"
