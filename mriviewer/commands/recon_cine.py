@@ -225,7 +225,7 @@ def _write_animation(
     """``.gif`` / ``.mp4`` of the series' magnitude with the existing animation writer."""
     from mriviewer.core.cine_session import (
         AnimationPane,
-        frame_metric_captions,
+        frame_captions,
         write_cine_animation,
     )
     from mriviewer.core.export import json_value
@@ -235,7 +235,8 @@ def _write_animation(
     captions = None
     if problem.reference is not None:
         magnitude = center_crop(magnitude, problem.reference.shape[-2:])
-        captions = frame_metric_captions(problem.reference, magnitude)
+    if metrics is not None:  # the per-frame figures recon has just computed
+        captions = frame_captions(metrics["psnr_per_frame"], metrics["ssim_per_frame"])
     peak = float(np.percentile(magnitude, 99.5)) or 1.0
     sidecar = {k: json_value(v) for k, v in attrs.items()}
     fps = float(getattr(args, "fps", 8.0))

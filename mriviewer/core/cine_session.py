@@ -435,9 +435,16 @@ def frame_metric_captions(reference: np.ndarray, series: np.ndarray) -> list[str
     if ref.shape != pred.shape:
         raise MriViewerError(f"series of shape {pred.shape} against a reference of {ref.shape}")
     dr = float(ref.max()) or 1.0
+    pairs = list(zip(ref, pred, strict=True))
+    return frame_captions([psnr(r, p, dr) for r, p in pairs], [ssim(r, p, dr) for r, p in pairs])
+
+
+def frame_captions(psnr_per_frame: list[float], ssim_per_frame: list[float]) -> list[str]:
+    """``"PSNR 31.20 dB  SSIM 0.912"`` per frame from metrics already computed (e.g. ``recon``'s
+    ``psnr_per_frame`` / ``ssim_per_frame``)."""
     return [
-        f"PSNR {psnr(r, p, dr):.2f} dB  SSIM {ssim(r, p, dr):.3f}"
-        for r, p in zip(ref, pred, strict=True)
+        f"PSNR {p:.2f} dB  SSIM {s:.3f}"
+        for p, s in zip(psnr_per_frame, ssim_per_frame, strict=True)
     ]
 
 
