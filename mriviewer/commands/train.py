@@ -89,6 +89,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--steps", type=int)
     g.add_argument("--epochs", type=int)
     g.add_argument("--lr", type=float)
+    g.add_argument(
+        "--lr-schedule",
+        choices=["constant", "cosine"],
+        help="cosine: half a cosine from --lr to --lr-final over the run's steps",
+    )
+    g.add_argument("--lr-final", type=float, help="cosine schedule: the last step's lr")
     g.add_argument("--batch-size", type=int)
     g.add_argument("--loss", choices=["l1", "l2"])
     g.add_argument("--device", help="auto, cpu, cuda, cuda:1")
@@ -197,6 +203,8 @@ def overrides_from_args(args: argparse.Namespace) -> dict:
         "steps": args.steps,
         "epochs": args.epochs,
         "lr": args.lr,
+        "lr_schedule": args.lr_schedule,
+        "lr_final": args.lr_final,
         "batch_size": args.batch_size,
         "loss": args.loss,
         "device": args.device,

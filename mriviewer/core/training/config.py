@@ -9,6 +9,8 @@ Example ``train.toml`` (relative folders are relative to the TOML file)::
     accelerations = [4.0]
     steps = 2000                # or epochs = 10
     lr = 1e-3
+    lr_schedule = "constant"    # constant | cosine (to lr_final at the last step)
+    lr_final = 0.0              # cosine only
     batch_size = 1
     device = "auto"             # auto | cpu | cuda | cuda:1
     seed = 0
@@ -38,6 +40,7 @@ Example ``train.toml`` (relative folders are relative to the TOML file)::
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +54,9 @@ if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
+
+
+LR_SCHEDULES = ("constant", "cosine")
 
 
 @dataclass
@@ -71,6 +77,8 @@ class TrainConfig:
     steps: int | None = None
     epochs: int | None = None
     lr: float = 1e-3
+    lr_schedule: str = "constant"  # constant | cosine
+    lr_final: float = 0.0  # cosine: the learning rate at the last step
     batch_size: int = 1
     device: str = "auto"
     seed: int = 0
@@ -90,6 +98,20 @@ class TrainConfig:
     virtual_coils: int | None = None  # SVD coil compression to at most V virtual coils
     # cine (2-D + time) data: CineDataset, k-t masks, one series per step (frames = batch axis)
     dynamic: bool = False
+
+    def lr_at(self, step: int, total_steps: int) -> float:
+        """Learning rate of 0-based training step ``step`` of ``total_steps``.
+
+        ``constant``: ``lr``. ``cosine``: half a cosine from ``lr`` at step 0 to ``lr_final``
+        at the last step (SGDR without restarts: Loshchilov & Hutter, ICLR 2017). A function of
+        the step alone, so a resumed run continues the same curve.
+        """
+        if self.lr_schedule == "constant" or total_steps <= 1:
+            return float(self.lr)
+        t = min(max(step, 0), total_steps - 1) / (total_steps - 1)
+        return float(
+            self.lr_final + 0.5 * (self.lr - self.lr_final) * (1.0 + math.cos(math.pi * t))
+        )
 
     def data_options(self, train: bool = True) -> dict[str, Any]:
         """SliceDataset keyword settings; validation data (``train=False``) is never cropped."""
@@ -131,6 +153,12 @@ class TrainConfig:
             raise ConfigError(f"threads must be >= 1, got {self.threads}")
         if not self.lr > 0:
             raise ConfigError(f"lr must be > 0, got {self.lr}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ConfigError(
+                f"unknown lr_schedule {self.lr_schedule!r}; use one of {', '.join(LR_SCHEDULES)}"
+            )
+        if not 0.0 <= self.lr_final <= self.lr:
+            raise ConfigError(f"lr_final must be in [0, lr = {self.lr}], got {self.lr_final}")
         if not self.accelerations:
             raise ConfigError("at least one acceleration is needed")
         try:

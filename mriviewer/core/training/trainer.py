@@ -240,15 +240,24 @@ class Trainer:
     def _state_config(self) -> dict[str, Any]:
         """The settings a resumed run must share with the original one."""
         c = self.config
-        return {
-            "model": self.model.config(),
-            "strategy": c.strategy,
-            "modules": self.modules,
-            "seed": c.seed,
-            "batch_size": c.batch_size,
-            "loss": c.loss,
-            "lr": c.lr,
-        } | ({"prune": self.pruning.state_config()} if self.pruning else {})
+        return (
+            {
+                "model": self.model.config(),
+                "strategy": c.strategy,
+                "modules": self.modules,
+                "seed": c.seed,
+                "batch_size": c.batch_size,
+                "loss": c.loss,
+                "lr": c.lr,
+            }
+            | (
+                # the cosine curve is tied to the run's length: a resume must keep it
+                {"lr_schedule": c.lr_schedule, "lr_final": c.lr_final, "steps": self.total_steps}
+                if c.lr_schedule != "constant"
+                else {}
+            )
+            | ({"prune": self.pruning.state_config()} if self.pruning else {})
+        )
 
     def load_state(self) -> None:
         """Restore ``last.pt``; refuses a state from a different model/strategy/seed."""
@@ -309,7 +318,13 @@ class Trainer:
             loss=c.loss,
             steps=self.step,
             validation=validation,
-            extra={"lr": c.lr, "batch_size": c.batch_size, "seed": c.seed, "optimiser": "Adam"}
+            extra={
+                "lr": c.lr,
+                "lr_schedule": c.lr_schedule,
+                "batch_size": c.batch_size,
+                "seed": c.seed,
+                "optimiser": "Adam",
+            }
             | ({"memory_plan": self.memory_plan} if self.memory_plan else {}),
         )
 
@@ -384,6 +399,12 @@ class Trainer:
             return result
 
         return one_step
+
+    def set_lr(self, lr: float) -> None:
+        """Set every optimiser's learning rate (the config's schedule, before each step)."""
+        for optimiser in self.optimisers:
+            for group in optimiser.param_groups:
+                group["lr"] = lr
 
     def before_step(self, step: int) -> None:
         """Before 1-based step ``step`` (distributed: the test-only failure injection)."""
@@ -465,6 +486,7 @@ class Trainer:
             while self.step < self.total_steps:
                 started = time.perf_counter()
                 self.before_step(self.step + 1)
+                self.set_lr(c.lr_at(self.step, self.total_steps))
                 result = step_fn(self.step)
                 self.step += 1
                 done = self.step == self.total_steps

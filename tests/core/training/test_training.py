@@ -313,6 +313,14 @@ center_fraction = 0.16
     assert (tmp_path / "out" / "model.json").is_file()
     assert main(["train", "--config", str(toml), "--no-progress", "--resume", "--steps", "3"]) == 0
     assert "done: 3 steps" in capsys.readouterr().out
+    # the schedule flags: a cosine run of 3 steps from 1e-3 to 1e-5, on the card as well
+    flags = ["--lr-schedule", "cosine", "--lr-final", "1e-5", "--output", str(tmp_path / "cos")]
+    assert main(["train", "--config", str(toml), "--no-progress", "--steps", "3", *flags]) == 0
+    log = [json.loads(line) for line in (tmp_path / "cos" / "log.jsonl").open()]
+    assert [r["lr"] for r in log] == pytest.approx([1e-3, 5.05e-4, 1e-5])
+    card = json.loads((tmp_path / "cos" / "model.json").read_text())
+    assert "cosine" in json.dumps(card)
+    capsys.readouterr()
     assert main(["train", "--config", str(toml), "--modules", "3"]) == 1
     assert "divisible by the number of modules (3)" in capsys.readouterr().err
     toml.write_text('strategy = "e2e"\nsteps = 1\ncolour = "red"\n')
@@ -360,3 +368,39 @@ def test_bench_train_command_json_and_table(tmp_path, capsys):
     assert result["settings"]["size"] == 24 and result["settings"]["modules"] == 2
     assert main(["bench", "train", "--strategies", "e2e,greedy"]) == 1
     assert "unknown strategies ['greedy']" in capsys.readouterr().err
+
+
+def test_cosine_lr_schedule_is_applied_logged_and_kept_on_resume(data, tmp_path):
+    config = _config(data, tmp_path / "a", steps=5, lr_schedule="cosine", lr_final=1e-4)
+    # half a cosine from lr at the first step to lr_final at the last
+    expected = [1e-4 + 0.5 * (1e-3 - 1e-4) * (1 + np.cos(np.pi * k / 4)) for k in range(5)]
+    assert [config.lr_at(k, 5) for k in range(5)] == pytest.approx(expected)
+    assert config.lr_at(0, 5) == pytest.approx(1e-3) and config.lr_at(4, 5) == pytest.approx(1e-4)
+    assert _config(data, tmp_path / "x").lr_at(3, 5) == 1e-3  # constant by default
+    train(config)
+    log = [json.loads(line) for line in (tmp_path / "a" / "run" / "log.jsonl").open()]
+    assert [r["lr"] for r in log] == pytest.approx(expected)
+    # interrupted after step 2 and resumed: the same curve and the same weights
+    half = _config(data, tmp_path / "b", steps=5, lr_schedule="cosine", lr_final=1e-4)
+
+    def interrupt(step, record):
+        if step == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(half, on_step=interrupt)
+    train(half, resume=True)
+    resumed = [json.loads(line) for line in (tmp_path / "b" / "run" / "log.jsonl").open()]
+    assert [r["lr"] for r in resumed] == pytest.approx(expected)
+    sa = torch.load(tmp_path / "a" / "run" / "last.pt", weights_only=True)["model"]
+    sb = torch.load(tmp_path / "b" / "run" / "last.pt", weights_only=True)["model"]
+    for key, value in sa.items():
+        torch.testing.assert_close(sb[key], value, rtol=0, atol=0)
+    # a cosine run's length is part of its curve: resuming it with more steps is refused
+    longer = _config(data, tmp_path / "b", steps=8, lr_schedule="cosine", lr_final=1e-4)
+    with pytest.raises(ConfigError, match="steps"):
+        train(longer, resume=True)
+    with pytest.raises(ConfigError, match="lr_schedule"):
+        _config(data, tmp_path / "c", lr_schedule="step")
+    with pytest.raises(ConfigError, match="lr_final"):
+        _config(data, tmp_path / "c", lr_schedule="cosine", lr_final=0.1)
