@@ -138,7 +138,8 @@ def evaluate_each(args: argparse.Namespace) -> dict[str, Any]:
     from mriviewer.commands.eval_cine import all_cine
 
     names = _case_names(args.files)
-    all_cine(args.files, getattr(args, "axes", None))  # refuses a mix of cine and 2-D files
+    if not all_cine(args.files, getattr(args, "axes", None)):  # refuses a mix of cine and 2-D
+        _refuse_cine_models(args.methods)
     merged: dict[str, Any] | None = None
     failures: list[dict[str, str]] = []
     for file, case in zip(args.files, names, strict=True):
@@ -174,6 +175,18 @@ def evaluate_each(args: argparse.Namespace) -> dict[str, Any]:
     return merged
 
 
+def _refuse_cine_models(methods: str) -> None:
+    """2-D files: a cine model in ``--methods`` is refused before any case is read."""
+    from mriviewer.core.checkpoints import cine_models
+
+    cine = cine_models([m.strip() for m in methods.split(",") if m.strip()])
+    if cine:
+        raise ConfigError(
+            f"{', '.join(cine)}: cine model(s) (denoiser over time) reconstruct cine files "
+            "(e.g. demo-cine), not the 2-D files given"
+        )
+
+
 def evaluate_files(args: argparse.Namespace) -> dict[str, Any]:
     """Run the benchmark the options describe; returns the JSON-ready result (the first failure
     raises; :func:`evaluate_each` records failures per file instead)."""
@@ -189,6 +202,7 @@ def evaluate_files(args: argparse.Namespace) -> dict[str, Any]:
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     if not methods:
         raise ConfigError("--methods names no method")
+    _refuse_cine_models(args.methods)
     if len(set(methods)) != len(methods):
         raise ConfigError(f"--methods lists a method twice: {args.methods}")
     if args.mask == "data":

@@ -277,6 +277,18 @@ def resolve_model(name_or_path: str | Path) -> Path:
     raise ModelCardError(f"no such model file and no bundled model of that name ({known})", text)
 
 
+def cine_models(methods: list[str]) -> list[str]:
+    """The ``model:...`` entries of ``methods`` that are cine models (card denoiser ``3d`` or
+    ``2+1d``), read from their cards without loading weights. Raises ModelCardError for a model
+    that does not resolve or whose card is unreadable."""
+    return [
+        m
+        for m in methods
+        if m.startswith("model:")
+        and card_denoiser(read_card(resolve_model(m)).architecture) != "2d"
+    ]
+
+
 def describe_model(target: str | Path) -> dict[str, Any]:
     """What ``mriviewer info model:X`` prints: name, files, architecture, strategy, parameters, card.
 

@@ -143,6 +143,10 @@ class ScriptRunner:
                     f"unknown method(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}"
                 )
                 return self.finish()
+            unavailable = w.unavailable_methods(methods)
+            if unavailable:
+                self.fail("; ".join(unavailable.values()))
+                return self.finish()
             w.methods_panel.set_checked(methods)
             w.runFinished.connect(self.after_run)
             if not w.run(methods):

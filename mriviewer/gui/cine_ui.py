@@ -184,6 +184,26 @@ class CineMixin:
 
         self._set_methods_enabled(set(CINE_METHODS) if self.session.is_cine else None)
 
+    def unavailable_methods(self, methods: list[str]) -> dict[str, str]:
+        """``{key: why}`` for the methods of ``methods`` the open file's mode cannot run (the
+        ones listed greyed out): kt-l1 and cine models on a 2-D file, 2-D-only methods on a
+        cine file."""
+        from mriviewer.core.cine import CINE_METHODS
+
+        why: dict[str, str] = {}
+        for key in methods:
+            if self.session.is_cine:
+                if key not in CINE_METHODS and not key.startswith("model:"):
+                    why[key] = f"{key} runs on 2-D slices, not on cine series"
+            elif key == "kt-l1":
+                why[key] = "kt-l1 runs on cine files only (open one, e.g. demo-cine)"
+            elif self.is_cine_model(key):
+                name = Path(key[len("model:") :]).stem
+                why[key] = (
+                    f"{name} is a cine model: it runs on cine files only (open one, e.g. demo-cine)"
+                )
+        return why
+
     def _set_methods_enabled(self, allowed: set[str] | None) -> None:
         """Only ``allowed`` methods and the models can be checked (None, the 2-D mode: all but
         the cine-only kt-l1 and the cine models, which are listed greyed out with a tooltip)."""

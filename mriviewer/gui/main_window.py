@@ -399,6 +399,10 @@ class MainWindow(
         if not methods:
             self.show_error("Nothing to run", "check at least one method in the Methods panel")
             return False
+        unavailable = self.unavailable_methods(methods)
+        if unavailable:
+            self.show_error("Cannot run", "; ".join(unavailable.values()))
+            return False
         self._sync_metric_choices()
         request = self.session.run_request(
             methods,

@@ -154,6 +154,12 @@ def test_eval_bad_inputs_exit_cleanly(phantom_file, tmp_path, capsys):
     assert "not fully sampled" in capsys.readouterr().err
     assert main(["eval", str(phantom_file), "--slices", "5:9"]) == 1
     assert "selects no slice" in capsys.readouterr().err
+    # a cine model on 2-D files: refused up front, once, for every file (not per case)
+    files = [str(phantom_file), str(tmp_path / "under.h5")]
+    assert main(["eval", *files, "--methods", "zero-filled,model:cine-dense"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("model:cine-dense: cine model(s) (denoiser over time)") == 1
+    assert "every case failed" not in err and "not fully sampled" not in err
 
 
 def test_default_seed_is_stable_per_file_and_slice():

@@ -132,3 +132,31 @@ def test_opening_a_cine_model_file_on_a_2d_file_lists_it_greyed_out(window, tmp_
     assert "cine model" in window.statusBar().currentMessage()
     assert window.open_file("demo-cine")
     assert _enabled(item)
+
+
+def test_a_greyed_out_method_is_refused_up_front_by_run_and_by_the_scripted_app(
+    zoo, monkeypatch, request, qapp, capsys
+):
+    """A cine model (or kt-l1) asked for on a 2-D file, by ``run`` or ``--run``, is refused with
+    a one-line reason before anything starts; on a cine file a 2-D-only method is refused."""
+    from mriviewer.core import checkpoints
+    from mriviewer.gui.app import run_app
+
+    monkeypatch.setattr(checkpoints, "zoo_dir", lambda: zoo)
+    w = request.getfixturevalue("window")
+    cine_key = w.zoo_keys["cine-tiny"]
+    assert not w.session.is_cine
+    assert not w.run(["zero-filled", cine_key])
+    assert "cine-tiny is a cine model: it runs on cine files only" in w.error_label.text()
+    assert not w.controller.running and cine_key not in w.traces
+    assert not w.run(["kt-l1"])
+    assert "kt-l1 runs on cine files only" in w.error_label.text()
+    assert w.open_file("demo-cine")
+    assert w.unavailable_methods(["l1-wavelet", cine_key, "kt-l1"]) == {
+        "l1-wavelet": "l1-wavelet runs on 2-D slices, not on cine series"
+    }
+    capsys.readouterr()
+    assert run_app(["--demo", "--run", "zero-filled,model:cine-tiny", "--exit"]) == 1
+    err = capsys.readouterr().err
+    assert "cine-tiny is a cine model: it runs on cine files only" in err
+    assert "the run could not start" not in err
