@@ -460,13 +460,42 @@ def _fit(text: str, pixels: int, char_pixels: float) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
+#: pixels per character assumed for the header's 13-pt text when it is wrapped or cut
+HEADER_CHAR_PIXELS = 8.0
+
+
+def animation_header_lines(header: str, frames: int, pixels: int) -> list[list[str]]:
+    """Header text per frame, as lines that fit ``pixels``: ``frame t of 0-(T-1)`` and
+    ``header`` on one line where the longest frame's line fits, else the frame line and then
+    ``header`` wrapped at its ``·`` separators (words where a part is still too long). Every
+    frame has the same number of lines, so the band above the panes does not change height."""
+    import textwrap
+
+    chars = max(8, int(pixels / HEADER_CHAR_PIXELS))
+    labels = [f"frame {f} of 0-{frames - 1}" for f in range(frames)]
+    if not header:
+        return [[label] for label in labels]
+    if len(f"{labels[-1]}   ·   {header}") <= chars:
+        return [[f"{label}   ·   {header}"] for label in labels]
+    wrapped: list[str] = []
+    for part in (p.strip() for p in header.split("·")):
+        if not part:
+            continue
+        if wrapped and len(f"{wrapped[-1]}  ·  {part}") <= chars:
+            wrapped[-1] = f"{wrapped[-1]}  ·  {part}"
+        else:
+            wrapped += textwrap.wrap(part, chars, break_on_hyphens=False) or [part]
+    return [[label, *wrapped] for label in labels]
+
+
 def render_animation_frames(
     panes: list[AnimationPane],
     levels: tuple[float, float],
     header: str = "",
     min_pixels: int = MIN_PANE_PIXELS,
 ) -> np.ndarray:
-    """``(T, H, W, 3)`` uint8: per frame a header line (``frame t of 0-(T-1)`` then ``header``)
+    """``(T, H, W, 3)`` uint8: per frame a header (``frame t of 0-(T-1)`` then ``header``,
+    wrapped by :func:`animation_header_lines` where one line is too narrow)
     and the panes side by side, each windowed to ``levels``, enlarged by :func:`pane_scale` and
     titled (title, then its caption of that frame). H and W are even (H.264 yuv420p needs it).
     The text is drawn by matplotlib's Agg canvas, like the figures."""
@@ -486,8 +515,10 @@ def render_animation_frames(
     k = pane_scale(h, max(np.shape(p.series)[2] for p in panes), min_pixels)
     widths = [np.shape(p.series)[2] * k for p in panes]
     lines = 2 if any(p.captions is not None for p in panes) else 1
-    top = ANIMATION_MARGIN + ANIMATION_HEADER + lines * ANIMATION_LINE
     width = 2 * ANIMATION_MARGIN + sum(widths) + ANIMATION_GAP * (len(panes) - 1)
+    header_lines = animation_header_lines(header, t, width - 2 * ANIMATION_MARGIN)
+    band = ANIMATION_HEADER + (len(header_lines[0]) - 1) * ANIMATION_LINE
+    top = ANIMATION_MARGIN + band + lines * ANIMATION_LINE
     height = top + h * k + ANIMATION_MARGIN
     width, height = width + width % 2, height + height % 2
     lefts = [ANIMATION_MARGIN + sum(widths[:i]) + ANIMATION_GAP * i for i in range(len(panes))]
@@ -502,21 +533,24 @@ def render_animation_frames(
     def y(pixels_from_top: float) -> float:
         return 1.0 - pixels_from_top / height
 
-    head = fig.text(
-        ANIMATION_MARGIN / width,
-        y(ANIMATION_MARGIN + ANIMATION_HEADER / 2),
-        "",
-        color="white",
-        fontsize=13,
-        ha="left",
-        va="center",
-    )
+    heads = [
+        fig.text(
+            ANIMATION_MARGIN / width,
+            y(ANIMATION_MARGIN + ANIMATION_HEADER / 2 + i * ANIMATION_LINE),
+            "",
+            color="white",
+            fontsize=13,
+            ha="left",
+            va="center",
+        )
+        for i in range(len(header_lines[0]))
+    ]
     captions = []
     for left, pw, pane in zip(lefts, widths, panes, strict=True):
         cx = (left + pw / 2) / width
         fig.text(
             cx,
-            y(ANIMATION_MARGIN + ANIMATION_HEADER + ANIMATION_LINE / 2),
+            y(ANIMATION_MARGIN + band + ANIMATION_LINE / 2),
             _fit(pane.title, pw, 8.5),
             color="white",
             fontsize=12,
@@ -529,7 +563,7 @@ def render_animation_frames(
             if pane.captions is None
             else fig.text(
                 cx,
-                y(ANIMATION_MARGIN + ANIMATION_HEADER + 1.5 * ANIMATION_LINE),
+                y(ANIMATION_MARGIN + band + 1.5 * ANIMATION_LINE),
                 "",
                 color="#ffd75e",
                 fontsize=11,
@@ -543,8 +577,8 @@ def render_animation_frames(
             block = np.kron(win[f], np.ones((k, k), dtype=np.uint8))
             canvas_image[top : top + block.shape[0], left : left + block.shape[1]] = block
         shown.set_data(canvas_image)
-        line = f"frame {f} of 0-{t - 1}" + (f"   ·   {header}" if header else "")
-        head.set_text(_fit(line, width - 2 * ANIMATION_MARGIN, 8.0))
+        for head, line in zip(heads, header_lines[f], strict=True):
+            head.set_text(_fit(line, width - 2 * ANIMATION_MARGIN, HEADER_CHAR_PIXELS))
         for text, pane, pw in zip(captions, panes, widths, strict=True):
             if text is not None:
                 text.set_text(_fit(pane.captions[f], pw, 7.5))

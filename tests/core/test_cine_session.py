@@ -120,6 +120,29 @@ def test_animation_frames_are_enlarged_titled_and_even():
         render_animation_frames([panes[0], AnimationPane("x", np.zeros((4, 64, 64)))], (0, 1))
 
 
+def test_a_one_pane_animation_wraps_its_header_instead_of_cutting_it():
+    """recon's one-pane GIF (256 px wide) used to cut its header with an ellipsis; it is now
+    wrapped onto more lines, the same number in every frame, and the band grows to hold them."""
+    from mriviewer.core.cine_session import ANIMATION_LINE, animation_header_lines
+
+    header = "R 4.00, demo_cine.h5 slice 0   ·   model:cine-dense   ·   k-t random R 8"
+    lines = animation_header_lines(header, 12, 256)
+    assert len({len(per_frame) for per_frame in lines}) == 1 and len(lines[0]) >= 3
+    assert lines[0][0] == "frame 0 of 0-11" and lines[11][0] == "frame 11 of 0-11"
+    words = " ".join(lines[5][1:]).replace("·", " ").split()
+    assert words == header.replace("·", " ").split() and "…" not in "".join(lines[5])
+    assert all(len(line) <= 32 for line in lines[5])
+    # a wide frame keeps one line
+    assert animation_header_lines("iteration 3", 5, 600) == [
+        [f"frame {f} of 0-4   ·   iteration 3"] for f in range(5)
+    ]
+    pane = [AnimationPane("model:cine-dense", _moving_blob(12))]
+    short = render_animation_frames(pane, (0.0, 1.0), header="")
+    long = render_animation_frames(pane, (0.0, 1.0), header=header)
+    assert long.shape[1] - short.shape[1] >= (len(lines[0]) - 1) * ANIMATION_LINE - 1
+    assert long.shape[2] == short.shape[2]
+
+
 @pytest.mark.parametrize("suffix", [".gif", ".mp4"])
 def test_animation_gif_and_mp4(tmp_path, suffix):
     import imageio.v3 as iio
