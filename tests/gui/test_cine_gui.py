@@ -240,3 +240,53 @@ def test_scripted_frame_out_of_range_is_one_line(tmp_path):
     )
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "--frame 12 is out of range: the series has frames 0-11" in proc.stderr
+
+
+def test_cine_panel_strips_are_equally_wide_and_the_legend_leaves_the_curves_visible(qtbot):
+    """x-t strips used to take their titles' widths, and the per-frame PSNR legend sat on the
+    curves: every strip is now as wide as the others, and no curve point is under the legend."""
+    import pyqtgraph as pg
+
+    from mriviewer.gui.widgets.cine_widgets import CinePanel
+
+    panel = CinePanel()
+    qtbot.addWidget(panel)
+    panel.resize(900, 260)
+    panel.show()
+    qtbot.waitExposed(panel)
+    rng = np.random.default_rng(0)
+    names = ["zero-filled", "cg-sense", "kt-l1", "model: cine-dense"]
+    curves = {n: (n, c, list(25 + rng.random(FRAMES) + i)) for i, (n, c) in
+              enumerate(zip(names, ["#f00", "#0f0", "#00f", "#ff0"], strict=True))}  # fmt: skip
+    panel.set_frame_curves(curves)
+    titles = [
+        "reference (RSS per frame)",
+        "zero-filled",
+        "model: cine-dense, iteration 4, PSNR 22.5",
+    ]
+    panel.set_profiles({t: (t, rng.random((FRAMES, 64))) for t in titles}, (0.0, 1.0))
+    qtbot.wait(50)
+    widths = [
+        image.getViewBox().sceneBoundingRect().width() for _, image in panel.profile_items.values()
+    ]
+    assert max(widths) - min(widths) < 1.0 and min(widths) > 100
+    assert panel.profile_items[titles[2]][0].toolTip() == titles[2]
+    view = panel.frame_plot.getViewBox()
+    legend = panel.frame_plot.plotItem.legend.sceneBoundingRect()
+    under = [
+        (key, x)
+        for key, item in panel.frame_curves.items()
+        for x, y in zip(*item.getData(), strict=True)
+        if legend.contains(view.mapViewToScene(pg.Point(x, y)))
+    ]
+    assert not under and legend.height() > 60
+    # a taller panel keeps the curves clear of the legend too
+    panel.resize(900, 420)
+    qtbot.wait(50)
+    legend = panel.frame_plot.plotItem.legend.sceneBoundingRect()
+    assert not [
+        x
+        for item in panel.frame_curves.values()
+        for x, y in zip(*item.getData(), strict=True)
+        if legend.contains(view.mapViewToScene(pg.Point(x, y)))
+    ]

@@ -11,6 +11,7 @@ from PyQt6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QSizePolicy,
     QSlider,
     QSpinBox,
     QSplitter,
@@ -70,6 +71,33 @@ class CineBar(QWidget):
         self.label.setText(f"{frame} / {self.slider.maximum()}")
 
 
+class _StripTitle(pg.LabelItem):
+    """A title that does not widen its column (pyqtgraph's LabelItem asks for its text's
+    width): the x-t strips stay equally wide and a long title is clipped at the strip's edge."""
+
+    def __init__(self, text: str, **args) -> None:
+        super().__init__(text, **args)
+        self.setFlag(self.GraphicsItemFlag.ItemClipsChildrenToShape, True)
+
+    def resizeEvent(self, ev) -> None:  # noqa: N802 - Qt's name
+        # a title wider than its strip shows its start (the method's name), not its middle
+        too_wide = self.itemRect().width() > self.rect().width()
+        self.opts["justify"] = "left" if too_wide else "center"
+        super().resizeEvent(ev)
+
+    def updateMin(self) -> None:  # noqa: N802 - pyqtgraph's name
+        bounds = self.itemRect()
+        self.setMinimumWidth(0)
+        self.setMinimumHeight(bounds.height())
+        self._sizeHint = {
+            Qt.SizeHint.MinimumSize: (0, bounds.height()),
+            Qt.SizeHint.PreferredSize: (0, bounds.height()),
+            Qt.SizeHint.MaximumSize: (-1, -1),
+            Qt.SizeHint.MinimumDescent: (0, 0),
+        }
+        self.updateGeometry()
+
+
 class CinePanel(QWidget):
     """PSNR per frame (current iteration) beside the x-t profiles of every pane along a row."""
 
@@ -88,7 +116,7 @@ class CinePanel(QWidget):
         self.frame_plot.setLabel("left", "PSNR (dB)")
         self.frame_plot.setTitle("PSNR per frame (shown iteration)", size="9pt")
         self.frame_plot.showGrid(x=True, y=True, alpha=0.3)
-        self.frame_plot.addLegend(offset=(-5, -5), labelTextSize="8pt")
+        self.frame_plot.addLegend(offset=(-5, 5), labelTextSize="8pt")
         self.frame_marker = pg.InfiniteLine(
             pos=0, angle=90, movable=False, pen=pg.mkPen("#dddd55", style=Qt.PenStyle.DashLine)
         )
@@ -134,6 +162,40 @@ class CinePanel(QWidget):
                 item.setSymbolBrush(color)
                 self.frame_curves[key] = item
             item.setData(np.arange(len(values)), np.asarray(values, dtype=float))
+        self._leave_room_for_the_legend(curves)
+
+    #: height of one legend row in pixels (8-pt labels), and the plot height assumed before the
+    #: widget is laid out
+    LEGEND_ROW_PIXELS = 26
+    _ASSUMED_PLOT_PIXELS = 200
+
+    def _leave_room_for_the_legend(self, curves: dict[str, tuple[str, str, list[float]]]) -> None:
+        """Set the y range so that the curves stay below the legend in the top right corner
+        (it used to sit on top of them): headroom above the highest PSNR for the legend rows."""
+        values = np.concatenate(
+            [np.asarray(v, dtype=float).ravel() for _, _, v in curves.values()] or [np.zeros(0)]
+        )
+        values = values[np.isfinite(values)]
+        if values.size == 0:
+            self.frame_plot.enableAutoRange(axis="y")
+            return
+        lo, hi = float(values.min()), float(values.max())
+        span = max(hi - lo, 0.5)
+        plot_pixels = self.frame_plot.getViewBox().height()
+        if not plot_pixels or plot_pixels < 60:
+            plot_pixels = self._ASSUMED_PLOT_PIXELS
+        legend = min(0.7, (len(curves) * self.LEGEND_ROW_PIXELS + 16) / plot_pixels)
+        top = hi + 0.05 * span + (span * 1.1) * legend / (1.0 - legend)
+        self.frame_plot.setYRange(lo - 0.05 * span, top, padding=0.0)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        if self.frame_curves:  # the headroom depends on the plot's height in pixels
+            curves = {
+                key: ("", "", item.getData()[1] if item.getData()[1] is not None else [])
+                for key, item in self.frame_curves.items()
+            }
+            self._leave_room_for_the_legend(curves)
 
     def set_frame(self, frame: int) -> None:
         self.frame_marker.setValue(frame)
@@ -145,9 +207,14 @@ class CinePanel(QWidget):
         if list(self.profile_items) != list(profiles):
             self.profiles.clear()
             self.profile_items = {}
+            layout = self.profiles.ci.layout
             for i, (key, (title, _)) in enumerate(profiles.items()):
-                label = self.profiles.addLabel(title, row=0, col=i, size="8pt")
+                label = _StripTitle(title, size="8pt")
+                self.profiles.addItem(label, row=0, col=i)
+                layout.setColumnStretchFactor(i, 1)
+                layout.setColumnPreferredWidth(i, 1)
                 view = self.profiles.addViewBox(row=1, col=i, enableMenu=False)
+                view.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Expanding)
                 view.invertY(True)
                 view.setDefaultPadding(0.0)
                 image = pg.ImageItem(axisOrder="row-major")
@@ -157,6 +224,7 @@ class CinePanel(QWidget):
         for key, (title, data) in profiles.items():
             label, image = self.profile_items[key]
             label.setText(title, size="8pt")
+            label.setToolTip(title)
             image.setImage(data, autoLevels=False, levels=levels)
             image.getViewBox().autoRange(padding=0.0)
             self.profile_data[key] = data
