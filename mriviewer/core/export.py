@@ -327,9 +327,17 @@ def json_value(value: Any) -> Any:
 
 
 def _settings_text(attrs: dict[str, Any]) -> str:
+    """``k=v`` per setting; an ``"auto"`` setting shows what it resolved to (``lamda=auto(0.003)``,
+    from ``settings["resolved"]``), and the resolved record itself is not repeated."""
     settings = json_value(attrs.get("method_settings", {}))
     if isinstance(settings, dict):
-        return " ".join(f"{k}={v}" for k, v in settings.items())
+        resolved = settings.get("resolved")
+        resolved = resolved if isinstance(resolved, dict) else {}
+        return " ".join(
+            f"{k}=auto({resolved[k]})" if v == "auto" and k in resolved else f"{k}={v}"
+            for k, v in settings.items()
+            if k != "resolved"
+        )
     return str(settings or "")
 
 

@@ -193,6 +193,12 @@ def test_recon_cli_writes_dicom_and_nifti(fov_file, tmp_path, capsys):
         img = nib.load(outs[suffix])
         np.testing.assert_array_equal(np.asarray(img.dataobj)[:, :, 0], magnitude)
         assert img.header.get_zooms() == pytest.approx((4.0, 3.0, 5.0))
+    # an "auto" setting shows what it resolved to (CG-SENSE's lamda for this 1-D mask)
+    cg = ["--method", "cg-sense", "--mask", "random", "--accel", "2", "--seed", "0"]
+    assert main(["recon", str(fov_file), *cg, "--out", str(tmp_path / "cg.dcm")]) == 0
+    description = pydicom.dcmread(tmp_path / "cg.dcm").SeriesDescription
+    assert description.startswith("cg-sense lamda=auto(0.003) max_iter=15 tol=1e-06")
+    assert "resolved" not in description
     assert main(["recon", str(fov_file), *common, "--out", str(tmp_path / "rec.png")]) != 0
     assert "--out must end in .h5, .npy, .dcm, .nii or .nii.gz" in capsys.readouterr().err
 

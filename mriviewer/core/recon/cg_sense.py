@@ -21,9 +21,15 @@ from mriviewer.core.physics.cg import conjugate_gradient_iterates
 from mriviewer.core.physics.sense import SenseOperator
 from mriviewer.core.recon.base import IterationResult, ReconProblem
 
-# Tuned on the demo case (Colin27, 8 coils, 1-D random mask R=4, cf 0.08, seeds 0-2):
+# lamda = "auto" (the default) takes one of these by the mask's kind.
+# 1-D masks: tuned on the demo case (Colin27, 8 coils, 1-D random mask R=4, cf 0.08, seeds 0-2):
 # benchmarks/tune_classical.py.
 DEFAULT_LAMDA = 0.003
+# 2-D masks (poisson, gaussian): CG-SENSE semi-converges there (PSNR peaks near iteration 4,
+# then noise grows), and 0.003 lost 3 dB by iteration 15. Mean final PSNR on data/sim/val
+# (6 slices; poisson 4x, gaussian 4x, poisson 8x) for lamda 0.003 / 0.01 / 0.015 / 0.02:
+# 30.74 / 32.03 / 32.31 / 32.31 dB.
+DEFAULT_LAMDA_2D = 0.015
 DEFAULT_MAX_ITER = 15
 DEFAULT_TOL = 1e-6
 
@@ -48,11 +54,26 @@ def as_number(method: str, key: str, value: Any, minimum: float, integer: bool =
     return number
 
 
+def is_1d_mask(mask: np.ndarray) -> bool:
+    """True when the ``(..., H, W)`` mask samples whole readout lines (every row alike), i.e. a
+    1-D Cartesian mask; False for 2-D masks (poisson, gaussian, hand-drawn points)."""
+    mask = np.asarray(mask)
+    return bool(np.all(mask == mask[..., :1, :]))
+
+
+def auto_lamda(mask: np.ndarray) -> float:
+    """The Tikhonov weight of ``lamda="auto"``: DEFAULT_LAMDA for 1-D masks, DEFAULT_LAMDA_2D
+    for 2-D masks (see the tuning notes above)."""
+    return DEFAULT_LAMDA if is_1d_mask(mask) else DEFAULT_LAMDA_2D
+
+
 class CGSense:
     """Tikhonov-regularised SENSE by conjugate gradient.
 
-    Settings: ``lamda`` (Tikhonov weight in normalised units, >= 0; ``lambda`` is accepted as an
-    alias), ``max_iter`` (CG iterations, >= 1), ``tol`` (relative residual for early stopping).
+    Settings: ``lamda`` (Tikhonov weight in normalised units, >= 0, or ``"auto"``, the default:
+    0.003 for 1-D masks, 0.015 for 2-D masks, reported as ``extra["lamda"]`` of every iterate;
+    ``lambda`` is accepted as an alias), ``max_iter`` (CG iterations, >= 1), ``tol`` (relative
+    residual for early stopping).
     """
 
     name = "cg-sense"
@@ -61,14 +82,23 @@ class CGSense:
         if "lambda" in settings:
             settings["lamda"] = settings.pop("lambda")
         check_settings(self.name, settings, ("lamda", "max_iter", "tol"))
-        self.lamda = as_number(self.name, "lamda", settings.get("lamda", DEFAULT_LAMDA), 0.0)
+        lamda = settings.get("lamda", "auto")
+        #: None: "auto", resolved per problem by :func:`auto_lamda`
+        self.lamda: float | None = (
+            None if lamda == "auto" else as_number(self.name, "lamda", lamda, 0.0)
+        )
         self.max_iter = as_number(
             self.name, "max_iter", settings.get("max_iter", DEFAULT_MAX_ITER), 1, integer=True
         )
         self.tol = as_number(self.name, "tol", settings.get("tol", DEFAULT_TOL), 0.0)
 
     def settings(self) -> dict[str, Any]:
-        return {"lamda": self.lamda, "max_iter": self.max_iter, "tol": self.tol}
+        lamda = "auto" if self.lamda is None else self.lamda
+        return {"lamda": lamda, "max_iter": self.max_iter, "tol": self.tol}
+
+    def lamda_for(self, mask: np.ndarray) -> float:
+        """The Tikhonov weight used with ``mask`` (the setting, or :func:`auto_lamda`)."""
+        return auto_lamda(mask) if self.lamda is None else float(self.lamda)
 
     def iterate(self, problem: ReconProblem, device: str = "cpu") -> Iterator[IterationResult]:
         """Yield ``A^H y`` (iteration 0) then each CG iterate; images ``(H, W)`` complex64."""
@@ -83,6 +113,8 @@ class CGSense:
         except (RuntimeError, ValueError) as exc:
             raise ReconError(f"cg-sense cannot use device {device!r} ({exc})") from exc
         op = SenseOperator(maps[None], mask[None])
+        lamda = self.lamda_for(problem.mask)
+        extra = {"lamda": lamda}
         with torch.no_grad():
             rhs = op.adjoint(kspace[None])
             yield IterationResult(
@@ -91,21 +123,31 @@ class CGSense:
                 _to_numpy(rhs[0]),
                 time.perf_counter() - start,
                 final=False,
+                extra=dict(extra),
             )
             # streamed as computed: each iterate is yielded once the next one exists (or CG
             # has stopped), so the last one carries final=True
             pending = None
             for i, x in conjugate_gradient_iterates(
-                op.normal, rhs, mu=self.lamda, max_iter=self.max_iter, tol=self.tol
+                op.normal, rhs, mu=lamda, max_iter=self.max_iter, tol=self.tol
             ):
                 if pending is not None:
                     yield pending
                 pending = IterationResult(
-                    self.name, i + 1, _to_numpy(x[0]), time.perf_counter() - start
+                    self.name,
+                    i + 1,
+                    _to_numpy(x[0]),
+                    time.perf_counter() - start,
+                    extra=dict(extra),
                 )
             if pending is None:  # nothing to solve (A^H y = 0): the start image is the answer
                 yield IterationResult(
-                    self.name, 1, _to_numpy(rhs[0]), time.perf_counter() - start, final=True
+                    self.name,
+                    1,
+                    _to_numpy(rhs[0]),
+                    time.perf_counter() - start,
+                    final=True,
+                    extra=dict(extra),
                 )
             else:
                 pending.final = True

@@ -118,18 +118,25 @@ class CineCGSense(CGSense):
     def iterate(self, problem: CineProblem, device: str = "cpu") -> Iterator[IterationResult]:
         start = time.perf_counter()
         op, kspace = _operator(problem, device)
+        extra = {"lamda": self.lamda_for(problem.mask)}
         with torch.no_grad():
             rhs = op.adjoint(kspace)
-            yield IterationResult(self.name, 0, _np(rhs), time.perf_counter() - start)
+            yield IterationResult(
+                self.name, 0, _np(rhs), time.perf_counter() - start, extra=dict(extra)
+            )
             pending = None
             for i, x in conjugate_gradient_iterates(
-                op.normal, rhs, mu=self.lamda, max_iter=self.max_iter, tol=self.tol
+                op.normal, rhs, mu=extra["lamda"], max_iter=self.max_iter, tol=self.tol
             ):
                 if pending is not None:
                     yield pending
-                pending = IterationResult(self.name, i + 1, _np(x), time.perf_counter() - start)
+                pending = IterationResult(
+                    self.name, i + 1, _np(x), time.perf_counter() - start, extra=dict(extra)
+                )
             if pending is None:
-                pending = IterationResult(self.name, 1, _np(rhs), time.perf_counter() - start)
+                pending = IterationResult(
+                    self.name, 1, _np(rhs), time.perf_counter() - start, extra=dict(extra)
+                )
             pending.final = True
             yield pending
 
