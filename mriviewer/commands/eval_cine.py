@@ -155,6 +155,7 @@ def evaluate_cine_files(
         "seed": args.seed if args.seed is not None else "stable_seed(file name, slice)",
         "slices": args.slices,
         "coil_method": args.coil_method,
+        "virtual_coils": getattr(args, "virtual_coils", None),
         "coil_maps": "from the time-averaged k-space (union of the frames' masks)",
         "reference": args.reference,
         "reference_definition": (
@@ -236,6 +237,7 @@ def cine_slice_problem(
         source=f"{volume.path}#slice{index}",
         fully_sampled=own.fully_sampled,
         sampling=own,
+        virtual_coils=getattr(args, "virtual_coils", None),
     )
     return problem, own, kind, notes
 

@@ -93,8 +93,6 @@ def run_cine(args: argparse.Namespace) -> int:
     check_kt_mask_option(args.mask, allow_auto=True)
     if args.metrics_region != "all":
         raise ConfigError("--metrics-region foreground is not implemented for cine data yet")
-    if getattr(args, "virtual_coils", None) is not None:
-        raise ConfigError("--virtual-coils is not implemented for cine data yet")
     device = resolve_device(args.device)
     volume = open_cine(args.file, axes=args.axes, variable=args.variable)
     method = get_cine_method(args.method, **method_options(args.method_option, args.method))
@@ -156,6 +154,7 @@ def run_cine(args: argparse.Namespace) -> int:
         "device": device,
         "scale": problem.scale,
         "coil_method": args.coil_method,
+        "virtual_coils": json.dumps(problem.info.get("virtual_coils")),
         "reference": problem.reference_kind or "none",
         "reference_definition": (
             describe_reference(problem.reference_kind, "all") + " (per frame)"

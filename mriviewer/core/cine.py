@@ -121,8 +121,14 @@ def prepare_cine_problem(
     source: str = "",
     fully_sampled: bool | None = None,
     sampling: KtSampling | None = None,
+    virtual_coils: int | None = None,
 ) -> CineProblem:
     """Undersample ``(T, C, H, W)`` k-space with the ``(T, H, W)`` mask.
+
+    virtual_coils: compress the sampled k-space to at most V virtual coils with one SVD over
+    the coils of every frame's samples (:mod:`mriviewer.core.physics.coil_compression`), before
+    the coil maps; the reference stays that of the physical coils; ``info["virtual_coils"]``
+    records ``{"from", "to", "energy"}``.
 
     The data's own k-t sampling (``sampling``, else :func:`detect_kt_sampling`) says whether
     the k-space is fully sampled unless ``fully_sampled`` does; undersampled data keep only the
@@ -161,6 +167,17 @@ def prepare_cine_problem(
             )
     recon_matrix = tuple(recon_matrix) if recon_matrix else (h, w)
     under = (kspace * mask[:, None]).astype(np.complex64)
+    compression = None
+    if virtual_coils is not None and 0 < int(virtual_coils) < c:
+        from mriviewer.core.physics.coil_compression import compression_matrix
+
+        coils_first = np.moveaxis(under, 1, 0).reshape(c, t * h, w)  # every frame's samples
+        matrix = compression_matrix(coils_first, int(virtual_coils))
+        compressed = np.moveaxis(np.tensordot(matrix, under, axes=([1], [1])), 0, 1)
+        energy = float(np.linalg.norm(compressed) ** 2 / np.linalg.norm(under) ** 2)
+        compression = {"from": int(c), "to": int(virtual_coils), "energy": energy}
+        under = np.ascontiguousarray(compressed, dtype=np.complex64)
+        c = under.shape[1]
     image = np.stack([rss(ifft2c_np(frame)) for frame in under])
     scale = float(np.percentile(image, 99))
     if not np.isfinite(scale) or scale <= 0:
@@ -237,6 +254,8 @@ def prepare_cine_problem(
         "calibration": calibration,
         "coil_method": coil_method if maps is not None else None,
     }
+    if compression is not None:
+        info["virtual_coils"] = compression
     return CineProblem(
         kspace=under,
         mask=mask,

@@ -198,3 +198,41 @@ def test_recon_warns_when_a_model_runs_outside_its_training_acceleration(tmp_pat
     assert main(["recon", "demo-cine", "--method", "model:cine-dense", "--accel", "8",
                  "--out", str(out)]) == 0  # fmt: skip
     assert "was trained at" not in capsys.readouterr().err
+
+
+def test_virtual_coils_on_cine_compress_every_frame_with_one_svd(eval_result, tmp_path, capsys):
+    """--virtual-coils V on demo-cine (4 coils): eval and recon compress the sampled k-space to
+    V virtual coils with one SVD over all frames (it used to be refused by recon and silently
+    ignored by eval); the reference stays the physical coils' RSS. 2 virtual coils keep 94% of
+    the energy; with 3, CG-SENSE at R 4 stays within 1 dB of the 4-coil result."""
+    from mriviewer.core.cine import prepare_cine_problem
+    from mriviewer.core.physics.kt_masks import make_kt_mask
+    from mriviewer.core.physics.masks import MaskSpec
+
+    volume = open_cine("demo-cine")
+    kspace = volume.read_kspace(0)
+    mask = make_kt_mask(MaskSpec("random", 4.0, 0.08, seed=3), volume.num_frames, volume.matrix)
+    full = prepare_cine_problem(kspace, mask, volume.read_reference(0))
+    four = prepare_cine_problem(kspace, mask, volume.read_reference(0), virtual_coils=2)
+    assert full.kspace.shape[1] == 4 and four.kspace.shape == (FRAMES, 2, 64, 64)
+    assert four.coil_maps.shape[-3] == 2 and "virtual_coils" not in full.info
+    assert four.info["virtual_coils"]["from"] == 4 and four.info["virtual_coils"]["to"] == 2
+    assert 0.9 < four.info["virtual_coils"]["energy"] < 1.0
+    np.testing.assert_array_equal(four.reference, full.reference)
+    out = tmp_path / "e.json"
+    assert main(["eval", "demo-cine", "--methods", "cg-sense", "--seed", SEED,
+                 "--virtual-coils", "3", "--json", str(out)]) == 0  # fmt: skip
+    result = json.loads(out.read_text())
+    assert result["settings"]["virtual_coils"] == 3
+    psnr4 = result["cases"]["demo-cine"]["cg-sense"]["psnr"]
+    psnr8 = eval_result["cases"]["demo-cine"]["cg-sense"]["psnr"]
+    assert psnr4 != psnr8 and abs(psnr4 - psnr8) < 1.0
+    rec = tmp_path / "r.h5"
+    code, _, _ = run(capsys, "recon", "demo-cine", "--method", "cg-sense", "--seed", SEED,
+                     "--virtual-coils", "3", "--out", str(rec))  # fmt: skip
+    assert code == 0
+    attrs = read_recon_h5(rec)["attrs"]
+    assert json.loads(attrs["virtual_coils"])["to"] == 3
+    assert read_recon_h5(rec)["methods"]["cg-sense"]["metrics"]["psnr"] == pytest.approx(
+        psnr4, abs=1e-6
+    )
