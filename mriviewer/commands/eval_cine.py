@@ -48,10 +48,14 @@ def evaluate_cine_files(
     ``evaluate_files``; ``case_names``: one per file). ``default_methods``: eval's 2-D default;
     when ``--methods`` is left at it, the cine methods are used instead."""
     from mriviewer.commands.common import method_options, parse_slices, resolve_device
-    from mriviewer.core.cine import cine_gt_free_metrics, final_cine_record, get_cine_method
+    from mriviewer.core.cine import (
+        cine_gt_free_metrics,
+        cine_metrics,
+        final_cine_record,
+        get_cine_method,
+    )
     from mriviewer.core.images import center_crop
     from mriviewer.core.io.cine import open_cine
-    from mriviewer.core.metrics import all_metrics, psnr
     from mriviewer.core.physics.kt_masks import kt_summary
     from mriviewer.core.reference import describe_reference
 
@@ -62,8 +66,6 @@ def evaluate_cine_files(
     if len(set(methods)) != len(methods):
         raise ConfigError(f"--methods lists a method twice: {text}")
     check_kt_mask_option(args.mask)
-    if getattr(args, "metrics_region", "all") != "all":
-        raise ConfigError("--metrics-region foreground is not implemented for cine data yet")
     device = resolve_device(args.device)
     built = {m: get_cine_method(m, **method_options(args.method_option, m)) for m in methods}
     cases: dict[str, dict[str, dict[str, float]]] = {}
@@ -78,6 +80,7 @@ def evaluate_cine_files(
         residuals: dict[str, list[float]] = {m: [] for m in methods}
         seconds = dict.fromkeys(methods, 0.0)
         masks, warnings, method_errors, sampled = [], [], {}, []
+        regions: list[np.ndarray | None] = []
         truths: set[bool] = set()
         for index in slices:
             problem, own, _, mask_notes = cine_slice_problem(args, volume, file, index)
@@ -94,6 +97,7 @@ def evaluate_cine_files(
                 )
             if problem.reference is not None:
                 refs.append(problem.reference)
+                regions.append(problem.foreground)
             warnings.extend(f"slice {index}: {w}" for w in problem.warnings)
             for name, method in built.items():
                 if name in method_errors:
@@ -124,9 +128,9 @@ def evaluate_cine_files(
                 continue
             ref = np.concatenate(refs)
             pred = np.concatenate(preds[name])
-            metrics = all_metrics(ref, pred)
-            dr = float(ref.max())
-            per_frame[name] = [psnr(r, p, dr) for r, p in zip(ref, pred, strict=True)]
+            region = None if regions[0] is None else np.concatenate(regions)
+            metrics = cine_metrics(ref, pred, region=region)
+            per_frame[name] = metrics["psnr_per_frame"]
             cases[case][name] = {
                 "psnr": metrics["psnr"],
                 "ssim": metrics["ssim"],
@@ -159,11 +163,11 @@ def evaluate_cine_files(
         "coil_maps": "from the time-averaged k-space (union of the frames' masks)",
         "reference": args.reference,
         "reference_definition": (
-            describe_reference(args.reference, "all") + " (per frame)"
+            describe_reference(args.reference, args.metrics_region) + " (per frame)"
             if any(c["ground_truth"] for c in per_case.values())
             else describe_reference(None) + "; dc_residual = ||M F S x - y|| / ||y|| instead"
         ),
-        "metrics_region": "all",
+        "metrics_region": args.metrics_region,
         "device": device,
         "cases": per_case,
         "metrics": METRIC_DEFINITION,
@@ -238,6 +242,7 @@ def cine_slice_problem(
         fully_sampled=own.fully_sampled,
         sampling=own,
         virtual_coils=getattr(args, "virtual_coils", None),
+        metrics_region=getattr(args, "metrics_region", "all"),
     )
     return problem, own, kind, notes
 

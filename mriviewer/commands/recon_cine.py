@@ -85,14 +85,11 @@ def run_cine(args: argparse.Namespace) -> int:
     from mriviewer.core.export import write_cine_reconstruction
     from mriviewer.core.images import center_crop
     from mriviewer.core.io.cine import open_cine
-    from mriviewer.core.metrics import ssim
     from mriviewer.core.reference import describe_reference
 
     out = Path(args.out)
     suffix = cine_out_suffix(out)
     check_kt_mask_option(args.mask, allow_auto=True)
-    if args.metrics_region != "all":
-        raise ConfigError("--metrics-region foreground is not implemented for cine data yet")
     device = resolve_device(args.device)
     volume = open_cine(args.file, axes=args.axes, variable=args.variable)
     method = get_cine_method(args.method, **method_options(args.method_option, args.method))
@@ -114,14 +111,9 @@ def run_cine(args: argparse.Namespace) -> int:
     gt_free: dict[str, Any] | None = None
     if problem.reference is not None:
         pred = center_crop(np.abs(series), problem.reference.shape[-2:])
-        metrics = cine_metrics(problem.reference, pred)
-        dr = float(metrics["data_range"])
-        metrics["ssim_per_frame"] = [
-            ssim(r, p, dr)
-            for r, p in zip(
-                problem.reference.astype(np.float64), pred.astype(np.float64), strict=True
-            )
-        ]
+        metrics = cine_metrics(
+            problem.reference, pred, region=problem.foreground, ssim_per_frame=True
+        )
     else:
         gt_free = cine_gt_free_metrics(
             problem,
@@ -157,11 +149,11 @@ def run_cine(args: argparse.Namespace) -> int:
         "virtual_coils": json.dumps(problem.info.get("virtual_coils")),
         "reference": problem.reference_kind or "none",
         "reference_definition": (
-            describe_reference(problem.reference_kind, "all") + " (per frame)"
+            describe_reference(problem.reference_kind, problem.metrics_region) + " (per frame)"
             if problem.reference is not None
             else describe_reference(None)
         ),
-        "metrics_region": "all",
+        "metrics_region": problem.metrics_region,
         "acceleration": problem.info["acceleration"],
         "data_sampling": json.dumps(own.to_dict()),
         "warnings": json.dumps(warnings),
@@ -196,7 +188,8 @@ def run_cine(args: argparse.Namespace) -> int:
     line += quality_summary(
         metrics,
         gt_free,
-        f"(vs {problem.reference_kind} reference per frame)",
+        f"(vs {problem.reference_kind} reference per frame"
+        + (", foreground)" if problem.foreground is not None else ")"),
         no_residual="no coil maps",
         scope=" over the series",
     )

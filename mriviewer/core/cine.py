@@ -122,6 +122,7 @@ def prepare_cine_problem(
     fully_sampled: bool | None = None,
     sampling: KtSampling | None = None,
     virtual_coils: int | None = None,
+    metrics_region: str = "all",
 ) -> CineProblem:
     """Undersample ``(T, C, H, W)`` k-space with the ``(T, H, W)`` mask.
 
@@ -129,6 +130,9 @@ def prepare_cine_problem(
     the coils of every frame's samples (:mod:`mriviewer.core.physics.coil_compression`), before
     the coil maps; the reference stays that of the physical coils; ``info["virtual_coils"]``
     records ``{"from", "to", "energy"}``.
+
+    metrics_region: ``all``, or ``foreground``: metrics over each reference frame's foreground
+    (:func:`mriviewer.core.reference.foreground_mask`, per frame; ``problem.foreground``).
 
     The data's own k-t sampling (``sampling``, else :func:`detect_kt_sampling`) says whether
     the k-space is fully sampled unless ``fully_sampled`` does; undersampled data keep only the
@@ -140,9 +144,15 @@ def prepare_cine_problem(
     from mriviewer.core.physics.fft import ifft2c_np, rss
     from mriviewer.core.physics.kt_masks import kt_summary
     from mriviewer.core.physics.masks import fully_sampled_center
-    from mriviewer.core.reference import check_reference_kind, reference_image
+    from mriviewer.core.reference import (
+        check_metrics_region,
+        check_reference_kind,
+        foreground_mask,
+        reference_image,
+    )
 
     check_reference_kind(reference_kind)
+    check_metrics_region(metrics_region)
     kspace = np.asarray(kspace)
     mask = np.asarray(mask, dtype=bool)
     if kspace.ndim != 4:
@@ -242,8 +252,13 @@ def prepare_cine_problem(
             f"cine k-space is undersampled ({sampling.describe()}, {sampling.source}): "
             + ("metrics against the file's own reference" if kind else "no ground truth, no PSNR")
         )
+    foreground = None
     if reference is not None:
         reference = np.asarray(reference, dtype=np.float32)
+        if metrics_region == "foreground":
+            foreground = np.stack([foreground_mask(frame) for frame in reference])
+    elif metrics_region != "all":
+        warnings.append("--metrics-region has no effect without a ground truth")
     info = {
         "frames": int(t),
         "fully_sampled": bool(fully_sampled),
@@ -267,6 +282,7 @@ def prepare_cine_problem(
         info=info,
         reference_kind=kind if reference is not None else None,
         warnings=warnings,
+        foreground=foreground,
     )
 
 
@@ -275,16 +291,30 @@ def to_original_units(problem: CineProblem, image: np.ndarray) -> np.ndarray:
     return center_crop(np.asarray(image) * problem.scale, problem.recon_matrix or image.shape[-2:])
 
 
-def cine_metrics(reference: np.ndarray, prediction: np.ndarray) -> dict[str, Any]:
+def cine_metrics(
+    reference: np.ndarray,
+    prediction: np.ndarray,
+    region: np.ndarray | None = None,
+    ssim_per_frame: bool = False,
+) -> dict[str, Any]:
     """fastMRI per-volume PSNR/SSIM/NMSE of ``(T, h, w)`` magnitudes (frames stacked as slices;
-    data_range = the series' reference maximum) and ``psnr_per_frame`` (same data_range)."""
-    from mriviewer.core.metrics import all_metrics, psnr
+    data_range = the series' reference maximum) and ``psnr_per_frame`` (same data_range), plus
+    ``ssim_per_frame`` when asked. region: ``(T, h, w)`` bool, the pixels the metrics cover
+    (``problem.foreground``; :func:`mriviewer.core.metrics.region_metrics`), or None for all."""
+    from mriviewer.core.metrics import all_metrics, frame_psnr_ssim, psnr
 
     ref = np.abs(np.asarray(reference, dtype=np.float64))
     pred = np.abs(np.asarray(prediction, dtype=np.float64))
-    out: dict[str, Any] = dict(all_metrics(ref, pred))
+    out: dict[str, Any] = dict(all_metrics(ref, pred, region=region))
     dr = float(ref.max())
-    out["psnr_per_frame"] = [psnr(r, p, dr) for r, p in zip(ref, pred, strict=True)]
+    if region is None and not ssim_per_frame:
+        out["psnr_per_frame"] = [psnr(r, p, dr) for r, p in zip(ref, pred, strict=True)]
+        return out
+    regions = region if region is not None else [None] * len(ref)
+    pairs = [frame_psnr_ssim(r, p, dr, g) for r, p, g in zip(ref, pred, regions, strict=True)]
+    out["psnr_per_frame"] = [p for p, _ in pairs]
+    if ssim_per_frame:
+        out["ssim_per_frame"] = [s for _, s in pairs]
     return out
 
 
@@ -369,7 +399,7 @@ def stream_cine(
         measures: dict[str, Any] = {}
         if metrics and problem.reference is not None:
             pred = center_crop(np.abs(image), problem.reference.shape[-2:])
-            measures = cine_metrics(problem.reference, pred)
+            measures = cine_metrics(problem.reference, pred, region=problem.foreground)
         elif metrics:
             measures = cine_gt_free_metrics(problem, result.image, previous)
         previous = result.image

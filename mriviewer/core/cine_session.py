@@ -136,7 +136,6 @@ class CineSession(ComparisonSession):
         has_file_reference = self.volume is not None and self.volume.has_reference
         self.ground_truth = bool(self.kt_sampling.fully_sampled or has_file_reference)
         self.reference_kind = self.reference_choice if self.ground_truth else None
-        self.metrics_region = "all"  # foreground metrics are not defined on cine yet
         self.mask = None  # a new series: the k-t mask is drawn again
         if not self.kt_sampling.fully_sampled:
             self.use_data_sampling()  # an accelerated cine: its own k-t sampling is the mask
@@ -298,11 +297,11 @@ class CineSession(ComparisonSession):
     no_data_message = "open a cine file first"
 
     def run_inputs(self) -> tuple[np.ndarray, np.ndarray, str, bool | None]:
-        """The effective k-t mask, the reference series, metrics over the whole image, and
+        """The effective k-t mask, the reference series, the metrics region, and
         whether the series is fully sampled (undersampled: no ground truth unless the file
         has its own reference)."""
         fully = self.kt_sampling.fully_sampled if self.kt_sampling is not None else True
-        return self.effective_mask().copy(), self.cine_reference, "all", fully
+        return self.effective_mask().copy(), self.cine_reference, self.metrics_region, fully
 
     def apply(self, message: tuple) -> None:
         if message[0] == "prepared":
@@ -379,6 +378,7 @@ class CineSession(ComparisonSession):
         info["ground_truth"] = bool(self.ground_truth)
         info["reference"] = self.reference_kind if self.ground_truth else None
         info["reference_definition"] = self.reference_description() + " (per frame)"
+        info["metrics_region"] = self.metrics_region if self.ground_truth else None
         info["metrics"] = (
             "PSNR/SSIM/NMSE over the series (fastMRI per-volume, frames stacked as slices); "
             "psnr_per_frame with the series' data_range"

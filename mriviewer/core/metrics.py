@@ -58,6 +58,26 @@ def _region_ssim(gt: np.ndarray, pred: np.ndarray, region: np.ndarray, dr: float
     return float(np.mean(ssim_map[region]))
 
 
+def frame_psnr_ssim(
+    gt: np.ndarray,
+    pred: np.ndarray,
+    data_range: float,
+    region: np.ndarray | None = None,
+) -> tuple[float, float]:
+    """PSNR (dB) and SSIM of one ``(h, w)`` frame with a given ``data_range`` (a cine series'
+    maximum), over the bool ``region``'s pixels when given (as :func:`region_metrics`)."""
+    gt, pred = _prepare(gt, pred)
+    dr = float(data_range)
+    if region is None:
+        return psnr(gt, pred, dr), ssim(gt, pred, dr)
+    region = np.asarray(region, dtype=bool)
+    if region.shape != gt.shape or not region.any():
+        raise ReconError(f"metric region {region.shape} is empty or does not match {gt.shape}")
+    mse = float(np.mean((gt - pred)[region] ** 2))
+    value = float(10 * np.log10(dr**2 / mse)) if mse > 0 else float("inf")
+    return value, _region_ssim(gt, pred, region, dr)
+
+
 def region_metrics(gt: np.ndarray, pred: np.ndarray, region: np.ndarray) -> dict[str, float]:
     """The metrics of :func:`all_metrics` over the pixels of a bool ``region`` (``(h, w)``, or
     ``(S, h, w)`` for a volume).

@@ -246,9 +246,13 @@ def _execute_cine(req: RunRequest, should_stop: Callable[[], bool]) -> Iterator[
         reference_kind=req.reference_kind,
         source=req.source,
         fully_sampled=req.fully_sampled,
+        metrics_region=req.metrics_region,
     )
     yield prepared_message(
-        problem, time.perf_counter() - t0, "all", kt_mask=problem.info.get("mask")
+        problem,
+        time.perf_counter() - t0,
+        problem.metrics_region,
+        kt_mask=problem.info.get("mask"),
     )
     for name in req.methods:
         if should_stop():

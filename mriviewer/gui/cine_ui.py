@@ -122,7 +122,6 @@ class CineMixin:
         self.cine_bar.set_frames(session.frames)
         self.cine_panel.set_rows(session.reference.shape[0], session.reference.shape[0] // 2)
         self._slice_loaded()
-        self.region_combo.setEnabled(False)  # foreground metrics are not defined on cine yet
         self.setWindowTitle(f"mriviewer {__version__} — {Path(volume.path).name} (cine)")
         self.statusBar().showMessage(f"opened {volume.path} (cine, {session.frames} frames)", 5000)
         self.error_label.setText("")

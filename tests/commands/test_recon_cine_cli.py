@@ -236,3 +236,30 @@ def test_virtual_coils_on_cine_compress_every_frame_with_one_svd(eval_result, tm
     assert read_recon_h5(rec)["methods"]["cg-sense"]["metrics"]["psnr"] == pytest.approx(
         psnr4, abs=1e-6
     )
+
+
+def test_foreground_metrics_on_cine_in_eval_and_recon(eval_result, tmp_path, capsys):
+    """--metrics-region foreground on demo-cine (refused before): eval and recon give the same
+    figures over each reference frame's foreground, different from the whole-image ones."""
+    out = tmp_path / "e.json"
+    assert main(["eval", "demo-cine", "--methods", "cg-sense", "--seed", SEED,
+                 "--metrics-region", "foreground", "--json", str(out)]) == 0  # fmt: skip
+    result = json.loads(out.read_text())
+    settings = result["settings"]
+    assert settings["metrics_region"] == "foreground"
+    assert "foreground" in settings["reference_definition"]
+    fg = result["cases"]["demo-cine"]["cg-sense"]
+    whole = eval_result["cases"]["demo-cine"]["cg-sense"]
+    assert abs(fg["psnr"] - whole["psnr"]) > 0.1
+    rec = tmp_path / "r.h5"
+    code, stdout, _ = run(capsys, "recon", "demo-cine", "--method", "cg-sense", "--seed", SEED,
+                          "--metrics-region", "foreground", "--out", str(rec))  # fmt: skip
+    assert code == 0 and "(vs rss reference per frame, foreground)" in stdout
+    read = read_recon_h5(rec)
+    metrics = read["methods"]["cg-sense"]["metrics"]
+    for key in ("psnr", "ssim", "nmse"):
+        assert metrics[key] == pytest.approx(fg[key], abs=1e-6)
+    per_frame = settings["cases"]["demo-cine"]["psnr_per_frame"]["cg-sense"]
+    assert metrics["psnr_per_frame"] == pytest.approx(per_frame, abs=1e-6)
+    assert len(metrics["ssim_per_frame"]) == FRAMES
+    assert read["attrs"]["metrics_region"] == "foreground"

@@ -62,6 +62,12 @@ class CineProblem:
     info: dict[str, Any] = field(default_factory=dict)
     reference_kind: str | None = None
     warnings: list[str] = field(default_factory=list)
+    #: ``(T, h, w)`` bool: the reference's foreground per frame when the metrics cover it only
+    foreground: np.ndarray | None = None
+
+    @property
+    def metrics_region(self) -> str:
+        return "all" if self.foreground is None else "foreground"
 
     @property
     def frames(self) -> int:
