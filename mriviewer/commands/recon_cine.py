@@ -22,7 +22,8 @@ time-averaged data; the cine methods are ``zero-filled``, ``cg-sense``, ``kt-l1`
   attribute when it has one, else 1 s, said in a note).
 - ``.gif`` / ``.mp4``: an animation (:func:`mriviewer.core.cine_session.write_cine_animation`,
   ``--fps``), per-frame PSNR/SSIM captions with a reference, provenance in ``OUT.json``.
-- ``.dcm``: refused in one line (no multi-frame DICOM writer yet).
+- ``.dcm``: a DICOM series, one single-frame image per frame (``NAME_frame000.dcm`` ...;
+  :func:`mriviewer.core.export.write_cine_reconstruction`).
 """
 
 from __future__ import annotations
@@ -50,26 +51,11 @@ def cine_out_suffix(out: Path) -> str:
 
     suffix = recon_suffix(out, CINE_RECON_SUFFIXES + ANIMATION_SUFFIXES)
     if suffix is None:
-        dicom = " (DICOM is not written for cine series yet)" if out.suffix == ".dcm" else ""
         raise ConfigError(
-            "--out for a cine series must end in .h5, .npy, .nii, .nii.gz, .gif or .mp4"
-            f"{dicom}, got {out.name!r}"
+            "--out for a cine series must end in .h5, .npy, .dcm (one file per frame), .nii, "
+            f".nii.gz, .gif or .mp4, got {out.name!r}"
         )
     return suffix
-
-
-def frame_interval_s(header: dict[str, Any]) -> float | None:
-    """The time between frames in seconds from the file's ``frame_interval_s`` or
-    ``frame_interval_ms`` (header or HDF5 attribute), else None (unknown)."""
-    for where in (header, header.get("attrs") or {}):
-        for key, scale in (("frame_interval_s", 1.0), ("frame_interval_ms", 1e-3)):
-            try:
-                value = float(where[key]) * scale
-            except (KeyError, TypeError, ValueError):
-                continue
-            if value > 0 and np.isfinite(value):
-                return value
-    return None
 
 
 def run_cine(args: argparse.Namespace) -> int:
@@ -82,7 +68,8 @@ def run_cine(args: argparse.Namespace) -> int:
         get_cine_method,
         stream_cine,
     )
-    from mriviewer.core.export import write_cine_reconstruction
+    from mriviewer.core.compare import resolved_settings
+    from mriviewer.core.export import frame_interval_s, write_cine_reconstruction
     from mriviewer.core.images import center_crop
     from mriviewer.core.io.cine import open_cine
     from mriviewer.core.reference import describe_reference
@@ -134,7 +121,7 @@ def run_cine(args: argparse.Namespace) -> int:
         mask_info["seed"] = _seed(args, index)
     attrs: dict[str, Any] = {
         "method": args.method,
-        "method_settings": json.dumps(method.settings()),
+        "method_settings": json.dumps(resolved_settings(method.settings(), last.extra)),
         "mask": json.dumps(mask_info),
         "achieved_acceleration": problem.info["acceleration"],
         "source": str(volume.path),
@@ -164,6 +151,7 @@ def run_cine(args: argparse.Namespace) -> int:
         attrs["metrics"] = json.dumps(metrics)
     if gt_free is not None:
         attrs["ground_truth_free"] = json.dumps(gt_free)
+    shown = out
     if suffix in ANIMATION_SUFFIXES:
         written_notes, description = _write_animation(out, series, problem, attrs, metrics, args)
     else:
@@ -177,6 +165,8 @@ def run_cine(args: argparse.Namespace) -> int:
             time_spacing_s=frame_interval_s(volume.header),
         )
         written_notes, description = written.notes, written.description
+        if suffix == ".dcm":  # one file per frame: name the folder they are in
+            shown = out.parent / f"{out.stem}_frame*.dcm"
     accel = problem.info["mask"]
     per = accel["acceleration_per_frame"]
     spread = f" (per frame {min(per):.2f}-{max(per):.2f})" if max(per) - min(per) > 1e-6 else ""
@@ -196,7 +186,7 @@ def run_cine(args: argparse.Namespace) -> int:
     print(line)
     for note in written_notes:
         print(f"note: {note}")
-    print(f"wrote {out}" + (f" ({description})" if description else ""))
+    print(f"wrote {shown}" + (f" ({description})" if description else ""))
     return 0
 
 

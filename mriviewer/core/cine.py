@@ -410,6 +410,7 @@ def stream_cine(
             measures,
             float(result.elapsed),
             bool(result.final),
+            extra=dict(result.extra),
             normalised=result.image,
         )
 

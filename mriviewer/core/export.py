@@ -39,8 +39,12 @@ cine file), choosing the format by the file name (:data:`CINE_RECON_SUFFIXES`):
 - ``.npy``: the ``(T, h, w)`` complex64 series.
 - ``.nii`` / ``.nii.gz``: a 4-D NIfTI-1 image ``(h, w, 1, T)`` (x, y, z, t), float32 magnitude,
   the 2-D geometry and a time spacing (pixdim[4], seconds) from the file where known, else 1.
-- ``.dcm`` is refused in one line (no multi-frame DICOM writer yet). ``mriviewer recon`` also
-  writes ``.gif`` / ``.mp4`` animations with
+- ``.dcm``: a DICOM series of single-frame images, one per frame, as scanners store cine
+  (``NAME_frame000.dcm`` ... beside ``NAME.dcm``, which is not written itself): one
+  SeriesInstanceUID, InstanceNumber and TemporalPositionIdentifier ``t + 1``,
+  NumberOfTemporalPositions ``T``, TriggerTime ``t x`` the frame interval (ms) where the file
+  gives it, and one RescaleSlope for the whole series so that frames compare. ``mriviewer
+  recon`` also writes ``.gif`` / ``.mp4`` animations with
   :func:`mriviewer.core.cine_session.write_cine_animation` (not imported here: that module
   imports the session, which imports this one).
 
@@ -71,7 +75,7 @@ from mriviewer.core.io.atomic import atomic_write_path
 
 RECON_SUFFIXES = (".h5", ".npy", ".dcm", ".nii", ".nii.gz")
 #: what :func:`write_cine_reconstruction` writes (no DICOM: one line says so)
-CINE_RECON_SUFFIXES = (".h5", ".npy", ".nii", ".nii.gz")
+CINE_RECON_SUFFIXES = (".h5", ".npy", ".nii", ".nii.gz", ".dcm")
 MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
 SECONDARY_CAPTURE_STORAGE = "1.2.840.10008.5.1.4.1.1.7"
 
@@ -197,6 +201,20 @@ def write_reconstruction(
     )
 
 
+def frame_interval_s(header: dict[str, Any]) -> float | None:
+    """The time between frames in seconds from the file's ``frame_interval_s`` or
+    ``frame_interval_ms`` (header or HDF5 attribute), else None (unknown)."""
+    for where in (header, header.get("attrs") or {}):
+        for key, scale in (("frame_interval_s", 1.0), ("frame_interval_ms", 1e-3)):
+            try:
+                value = float(where[key]) * scale
+            except (KeyError, TypeError, ValueError):
+                continue
+            if value > 0 and np.isfinite(value):
+                return value
+    return None
+
+
 def write_cine_reconstruction(
     path: str | Path,
     series: np.ndarray,
@@ -206,6 +224,8 @@ def write_cine_reconstruction(
     header: dict[str, Any] | None = None,
     metrics: dict[str, Any] | None = None,
     time_spacing_s: float | None = None,
+    study: dict[str, str] | None = None,
+    series_number: int = 1,
 ) -> ExportResult:
     """Write a ``(T, h, w)`` complex cine series (original units) to ``path`` by its suffix
     (module docstring; :data:`CINE_RECON_SUFFIXES`).
@@ -213,7 +233,9 @@ def write_cine_reconstruction(
     attrs: provenance as for :func:`write_reconstruction` (all of it into ``.h5``, the NIfTI
     comment extension). mask: the ``(T, H, W)`` k-t sampling
     (``.h5``). metrics: the series' metrics (``.h5`` ``method_metrics``). time_spacing_s: the
-    frame interval for NIfTI (None: unknown, 1 is written and a note says so). Raises
+    frame interval for NIfTI and DICOM's TriggerTime (None: unknown, a note says so). study /
+    series_number: shared DICOM UIDs and this series' number (as :func:`write_reconstruction`).
+    Raises
     :class:`KSpaceWriteError` (one line) for another suffix or an I/O error."""
     path = Path(path)
     series = np.asarray(series)
@@ -223,12 +245,15 @@ def write_cine_reconstruction(
     suffix = recon_suffix(path, CINE_RECON_SUFFIXES)
     if suffix is None:
         raise KSpaceWriteError(
-            f"a cine series exports to {', '.join(CINE_RECON_SUFFIXES)} (not DICOM: no "
-            f"multi-frame writer yet); got {path.name!r}",
+            f"a cine series exports to {', '.join(CINE_RECON_SUFFIXES)}; got {path.name!r}",
             path,
         )
     t, h, w = series.shape
     try:
+        if suffix == ".dcm":
+            return _write_cine_dicom(
+                path, series, attrs, header or {}, time_spacing_s, study, series_number
+            )
         if suffix == ".npy":
             with atomic_write_path(path) as tmp, open(tmp, "wb") as fh:
                 np.save(fh, series.astype(np.complex64), allow_pickle=False)
@@ -265,8 +290,11 @@ def write_reconstructions(
     *,
     header: dict[str, Any] | None = None,
     complex_values: bool = False,
+    time_spacing_s: float | None = None,
 ) -> ExportResult:
-    """Several methods' ``(h, w)`` images of one case as DICOM or NIfTI, one file per method.
+    """Several methods' ``(h, w)`` images of one case as DICOM or NIfTI, one file per method
+    (``(T, h, w)`` cine series: :func:`write_cine_reconstruction` per method, a DICOM series
+    of one file per frame or a 4-D NIfTI, with ``time_spacing_s``).
 
     ``path`` = ``dir/stem.dcm`` writes ``dir/stem_<method>.dcm`` for each key of ``images`` (in
     order; the method name made file-safe, numbered where two collide). DICOM files share one
@@ -290,15 +318,26 @@ def write_reconstructions(
         if name in used:
             name = f"{name}-{number}"
         used.add(name)
-        one = write_reconstruction(
-            path.with_name(f"{stem}_{name}{suffix}"),
-            image,
-            attrs=attrs.get(key, {"method": key}),
-            header=header,
-            complex_values=complex_values,
-            study=study,
-            series_number=number,
-        )
+        if np.ndim(image) == 3:
+            one = write_cine_reconstruction(
+                path.with_name(f"{stem}_{name}{suffix}"),
+                image,
+                attrs=attrs.get(key, {"method": key}),
+                header=header,
+                time_spacing_s=time_spacing_s,
+                study=study,
+                series_number=number,
+            )
+        else:
+            one = write_reconstruction(
+                path.with_name(f"{stem}_{name}{suffix}"),
+                image,
+                attrs=attrs.get(key, {"method": key}),
+                header=header,
+                complex_values=complex_values,
+                study=study,
+                series_number=number,
+            )
         result.paths += one.paths
         result.notes += [n for n in one.notes if n not in result.notes]
         result.description = one.description
@@ -510,6 +549,58 @@ def _ds(value: float) -> Any:
     return DSfloat(float(value), auto_format=True)
 
 
+def cine_dicom_paths(path: str | Path, frames: int) -> list[Path]:
+    """The files a cine series written to ``path`` (``NAME.dcm``) occupies:
+    ``NAME_frame000.dcm`` ... one per frame (three digits, more when T > 1000)."""
+    path = Path(path)
+    digits = max(3, len(str(frames - 1)))
+    return [path.with_name(f"{path.stem}_frame{t:0{digits}d}.dcm") for t in range(frames)]
+
+
+def _write_cine_dicom(
+    path: Path,
+    series: np.ndarray,
+    attrs: dict[str, Any],
+    header: dict[str, Any],
+    time_spacing_s: float | None,
+    study: dict[str, str] | None = None,
+    series_number: int = 1,
+) -> ExportResult:
+    """One single-frame DICOM image per frame in one series (module docstring)."""
+    from pydicom.uid import generate_uid
+
+    t, h, w = series.shape
+    geo = geometry_from_header(header, (h, w))
+    study = study or {"study": generate_uid(), "frame": generate_uid()}
+    magnitude = np.abs(np.nan_to_num(series))
+    cine = {
+        "uid": generate_uid(),
+        "frames": t,
+        "peak": float(magnitude.max()) if magnitude.size else 0.0,
+        "interval_ms": None if time_spacing_s is None else 1000.0 * float(time_spacing_s),
+    }
+    paths = cine_dicom_paths(path, t)
+    desc = ""
+    for frame, out in enumerate(paths):
+        desc = _write_dicom(
+            out,
+            series[frame],
+            attrs,
+            header,
+            geo,
+            study,
+            series_number,
+            cine=cine | {"frame": frame},
+        )
+    notes = list(geo.notes)
+    if time_spacing_s is None:
+        notes.append("frame interval unknown (none in the file): no TriggerTime written")
+    kind = desc.split(" uint16")[0]
+    return ExportResult(
+        paths, notes, f"{kind} series, {t} files {paths[0].name} ... {paths[-1].name}"
+    )
+
+
 def _write_dicom(
     path: Path,
     image: np.ndarray,
@@ -518,12 +609,17 @@ def _write_dicom(
     geo: Geometry,
     study: dict[str, str] | None,
     series_number: int,
+    cine: dict[str, Any] | None = None,
 ) -> str:
+    """cine: ``{"uid", "frame", "frames", "peak", "interval_ms"}`` for one frame of a cine
+    series (shared series UID and rescale slope, temporal position, trigger time)."""
     from pydicom.dataset import FileDataset, FileMetaDataset
     from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian, generate_uid
 
     magnitude = np.abs(np.nan_to_num(image)).astype(np.float64)
     peak = float(magnitude.max()) if magnitude.size else 0.0
+    if cine is not None:
+        peak = float(cine["peak"])  # one slope for the series: frames compare
     slope = _ds(peak / 65535.0 if peak > 0 else 1.0)
     stored = np.clip(np.rint(magnitude / float(slope)), 0, 65535).astype(np.uint16)
     mr = geo.spacing_mm is not None
@@ -569,14 +665,20 @@ def _write_dicom(
     ds.AccessionNumber = ""
     ds.StudyDescription = "mriviewer reconstructions"
     ds.Modality = "MR" if mr else "OT"
-    ds.SeriesInstanceUID = generate_uid()
+    ds.SeriesInstanceUID = generate_uid() if cine is None else cine["uid"]
     ds.SeriesNumber = int(series_number)
     ds.SeriesDescription = (f"{method} {settings}".strip())[:64]
     ds.Laterality = ""  # type 2C: unknown here
     ds.Manufacturer = str(header.get("system", ""))[:64]
     ds.SoftwareVersions = f"mriviewer {__version__}"
     # Image
-    ds.InstanceNumber = 1
+    ds.InstanceNumber = 1 if cine is None else int(cine["frame"]) + 1
+    if cine is not None:
+        comments.append(f"cine frame {cine['frame']} of 0-{cine['frames'] - 1}")
+        ds.TemporalPositionIdentifier = int(cine["frame"]) + 1
+        ds.NumberOfTemporalPositions = int(cine["frames"])
+        if cine.get("interval_ms") is not None:
+            ds.TriggerTime = _ds(cine["frame"] * cine["interval_ms"])
     ds.ContentDate = now.strftime("%Y%m%d")
     ds.ContentTime = now.strftime("%H%M%S")
     ds.ImageType = ["DERIVED", "PRIMARY", "OTHER"] if mr else ["DERIVED", "SECONDARY"]

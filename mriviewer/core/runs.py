@@ -232,7 +232,7 @@ def _execute_cine(req: RunRequest, should_stop: Callable[[], bool]) -> Iterator[
     :data:`mriviewer.core.cine.CINE_METHODS`. Each payload's image is ``(T, h, w)`` complex64 and
     its metrics are over the series (fastMRI per-volume, frames as slices) plus
     ``psnr_per_frame`` (a list)."""
-    from mriviewer.core import cine
+    from mriviewer.core import cine, compare
     from mriviewer.core.memory import PeakMemory
 
     yield ("status", "preparing the cine series (coil maps of the time-averaged data)…")
@@ -275,6 +275,7 @@ def _execute_cine(req: RunRequest, should_stop: Callable[[], bool]) -> Iterator[
                     elapsed=record.elapsed,
                     final=record.final,
                     peak_memory_mb=float(peak),
+                    extra=compare.scalar_extra(record.extra),
                 )
                 yield ("iteration", last)
                 if should_stop():

@@ -641,7 +641,12 @@ class ComparisonSession:
         layout of :func:`mriviewer.core.export.write_recon_h5`, every iteration kept), ``.npy``
         stack ``(M, h, w)`` (names and provenance in ``<file>.json``), or DICOM / NIfTI
         (``<stem>_<method><suffix>`` per method). Returns notes for the user."""
-        from mriviewer.core.export import recon_suffix, write_recon_h5, write_reconstructions
+        from mriviewer.core.export import (
+            frame_interval_s,
+            recon_suffix,
+            write_recon_h5,
+            write_reconstructions,
+        )
         from mriviewer.core.io.atomic import atomic_write_path, atomic_write_text
 
         path = Path(path)
@@ -691,7 +696,11 @@ class ComparisonSession:
             }
             header = self.volume.header if self.volume is not None else None
             done = write_reconstructions(
-                path, {t.key: t.images[-1] for t in traces}, attrs, header=header
+                path,
+                {t.key: t.images[-1] for t in traces},
+                attrs,
+                header=header,
+                time_spacing_s=frame_interval_s(header or {}) if self.is_cine else None,
             )
             return [f"wrote {', '.join(p.name for p in done.paths)}", *done.notes]
         raise MriViewerError(

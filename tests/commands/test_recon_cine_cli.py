@@ -175,7 +175,7 @@ def test_convert_cine_round_trip(undersampled, tmp_path, capsys):
 @pytest.mark.parametrize(
     ("argv", "words"),
     [
-        (["recon", "demo-cine", "--out", "{tmp}/x.dcm"], ["'x.dcm'", ".nii.gz", "DICOM"]),
+        (["recon", "demo-cine", "--out", "{tmp}/x.png"], ["'x.png'", ".nii.gz", ".dcm"]),
         (["recon", "demo-cine", "--out", "{tmp}/x.txt"], ["'x.txt'", ".gif or .mp4"]),
         (["convert", "demo-cine", "{tmp}/x.npy"], ["x.npy", ".h5"]),
     ],
@@ -263,3 +263,36 @@ def test_foreground_metrics_on_cine_in_eval_and_recon(eval_result, tmp_path, cap
     assert metrics["psnr_per_frame"] == pytest.approx(per_frame, abs=1e-6)
     assert len(metrics["ssim_per_frame"]) == FRAMES
     assert read["attrs"]["metrics_region"] == "foreground"
+
+
+def test_recon_cine_to_dicom_writes_one_image_per_frame_in_one_series(tmp_path, capsys):
+    """`recon demo-cine --out cine.dcm`: a DICOM series, one single-frame MR image per frame
+    (as scanners store cine), one series UID, temporal positions 1..T, one rescale slope, pixel
+    values equal to the series' magnitudes; the lamda CG-SENSE used is in the description."""
+    import pydicom
+
+    from mriviewer.core.export import cine_dicom_paths
+
+    out = tmp_path / "cine.dcm"
+    npy = tmp_path / "cine.npy"
+    common = ["recon", "demo-cine", "--method", "cg-sense", "--seed", SEED]
+    code, stdout, _ = run(capsys, *common, "--out", str(out))
+    assert code == 0 and not out.exists()
+    assert "DICOM MR Image 64x64 series, 12 files cine_frame000.dcm ... cine_frame011.dcm" in stdout
+    assert f"wrote {tmp_path / 'cine_frame*.dcm'}" in stdout
+    paths = cine_dicom_paths(out, FRAMES)
+    assert sorted(tmp_path.iterdir()) == paths
+    assert run(capsys, *common, "--out", str(npy))[0] == 0
+    magnitude = np.abs(np.load(npy))
+    frames = [pydicom.dcmread(p) for p in paths]
+    assert len({d.SeriesInstanceUID for d in frames}) == 1
+    assert [int(d.InstanceNumber) for d in frames] == list(range(1, FRAMES + 1))
+    assert [int(d.TemporalPositionIdentifier) for d in frames] == list(range(1, FRAMES + 1))
+    assert {int(d.NumberOfTemporalPositions) for d in frames} == {FRAMES}
+    slopes = {float(d.RescaleSlope) for d in frames}
+    assert len(slopes) == 1
+    slope = slopes.pop()
+    for d, expected in zip(frames, magnitude, strict=True):
+        stored = d.pixel_array.astype(np.float64) * slope
+        np.testing.assert_allclose(stored, expected, atol=slope / 2 + 1e-9)
+    assert frames[0].SeriesDescription.startswith("cg-sense lamda=auto(0.003)")
