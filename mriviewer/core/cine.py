@@ -177,7 +177,7 @@ def prepare_cine_problem(
             )
     recon_matrix = tuple(recon_matrix) if recon_matrix else (h, w)
     under = (kspace * mask[:, None]).astype(np.complex64)
-    compression = None
+    compression = matrix = None
     if virtual_coils is not None and 0 < int(virtual_coils) < c:
         from mriviewer.core.physics.coil_compression import compression_matrix
 
@@ -283,6 +283,7 @@ def prepare_cine_problem(
         reference_kind=kind if reference is not None else None,
         warnings=warnings,
         foreground=foreground,
+        compression=matrix,
     )
 
 

@@ -64,6 +64,8 @@ class CineProblem:
     warnings: list[str] = field(default_factory=list)
     #: ``(T, h, w)`` bool: the reference's foreground per frame when the metrics cover it only
     foreground: np.ndarray | None = None
+    #: ``(V, C)`` coil-compression matrix applied to the k-space (``virtual_coils``), or None
+    compression: np.ndarray | None = None
 
     @property
     def metrics_region(self) -> str:

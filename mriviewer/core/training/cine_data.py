@@ -56,6 +56,7 @@ class CineDataset:
         coil_method: str = "espirit",
         max_slices: int | None = None,
         center_fractions: list[float] | tuple[float, ...] | None = None,
+        virtual_coils: int | None = None,
     ) -> None:
         from mriviewer.core.io.cine import is_cine, open_cine
         from mriviewer.core.physics.kt_masks import KT_KINDS
@@ -73,6 +74,8 @@ class CineDataset:
             )
         self.mask = mask
         self.coil_method = coil_method
+        #: compress series with more coils to this many virtual coils (one SVD per series)
+        self.virtual_coils = None if virtual_coils is None else int(virtual_coils)
         self.slices: list[SliceRef] = []
         self._volumes: dict[Path, Any] = {}
         self._sources: list[dict[str, Any]] | None = None
@@ -118,6 +121,11 @@ class CineDataset:
             "target": "SENSE-combined fully sampled series (T, H, W)",
             "mask": "k-t (make_kt_mask): a new mask per frame around a shared calibration band",
         }
+        if self.virtual_coils is not None:
+            out["virtual_coils"] = (
+                f"series with more than {self.virtual_coils} coils compressed to "
+                f"{self.virtual_coils} virtual coils (SVD over the coils of every frame's samples)"
+            )
         if self.center_fractions:
             out["center_fractions"] = {f"{a:g}": c for a, c in self.center_fractions.items()}
         if self._sources is None:
@@ -131,7 +139,8 @@ class CineDataset:
     ) -> Sample:
         """Series ``i`` with a k-t mask drawn from ``seed`` (acceleration drawn unless given).
 
-        Sample fields: kspace ``(T, C, H, W)``, maps ``(C, H, W)``, mask ``(T, H, W)``, target
+        Sample fields: kspace ``(T, C, H, W)`` (C = the virtual coils when compressed), maps
+        ``(C, H, W)``, mask ``(T, H, W)``, target
         ``(T, H, W)``, reference ``(T, h, w)``. ``crop`` is accepted and ignored (no crops)."""
         from mriviewer.core.cine import prepare_cine_problem
         from mriviewer.core.physics.fft import ifft2c_np
@@ -162,10 +171,13 @@ class CineDataset:
             reference=reference,
             recon_matrix=volume.recon_matrix,
             coil_method=self.coil_method,
+            virtual_coils=self.virtual_coils,
         )
         if problem.coil_maps is None:
             raise ConfigError(f"cine slice {ref.index}: " + "; ".join(problem.warnings), ref.path)
         maps = problem.coil_maps.astype(np.complex64)
+        if problem.compression is not None:  # the fully sampled data in the same virtual coils
+            kspace = np.moveaxis(np.tensordot(problem.compression, kspace, axes=([1], [1])), 0, 1)
         target = (maps.conj()[None] * ifft2c_np(kspace)).sum(1) / problem.scale
         return Sample(
             kspace=problem.kspace.astype(np.complex64),

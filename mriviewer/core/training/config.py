@@ -199,7 +199,7 @@ class TrainConfig:
         return self
 
     def _validate_dynamic(self) -> None:
-        """Cine settings: k-t mask kinds, one series per batch, no crops or coil compression;
+        """Cine settings: k-t mask kinds, one series per batch, no readout crops or pruning;
         a spatio-temporal denoiser (``3d``/``2+1d``) needs cine data."""
         denoiser = self.model.get("denoiser", "2d")
         if not self.dynamic:
@@ -215,7 +215,7 @@ class TrainConfig:
             )
         if int(self.batch_size) != 1:
             raise ConfigError("cine training takes batch_size = 1 (one series per step)")
-        for name in ("crop_readout", "virtual_coils", "prune"):
+        for name in ("crop_readout", "prune"):
             if getattr(self, name) is not None:
                 raise ConfigError(f"{name} is not implemented for cine training (dynamic = true)")
 

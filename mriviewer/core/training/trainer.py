@@ -117,6 +117,7 @@ def make_dataset(config: TrainConfig, train: bool = True) -> SliceDataset | Cine
             config.coil_method,
             max_slices=max_slices,
             center_fractions=config.center_fractions,
+            virtual_coils=config.virtual_coils,
         )
     return SliceDataset(
         folder,

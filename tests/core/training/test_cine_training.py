@@ -270,3 +270,37 @@ def test_train_dynamic_says_which_denoiser_and_what_it_left_out(cine_data, tmp_p
     assert main([*common, "--denoiser", "3d", "--output", str(tmp_path / "b")]) == 0
     captured = capsys.readouterr()
     assert ", 3d denoiser" in captured.out and "each frame on its own" not in captured.err
+
+
+def test_cine_training_on_coil_compressed_series(cine_data, tmp_path):
+    """virtual_coils on cine training (refused before): each sample is compressed to V virtual
+    coils by one SVD over its frames; the target is the SENSE combination of the fully sampled
+    series in the same virtual coils; a run trains and its card says so."""
+    from mriviewer.core.physics.fft import ifft2c_np
+    from mriviewer.core.training.trainer import make_dataset
+
+    config = _config(cine_data, tmp_path / "vc", virtual_coils=2, steps=2)
+    data = make_dataset(config, train=True)
+    sample = data.sample(0, seed=5)
+    assert sample.kspace.shape == (FRAMES, 2, SIZE, SIZE) and sample.maps.shape == (2, SIZE, SIZE)
+    full = data.sample(0, seed=5)  # deterministic in the seed
+    np.testing.assert_array_equal(full.kspace, sample.kspace)
+    # the target is the maps' combination of the compressed fully sampled data
+    from mriviewer.core.cine import prepare_cine_problem
+
+    volume = data._volumes[data.slices[0].path]
+    kspace = volume.read_kspace(0)
+    problem = prepare_cine_problem(kspace, sample.mask, coil_method="lowres", virtual_coils=2)
+    compressed = np.moveaxis(np.tensordot(problem.compression, kspace, axes=([1], [1])), 0, 1)
+    expected = (problem.coil_maps.conj()[None] * ifft2c_np(compressed)).sum(1) / problem.scale
+    np.testing.assert_allclose(sample.target, expected, rtol=1e-4, atol=1e-5)
+    # against the uncompressed target the combined image changes little (2 of 4 coils)
+    plain = make_dataset(_config(cine_data, tmp_path / "p"), train=True).sample(0, seed=5)
+    error = np.linalg.norm(np.abs(sample.target) - np.abs(plain.target))
+    assert error / np.linalg.norm(plain.target) < 0.2
+    result = train(config)
+    assert result.steps == 2
+    card = (tmp_path / "vc" / "model.json").read_text()
+    assert "compressed to 2 virtual coils" in card
+    with pytest.raises(ConfigError, match="crop_readout"):
+        _config(cine_data, tmp_path, crop_readout=8)
