@@ -53,7 +53,12 @@ def add_mask_arguments(parser: argparse.ArgumentParser, allow_auto: bool = False
         "(1-D), poisson (2-D), gaussian (2-D), data (the file's own sampling: its non-zero "
         "k-space points) or an (H, W) .npy mask",
     )
-    group.add_argument("--accel", type=float, default=4.0, help="acceleration factor R (default 4)")
+    group.add_argument(
+        "--accel",
+        type=float,
+        default=None,
+        help="acceleration factor R (default 4; 8 per frame on cine files, as the app)",
+    )
     group.add_argument(
         "--center-fraction",
         type=float,
@@ -76,6 +81,16 @@ def mask_seed(args: argparse.Namespace, file: str | Path, slice_index: int) -> i
     if args.seed is not None:
         return int(args.seed)
     return stable_seed(resolve_input(file).name, int(slice_index))
+
+
+def accel_of(args: argparse.Namespace, cine: bool = False) -> float:
+    """``--accel``, or its default: 4 on 2-D files, :data:`DEFAULT_CINE_ACCELERATION` (8, R per
+    frame) on cine files, the app's k-t default and the R the bundled cine models train at."""
+    from mriviewer.core.physics.kt_masks import DEFAULT_CINE_ACCELERATION
+
+    if getattr(args, "accel", None) is not None:
+        return float(args.accel)
+    return DEFAULT_CINE_ACCELERATION if cine else 4.0
 
 
 def mask_from_args(
@@ -108,7 +123,7 @@ def mask_from_args(
     if kind in GENERATED_MASKS:
         spec = MaskSpec(
             kind=kind,
-            acceleration=float(args.accel),
+            acceleration=accel_of(args),
             center_fraction=float(args.center_fraction),
             calib=int(args.calib),
             seed=mask_seed(args, file, slice_index),

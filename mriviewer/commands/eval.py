@@ -45,6 +45,7 @@ import numpy as np
 
 from mriviewer import __version__
 from mriviewer.commands.common import (
+    accel_of,
     add_coil_method_argument,
     add_device_argument,
     add_mask_arguments,
@@ -270,7 +271,7 @@ def evaluate_files(args: argparse.Namespace) -> dict[str, Any]:
         "methods": methods,
         "method_settings": {m: built[m].settings() for m in methods},
         "mask": args.mask,
-        "accel": args.accel,
+        "accel": accel_of(args),
         "center_fraction": args.center_fraction,
         "calib": args.calib,
         "seed": args.seed if args.seed is not None else "stable_seed(file name, slice)",

@@ -47,7 +47,7 @@ def evaluate_cine_files(
     """The cine benchmark the options describe (same result shape as the 2-D
     ``evaluate_files``; ``case_names``: one per file). ``default_methods``: eval's 2-D default;
     when ``--methods`` is left at it, the cine methods are used instead."""
-    from mriviewer.commands.common import method_options, parse_slices, resolve_device
+    from mriviewer.commands.common import accel_of, method_options, parse_slices, resolve_device
     from mriviewer.core.cine import (
         cine_gt_free_metrics,
         cine_metrics,
@@ -154,7 +154,7 @@ def evaluate_cine_files(
         "methods": methods,
         "method_settings": {m: built[m].settings() for m in methods},
         "mask": f"k-t {args.mask}",
-        "accel": args.accel,
+        "accel": accel_of(args, cine=True),
         "center_fraction": args.center_fraction,
         "seed": args.seed if args.seed is not None else "stable_seed(file name, slice)",
         "slices": args.slices,
@@ -200,7 +200,7 @@ def cine_slice_problem(
     (:func:`~mriviewer.core.cine.detect_kt_sampling`), with a note when another mask was asked
     for. ``--mask auto`` is ``data`` for undersampled slices, else ``random``. Returns
     ``(problem, own sampling, mask kind used, notes)``."""
-    from mriviewer.commands.common import mask_seed
+    from mriviewer.commands.common import accel_of, mask_seed
     from mriviewer.core.cine import detect_kt_sampling, prepare_cine_problem
     from mriviewer.core.physics.kt_masks import make_kt_mask
     from mriviewer.core.physics.masks import MaskSpec
@@ -218,7 +218,7 @@ def cine_slice_problem(
         kind = "random" if option == "auto" else option
         spec = MaskSpec(
             kind=kind,
-            acceleration=float(args.accel),
+            acceleration=accel_of(args, cine=True),
             center_fraction=float(args.center_fraction),
             seed=mask_seed(args, file, index),
         )
@@ -229,7 +229,7 @@ def cine_slice_problem(
         if option not in ("data", "auto"):
             notes.append(
                 f"undersampled ({own.describe()}): its own k-t sampling "
-                f"is the mask, --mask {option} --accel {args.accel:g} not applied"
+                f"is the mask, --mask {option} --accel {accel_of(args, cine=True):g} not applied"
             )
     problem = prepare_cine_problem(
         kspace,

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from mriviewer import __version__
-from mriviewer.commands.common import model_acceleration_warning, quality_summary
+from mriviewer.commands.common import accel_of, model_acceleration_warning, quality_summary
 from mriviewer.core.errors import ConfigError
 
 ANIMATION_SUFFIXES = (".gif", ".mp4")
@@ -114,7 +114,7 @@ def run_cine(args: argparse.Namespace) -> int:
     else:
         mask_info["spec"] = {
             "kind": kind,
-            "acceleration": float(args.accel),
+            "acceleration": accel_of(args, cine=True),
             "center_fraction": float(args.center_fraction),
             "seed": int(args.seed) if args.seed is not None else "stable_seed(file name, slice)",
         }

@@ -35,9 +35,6 @@ from mriviewer import __version__
 from mriviewer.core.errors import MaskError, MriViewerError
 from mriviewer.core.session import REFERENCE, ComparisonSession
 
-#: the app's default k-t mask on a cine file (README "Dynamic (cine) data")
-DEFAULT_CINE_ACCELERATION = 8.0
-
 
 @dataclass
 class KtMask:

@@ -94,7 +94,8 @@ class CineMixin:
         """Open a cine series (``demo-cine``, or a cine HDF5 / ``.npy`` file) in the cine mode;
         on failure the current case stays as it was."""
         from mriviewer import __version__
-        from mriviewer.core.cine_session import DEFAULT_CINE_ACCELERATION, CineSession
+        from mriviewer.core.cine_session import CineSession
+        from mriviewer.core.physics.kt_masks import DEFAULT_CINE_ACCELERATION
 
         self.controller.stop()
         self.set_playing(False)

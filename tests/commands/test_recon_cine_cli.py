@@ -48,13 +48,15 @@ def test_recon_demo_cine_h5_matches_eval(method, eval_result, tmp_path, capsys):
                           "--out", str(out))  # fmt: skip
     assert code == 0
     assert f"{method} on demo_cine.h5 slice 0, {FRAMES} frames" in stdout
-    assert "k-t mask random R=4.00" in stdout and "PSNR" in stdout and f"wrote {out}" in stdout
+    # the cine default is R 8 per frame, as in the app (eval's and recon's alike)
+    assert "k-t mask random R=8.00" in stdout and "PSNR" in stdout and f"wrote {out}" in stdout
     read = read_recon_h5(out)
     assert read["frames"] == FRAMES
     entry = read["methods"][method]
     assert entry["final"].shape == (FRAMES, 64, 64)
     assert read["mask"].shape == (FRAMES, 64, 64)
-    assert np.allclose(read["mask"].reshape(FRAMES, -1).mean(axis=1), 0.25)
+    assert np.allclose(read["mask"].reshape(FRAMES, -1).mean(axis=1), 0.125)
+    assert eval_result["settings"]["accel"] == 8.0
     attrs = read["attrs"]
     assert attrs["dynamic"] and int(attrs["frames"]) == FRAMES and attrs["reference"] == "rss"
     assert json.loads(attrs["mask"])["spec"]["seed"] == int(SEED)
@@ -189,22 +191,24 @@ def test_bad_output_suffix_is_one_line(argv, words, tmp_path, capsys):
 
 
 def test_recon_warns_when_a_model_runs_outside_its_training_acceleration(tmp_path, capsys):
-    """cine-dense's card says R 8: recon's default R 4 on demo-cine gets a warning line; R 8
-    does not (the same check covers 2-D models)."""
+    """cine-dense's card says R 8: --accel 4 on demo-cine gets a warning line; recon's cine
+    default, R 8 (the app's), does not (the same check covers 2-D models)."""
     out = tmp_path / "m.h5"
-    assert main(["recon", "demo-cine", "--method", "model:cine-dense", "--out", str(out)]) == 0
+    assert main(["recon", "demo-cine", "--method", "model:cine-dense", "--accel", "4",
+                 "--out", str(out)]) == 0  # fmt: skip
     err = capsys.readouterr().err
     assert "model:cine-dense was trained at R 8 (its card); this mask is R 4.00" in err
-    assert main(["recon", "demo-cine", "--method", "model:cine-dense", "--accel", "8",
-                 "--out", str(out)]) == 0  # fmt: skip
-    assert "was trained at" not in capsys.readouterr().err
+    assert main(["recon", "demo-cine", "--method", "model:cine-dense", "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "was trained at" not in captured.err and "k-t mask random R=8.00" in captured.out
 
 
 def test_virtual_coils_on_cine_compress_every_frame_with_one_svd(eval_result, tmp_path, capsys):
     """--virtual-coils V on demo-cine (4 coils): eval and recon compress the sampled k-space to
     V virtual coils with one SVD over all frames (it used to be refused by recon and silently
     ignored by eval); the reference stays the physical coils' RSS. 2 virtual coils keep 94% of
-    the energy; with 3, CG-SENSE at R 4 stays within 1 dB of the 4-coil result."""
+    the energy; with 3, CG-SENSE (at the cine default R 8) stays within 1 dB of the 4-coil
+    result."""
     from mriviewer.core.cine import prepare_cine_problem
     from mriviewer.core.physics.kt_masks import make_kt_mask
     from mriviewer.core.physics.masks import MaskSpec

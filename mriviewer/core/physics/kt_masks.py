@@ -25,6 +25,9 @@ from mriviewer.core.errors import MaskError
 from mriviewer.core.physics.masks import MaskSpec, fully_sampled_center, stable_seed
 
 KT_KINDS = ("random", "equispaced")
+#: the default R per frame of a k-t mask (the app, eval and recon on cine files): cine models
+#: are trained at it (README "Dynamic (cine) data")
+DEFAULT_CINE_ACCELERATION = 8.0
 
 
 def _band(width: int, center_fraction: float) -> tuple[int, int]:
