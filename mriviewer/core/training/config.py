@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -253,7 +254,9 @@ def load_config(
             )
         for key in PATH_FIELDS:
             if isinstance(data.get(key), str) and not Path(data[key]).is_absolute():
-                data[key] = str(path.parent / data[key])
+                # absolute and without "..": a run must not depend on the config's folder
+                # staying where it was (moving it mid-run used to break the run's writes)
+                data[key] = os.path.abspath(path.parent / data[key])
     defaults = TrainConfig()
     for table in ("model", "mask"):
         if table in data and not isinstance(data[table], dict):

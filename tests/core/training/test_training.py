@@ -404,3 +404,44 @@ def test_cosine_lr_schedule_is_applied_logged_and_kept_on_resume(data, tmp_path)
         _config(data, tmp_path / "c", lr_schedule="step")
     with pytest.raises(ConfigError, match="lr_final"):
         _config(data, tmp_path / "c", lr_schedule="cosine", lr_final=0.1)
+
+
+_REPO = Path(__file__).resolve().parents[3]
+_CONFIGS = sorted((_REPO / "resources" / "training").rglob("*.toml"))
+
+
+@pytest.mark.parametrize("path", _CONFIGS, ids=[p.relative_to(_REPO).as_posix() for p in _CONFIGS])
+def test_every_shipped_training_config_loads_and_points_into_the_repository(path):
+    """Every recipe under resources/training validates, builds its model, and names data and
+    output folders inside the repository's data/ and runs/ (relative to the file)."""
+    config = load_config(path)
+    build_model(dict(config.model))
+    for folder, top in (
+        (config.train_dir, "data"),
+        (config.val_dir, "data"),
+        (config.output, "runs"),
+    ):
+        relative = Path(folder).resolve().relative_to(_REPO)
+        assert relative.parts[0] == top, (path, folder)
+    assert path.read_text().count(f"--config {path.relative_to(_REPO).as_posix()}") >= 1
+
+
+def test_config_folders_are_absolute_so_moving_the_config_does_not_break_a_run(
+    data, tmp_path, monkeypatch
+):
+    """Folders in a TOML are relative to it; they are stored absolute and normalised, so a run
+    keeps writing where it started when the config's folder is renamed or removed mid-run (a
+    run with output "cfg/../../runs/x" used to die on its next log write)."""
+    folder = tmp_path / "configs" / "v2"
+    folder.mkdir(parents=True)
+    toml = folder / "t.toml"
+    toml.write_text(
+        f'train_dir = "{data / "train"}"\nsteps = 1\noutput = "../../runs/x"\n'
+        '[model]\nname = "modl"\n'
+    )
+    monkeypatch.chdir(tmp_path)
+    config = load_config(Path("configs/v2/t.toml"))
+    assert config.output == str(tmp_path / "runs" / "x")
+    folder.rename(tmp_path / "configs" / "moved")
+    (tmp_path / "configs").rename(tmp_path / "elsewhere")
+    assert Path(config.output).parent == tmp_path / "runs"
