@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from mriviewer.core.compare import get_method, prepare_from_volume, stream
+from mriviewer.core.files import atomic_write_text
 from mriviewer.core.io import open_kspace
 from mriviewer.core.physics.masks import MaskSpec, make_mask, stable_seed
 from mriviewer.core.reference import describe_reference
@@ -41,7 +42,14 @@ SETTINGS = [
     ("equispaced", 8.0, 0.04),
 ]
 CLASSICAL = ["zero-filled", "cg-sense", "l1-wavelet", "grappa"]
-MODELS = ["model:dense", "model:gleam", "model:pun-it", "model:pgd", "model:gleam-deep"]
+MODELS = [
+    "model:dense",
+    "model:gleam",
+    "model:pun-it",
+    "model:pgd",
+    "model:gleam-deep",
+    "model:dense-n4",
+]
 L1_GRID = [0.0005, 0.001, 0.002, 0.005, 0.01]
 
 
@@ -51,6 +59,22 @@ def relative_to_repo(path: Path) -> str:
     import os
 
     return os.path.relpath(Path(path).resolve(), REPO)
+
+
+def model_summary(method: Any) -> dict[str, Any]:
+    """What the report says of a bundled model: its settings (path relative to the repository)
+    and, from its card, the training steps, time, device, data and accelerations."""
+    settings = {**method.settings(), "path": relative_to_repo(Path(method.settings()["path"]))}
+    card = method.card
+    extra = card.extra or {}
+    return settings | {
+        "steps": card.steps,
+        "accelerations": card.accelerations,
+        "training_data": (card.training_data.get("train") or {}).get("folder"),
+        "training_seconds": extra.get("training_seconds"),
+        "training_device": extra.get("training_device"),
+        "config": extra.get("config"),
+    }
 
 
 def setting_name(kind: str, accel: float) -> str:
@@ -166,7 +190,7 @@ def main() -> None:
         k: {"path": relative_to_repo(datasets[k]), "slices": [i[0].name + f"#{i[1]}" for i in v]}
         for k, v in items.items()
     }
-    report["models"] = {name: m.settings() for name, m in models.items()}
+    report["models"] = {name: model_summary(m) for name, m in models.items()}
     for kind, accel, cf in settings:
         sname = setting_name(kind, accel)
         lam, means = tune_l1(val_items, kind, accel, cf)
@@ -208,8 +232,8 @@ def main() -> None:
 
 def write_report(out: Path, report: dict[str, Any]) -> None:
     """Write report.json and report.md (complete or partial)."""
-    (out / "report.json").write_text(json.dumps(report, indent=1))
-    (out / "report.md").write_text(markdown(report))
+    atomic_write_text(out / "report.json", json.dumps(report, indent=1))
+    atomic_write_text(out / "report.md", markdown(report))
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -238,6 +262,27 @@ def markdown(report: dict[str, Any]) -> str:
                     f"{r['psnr']['mean']:.2f} ({r['psnr']['std']:.2f}) / {r['ssim']['mean']:.3f}"
                 )
             lines.append(f"| {m} | " + " | ".join(cells) + " |")
+        lines.append("")
+    if report.get("models"):
+        lines += [
+            "## Models",
+            "",
+            "| model | architecture | strategy | trained on | steps | training time | config |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for name, m in report["models"].items():
+            arch = m["architecture"]
+            strategy = m["strategy"].get("name", "")
+            if strategy == "gleam":
+                strategy += f" M={m['strategy'].get('modules')}"
+            seconds = m.get("training_seconds")
+            time_text = f"{seconds / 60:.0f} min, {m.get('training_device')}" if seconds else "-"
+            accels = ", ".join(f"{a:g}x" for a in m.get("accelerations") or [])
+            lines.append(
+                f"| {name} | {arch['name']} N={arch.get('num_unrolls')}, "
+                f"{arch.get('features')} features | {strategy} | {m.get('training_data')} "
+                f"({accels}) | {m.get('steps')} | {time_text} | {m.get('config') or '-'} |"
+            )
         lines.append("")
     lines += ["## l1-wavelet tuning (validation split)", ""]
     for s, t in report["tuning"].items():
