@@ -374,6 +374,18 @@ def quality_summary(
     return ", no ground truth: " + ", ".join(m for m in measures if m)
 
 
+def coil_compression_note(info: dict[str, Any]) -> str | None:
+    """``"coil compression: 8 -> 4 virtual coils (97.1% of the sampled k-space energy)"`` from a
+    problem's ``info["virtual_coils"]``, or None when the data were not compressed."""
+    vc = info.get("virtual_coils")
+    if not vc:
+        return None
+    return (
+        f"coil compression: {vc['from']} -> {vc['to']} virtual coils "
+        f"({100 * vc['energy']:.1f}% of the sampled k-space energy)"
+    )
+
+
 def model_acceleration_warning(method: Any, acceleration: float) -> str | None:
     """A warning when ``method`` is a trained model whose card's accelerations do not include
     the mask's ``acceleration`` (within 10%): its numbers are then out of its training setting

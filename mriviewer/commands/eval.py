@@ -54,6 +54,7 @@ from mriviewer.commands.common import (
     add_reference_arguments,
     mask_from_args,
     method_options,
+    model_acceleration_warning,
     parse_slices,
     problem_options,
     reader_options,
@@ -235,6 +236,10 @@ def evaluate_files(args: argparse.Namespace) -> dict[str, Any]:
             regions.append(problem.foreground)
             warnings.extend(f"slice {index}: {w}" for w in problem.warnings)
             warnings.extend(f"slice {index}: {w}" for w in (*band.warnings, *mask.warnings))
+            for method in built.values():  # a model outside its training R: said once a case
+                note = model_acceleration_warning(method, mask.achieved_acceleration)
+                if note and note.split(": outside")[0] not in " ".join(warnings):
+                    warnings.append(note)
             for name, method in built.items():
                 if name in method_errors:
                     continue
@@ -337,6 +342,11 @@ def run(args: argparse.Namespace) -> int:
         raise
     settings = result["settings"]
     print(settings["reference_definition"])
+    if settings.get("virtual_coils"):
+        print(
+            f"coil compression: every case with more coils compressed to "
+            f"{settings['virtual_coils']} virtual coils (SVD over coils) before coil maps"
+        )
     for case, info in settings["cases"].items():
         for warning in info.get("warnings", []):
             print(f"warning: {case}: {warning}", file=sys.stderr)

@@ -47,7 +47,13 @@ def evaluate_cine_files(
     """The cine benchmark the options describe (same result shape as the 2-D
     ``evaluate_files``; ``case_names``: one per file). ``default_methods``: eval's 2-D default;
     when ``--methods`` is left at it, the cine methods are used instead."""
-    from mriviewer.commands.common import accel_of, method_options, parse_slices, resolve_device
+    from mriviewer.commands.common import (
+        accel_of,
+        method_options,
+        model_acceleration_warning,
+        parse_slices,
+        resolve_device,
+    )
     from mriviewer.core.cine import (
         cine_gt_free_metrics,
         cine_metrics,
@@ -99,6 +105,10 @@ def evaluate_cine_files(
                 refs.append(problem.reference)
                 regions.append(problem.foreground)
             warnings.extend(f"slice {index}: {w}" for w in problem.warnings)
+            for method in built.values():  # a model outside its training R: said once a case
+                note = model_acceleration_warning(method, problem.info["acceleration"])
+                if note and note not in warnings:
+                    warnings.append(note)
             for name, method in built.items():
                 if name in method_errors:
                     continue

@@ -40,6 +40,7 @@ from mriviewer.commands.common import (
     add_method_option_argument,
     add_reader_arguments,
     add_reference_arguments,
+    coil_compression_note,
     mask_description,
     mask_from_args,
     method_options,
@@ -178,6 +179,9 @@ def run(args: argparse.Namespace) -> int:
         no_residual="RSS image, no phase",
     )
     print(line)
+    compression = coil_compression_note(problem.info)
+    if compression:
+        print(f"note: {compression}")
     for note in written.notes:
         print(f"note: {note}")
     print(f"wrote {out}" + (f" ({written.description})" if written.description else ""))

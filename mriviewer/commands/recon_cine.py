@@ -38,7 +38,12 @@ from typing import Any
 import numpy as np
 
 from mriviewer import __version__
-from mriviewer.commands.common import accel_of, model_acceleration_warning, quality_summary
+from mriviewer.commands.common import (
+    accel_of,
+    coil_compression_note,
+    model_acceleration_warning,
+    quality_summary,
+)
 from mriviewer.core.errors import ConfigError
 
 ANIMATION_SUFFIXES = (".gif", ".mp4")
@@ -184,6 +189,9 @@ def run_cine(args: argparse.Namespace) -> int:
         scope=" over the series",
     )
     print(line)
+    compression = coil_compression_note(problem.info)
+    if compression:
+        print(f"note: {compression}")
     for note in written_notes:
         print(f"note: {note}")
     print(f"wrote {shown}" + (f" ({description})" if description else ""))

@@ -365,9 +365,10 @@ def json_value(value: Any) -> Any:
     return value
 
 
-def _settings_text(attrs: dict[str, Any]) -> str:
-    """``k=v`` per setting; an ``"auto"`` setting shows what it resolved to (``lamda=auto(0.003)``,
-    from ``settings["resolved"]``), and the resolved record itself is not repeated."""
+def _settings_text(attrs: dict[str, Any], compact: bool = False) -> str:
+    """``k=v`` per scalar setting; an ``"auto"`` setting shows what it resolved to
+    (``lamda=auto(0.003)``, from ``settings["resolved"]``). ``compact``: scalars only, no
+    paths (a model: ``sha256=... unrolls=8``)."""
     settings = json_value(attrs.get("method_settings", {}))
     if isinstance(settings, dict):
         resolved = settings.get("resolved")
@@ -376,6 +377,9 @@ def _settings_text(attrs: dict[str, Any]) -> str:
             f"{k}=auto({resolved[k]})" if v == "auto" and k in resolved else f"{k}={v}"
             for k, v in settings.items()
             if k != "resolved"
+            # compact (a DICOM SeriesDescription, 64 characters): nested records (a model's
+            # architecture) and file paths are left to the comments
+            and not (compact and (k == "path" or isinstance(v, dict | list)))
         )
     return str(settings or "")
 
@@ -636,7 +640,7 @@ def _write_dicom(
     ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
     now = datetime.datetime.now()
     method = str(attrs.get("method", "reconstruction"))
-    settings = _settings_text(attrs)
+    settings = _settings_text(attrs, compact=True)
     comments = summary_lines(attrs)
     if mr:
         comments.append(
@@ -674,7 +678,10 @@ def _write_dicom(
     # Image
     ds.InstanceNumber = 1 if cine is None else int(cine["frame"]) + 1
     if cine is not None:
-        comments.append(f"cine frame {cine['frame']} of 0-{cine['frames'] - 1}")
+        comments.append(
+            f"cine frame {cine['frame'] + 1} of {cine['frames']} (temporal position; index "
+            f"{cine['frame']} of the series)"
+        )
         ds.TemporalPositionIdentifier = int(cine["frame"]) + 1
         ds.NumberOfTemporalPositions = int(cine["frames"])
         if cine.get("interval_ms") is not None:

@@ -216,3 +216,15 @@ def test_recon_keeps_sampling_of_undersampled_input(tmp_path, capsys):
     with h5py.File(out, "r") as h5:
         np.testing.assert_array_equal(h5["mask"][()].astype(bool), np.broadcast_to(keep, (32, 32)))
         assert json.loads(h5.attrs["mask"])["kind"] == "data"
+
+
+def test_eval_warns_once_per_case_when_a_model_runs_outside_its_training_acceleration(capsys):
+    """As recon does: dense-n4's card says R 4; eval at R 8 says so once for the case, at R 4
+    it says nothing (cine models too: cine-dense, trained at R 8, at --accel 4)."""
+    assert main(["eval", "demo", "--methods", "zero-filled,model:dense-n4", "--accel", "8"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("model:dense-n4 was trained at R 4 (its card); this mask is R") == 1
+    assert main(["eval", "demo", "--methods", "model:dense-n4"]) == 0
+    assert "was trained at" not in capsys.readouterr().err
+    assert main(["eval", "demo-cine", "--methods", "model:cine-dense", "--accel", "4"]) == 0
+    assert "model:cine-dense was trained at R 8 (its card)" in capsys.readouterr().err

@@ -232,9 +232,9 @@ def test_virtual_coils_on_cine_compress_every_frame_with_one_svd(eval_result, tm
     psnr8 = eval_result["cases"]["demo-cine"]["cg-sense"]["psnr"]
     assert psnr4 != psnr8 and abs(psnr4 - psnr8) < 1.0
     rec = tmp_path / "r.h5"
-    code, _, _ = run(capsys, "recon", "demo-cine", "--method", "cg-sense", "--seed", SEED,
-                     "--virtual-coils", "3", "--out", str(rec))  # fmt: skip
-    assert code == 0
+    code, stdout, _ = run(capsys, "recon", "demo-cine", "--method", "cg-sense", "--seed", SEED,
+                          "--virtual-coils", "3", "--out", str(rec))  # fmt: skip
+    assert code == 0 and "note: coil compression: 4 -> 3 virtual coils (" in stdout
     attrs = read_recon_h5(rec)["attrs"]
     assert json.loads(attrs["virtual_coils"])["to"] == 3
     assert read_recon_h5(rec)["methods"]["cg-sense"]["metrics"]["psnr"] == pytest.approx(

@@ -211,3 +211,30 @@ def test_ismrmrd_header_gives_pixel_spacing(tmp_path):
     geo = geometry_from_header(header, (16, 10))
     assert geo.spacing_mm == pytest.approx((200 / 16, 200 / 10))
     assert geo.slice_thickness_mm == 5.0
+
+
+def test_a_models_outputs_name_its_weights_by_hash_and_dicom_keeps_a_short_description(
+    fov_file, tmp_path, capsys
+):
+    """A model's settings carry the SHA-256 of its weights (``model:dense`` means other weights
+    after a retraining), and DICOM's 64-character SeriesDescription keeps the scalars (no path,
+    no nested architecture, which stay in ImageComments)."""
+    import hashlib
+
+    from mriviewer.core.checkpoints import ModelCard, save_model
+    from mriviewer.core.compare import get_method
+    from mriviewer.core.models import MoDL
+
+    weights = tmp_path / "tiny.safetensors"
+    card = ModelCard(strategy={"name": "e2e", "unrolls": 1}, training_data={}, mask={},
+                     accelerations=[2.0], loss="l1")  # fmt: skip
+    save_model(weights, MoDL(num_unrolls=1, features=4, cg_iters=2), card)
+    sha = hashlib.sha256(weights.read_bytes()).hexdigest()
+    assert get_method(f"model:{weights}").settings()["sha256"] == sha[:16]
+    out = tmp_path / "m.dcm"
+    args = ["recon", str(fov_file), "--method", f"model:{weights}", "--accel", "2", "--out"]
+    assert main([*args, str(out)]) == 0
+    ds = pydicom.dcmread(out)
+    assert ds.SeriesDescription == f"model:{weights} sha256={sha[:16]} unrolls=1"[:64]
+    assert "path=" not in ds.SeriesDescription and "architecture" not in ds.SeriesDescription
+    assert f"sha256={sha[:16]}" in ds.ImageComments and "architecture=" in ds.ImageComments

@@ -48,9 +48,24 @@ class ModelMethod:
             )
         self.unrolls = model.num_unrolls if unrolls is None else int(unrolls)
 
+    @property
+    def weights_sha256(self) -> str:
+        """SHA-256 of the weights file (hex): which weights a result came from, since a name
+        such as ``model:dense`` means other weights after a retraining."""
+        if getattr(self, "_sha256", None) is None:
+            import hashlib
+
+            digest = hashlib.sha256()
+            with open(self.path, "rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    digest.update(block)
+            self._sha256 = digest.hexdigest()
+        return self._sha256
+
     def settings(self) -> dict[str, Any]:
         return {
             "path": str(self.path),
+            "sha256": self.weights_sha256[:16],
             "architecture": self.card.architecture,
             "unrolls": self.unrolls,
             "strategy": self.card.strategy,
