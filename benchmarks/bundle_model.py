@@ -2,7 +2,9 @@
 
 The card gains what a reader of the zoo needs to reproduce and judge it: the config it was
 trained from (``extra.config``), the training time summed from the run's ``log.jsonl``
-(``extra.training_seconds``; validation excluded) and the device it ran on
+(``extra.training_seconds``; validation excluded), the run's length and which checkpoint was
+taken (``extra.run_steps``, ``extra.selected``: best validates every ``val_every`` steps), and
+the device it ran on
 (``extra.training_device``, with an optional ``--note``). Writes are atomic.
 
 Run::
@@ -24,13 +26,15 @@ from mriviewer.core.files import atomic_write_path, atomic_write_text
 REPO = Path(__file__).resolve().parents[1]
 
 
-def training_seconds(run: Path) -> float:
-    """Sum of the per-step ``seconds`` in ``run/log.jsonl`` (validation time is not in them)."""
-    total = 0.0
+def training_seconds(run: Path) -> tuple[float, int]:
+    """Sum of the per-step ``seconds`` in ``run/log.jsonl`` (validation time is not in them)
+    and the number of steps the run made."""
+    total, steps = 0.0, 0
     for line in (run / "log.jsonl").read_text(encoding="utf-8").splitlines():
         record = json.loads(line)
         total += float(record.get("seconds", 0.0))
-    return total
+        steps = max(steps, int(record.get("step", 0)))
+    return total, steps
 
 
 def main() -> None:
@@ -46,10 +50,16 @@ def main() -> None:
     weights, _ = model_paths(args.run / f"{args.which}.safetensors")
     card = read_card(weights).to_dict()
     config = Path(args.config).resolve().relative_to(REPO).as_posix()
+    seconds, run_steps = training_seconds(args.run)
     card["extra"] = {
         **card.get("extra", {}),
         "config": config,
-        "training_seconds": round(training_seconds(args.run), 1),
+        "training_seconds": round(seconds, 1),
+        "run_steps": run_steps,
+        "selected": (
+            f"the {args.which} checkpoint: step {card['steps']} of the run's {run_steps} "
+            "(training_seconds is the whole run's)"
+        ),
         "training_device": args.device,
         **({"training_note": args.note} if args.note else {}),
     }

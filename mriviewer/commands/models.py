@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"no bundled models in {zoo_dir()}")
         return 0
     header = (
-        f"{'NAME':<16} {'ARCH':<6} {'DATA':<9} {'N':>3} {'STRATEGY':<10} {'ACCEL':<10} "
+        f"{'NAME':<16} {'ARCH':<6} {'DATA':<9} {'N':>3} {'F':>3} {'STRATEGY':<10} {'ACCEL':<10} "
         f"{'PARAMS':>9}  VALIDATION"
     )
     print(header)
@@ -53,8 +53,12 @@ def run(args: argparse.Namespace) -> int:
             strategy = f"{strategy}/{card['modules']}"
         print(
             f"{entry['name']:<16} {card.get('architecture') or '-':<6} {_fmt_data(card):<9} "
-            f"{card.get('unrolls') or 0:>3} "
+            f"{card.get('unrolls') or 0:>3} {card.get('features') or '-':>3} "
             f"{strategy:<10} {accel:<10} {card.get('parameters') or 0:>9}  "
             f"{_fmt_validation(card.get('validation') or {})}"
         )
+    print(
+        "N unrolls, F features. VALIDATION: each model's own validation split, mean over its "
+        "ACCEL, so models with other ACCEL or data do not compare by it: use mriviewer eval"
+    )
     return 0

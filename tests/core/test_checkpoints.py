@@ -140,6 +140,7 @@ def test_zoo_listing_and_resolution(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "dense" in out and "modl" in out and "gleam/2" in out and "PSNR 30.5" in out
     assert "broken" in out and "unreadable" in out
+    assert "  F " in out.splitlines()[0] and "mean over its ACCEL" in out
     info = describe_model("model:dense")
     assert info["name"] == "dense" and info["parameters"] == MoDL(2, features=4).parameter_count()
     assert info["strategy"]["name"] == "gleam" and info["card"]["loss"] == "l1"
