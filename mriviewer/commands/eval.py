@@ -193,7 +193,7 @@ def evaluate_files(args: argparse.Namespace) -> dict[str, Any]:
     """Run the benchmark the options describe; returns the JSON-ready result (the first failure
     raises; :func:`evaluate_each` records failures per file instead)."""
     from mriviewer.commands.eval_cine import all_cine, evaluate_cine_files
-    from mriviewer.core.compare import final_record, get_method, prepare_from_volume
+    from mriviewer.core.compare import final_record, get_method, prepare_from_volume, scalar_extra
     from mriviewer.core.images import center_crop
     from mriviewer.core.io import open_kspace
     from mriviewer.core.metrics import all_metrics
@@ -223,6 +223,7 @@ def evaluate_files(args: argparse.Namespace) -> dict[str, Any]:
         regions: list[np.ndarray | None] = []
         warnings: list[str] = []
         method_errors: dict[str, str] = {}
+        resolved: dict[str, dict[str, Any]] = {}
         for index in slices:
             kspace = volume.read_kspace(index)
             band = acquired_band(kspace, volume.header)
@@ -252,6 +253,8 @@ def evaluate_files(args: argparse.Namespace) -> dict[str, Any]:
                     continue
                 seconds[name] += time.perf_counter() - start
                 preds[name].append(center_crop(np.abs(last.image), problem.reference.shape))
+                if scalar_extra(last.extra):  # what an "auto" setting became (last slice's)
+                    resolved[name] = scalar_extra(last.extra)
         ref = np.stack(refs)
         region = np.stack(regions) if args.metrics_region == "foreground" else None
         cases[case] = {}
@@ -271,6 +274,7 @@ def evaluate_files(args: argparse.Namespace) -> dict[str, Any]:
             "achieved_acceleration": float(np.mean(accelerations)),
             "warnings": warnings,
             "method_errors": method_errors,
+            "resolved": resolved,
         }
     settings = {
         "methods": methods,
@@ -351,6 +355,15 @@ def run(args: argparse.Namespace) -> int:
         for warning in info.get("warnings", []):
             print(f"warning: {case}: {warning}", file=sys.stderr)
     print(format_table(result))
+    notes = {
+        f"{name}: {key}={value}"
+        for info in settings["cases"].values()
+        for name, values in (info.get("resolved") or {}).items()
+        for key, value in values.items()
+        if settings["method_settings"].get(name, {}).get(key) == "auto"
+    }
+    for note in sorted(notes):
+        print(f"{note.replace('=', ' auto resolved to ', 1)}")
     if args.json_out:
         from mriviewer.core.io.atomic import atomic_write_text
 

@@ -228,3 +228,14 @@ def test_eval_warns_once_per_case_when_a_model_runs_outside_its_training_acceler
     assert "was trained at" not in capsys.readouterr().err
     assert main(["eval", "demo-cine", "--methods", "model:cine-dense", "--accel", "4"]) == 0
     assert "model:cine-dense was trained at R 8 (its card)" in capsys.readouterr().err
+
+
+def test_eval_says_what_an_auto_setting_became(tmp_path, capsys):
+    """CG-SENSE's lamda "auto" on a 2-D mask: eval prints and records the value used."""
+    out = tmp_path / "p.json"
+    assert main(["eval", "demo", "--methods", "cg-sense", "--mask", "poisson", "--json",
+                 str(out)]) == 0  # fmt: skip
+    assert "cg-sense: lamda auto resolved to 0.015" in capsys.readouterr().out
+    settings = json.loads(out.read_text())["settings"]
+    assert settings["method_settings"]["cg-sense"]["lamda"] == "auto"
+    assert settings["cases"]["demo"]["resolved"]["cg-sense"] == {"lamda": 0.015}
