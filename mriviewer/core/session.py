@@ -507,7 +507,7 @@ class ComparisonSession:
         kind = self.reference_kind or self.reference_choice
         name = {"rss": "RSS", "sense": "SENSE"}.get(kind, kind)
         second = "metrics over its foreground" if self.metrics_region == "foreground" else "&nbsp;"
-        return f"reference ({name} of the fully sampled data)<br>{second}"
+        return f"reference: {name}, fully sampled<br>{second}"  # short: fits a narrow pane
 
     def reference_description(self) -> str:
         """The metric convention in words (notes, captions, sidecars)."""

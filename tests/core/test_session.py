@@ -105,3 +105,16 @@ def test_session_errors_leave_it_as_it_was(tmp_path):
     with pytest.raises(MriViewerError):
         session.open(tmp_path / "missing.h5")
     assert session.volume.path.name == "demo_brain.h5"
+
+
+@pytest.mark.parametrize("kind", ["rss", "sense"])
+def test_reference_pane_title_is_short_enough_for_a_narrow_pane(kind):
+    """The reference pane's title (its first line) names the convention in at most 32
+    characters: "reference (RSS of the fully sampled data)" was cut in 256-px panes."""
+    session = ComparisonSession()
+    session.open("demo")
+    session.reference_choice = session.reference_kind = kind  # as a run's "prepared" sets it
+    first, second = session.reference_title().split("<br>")
+    assert first == f"reference: {kind.upper()}, fully sampled" and len(first) <= 32
+    session.metrics_region = "foreground"
+    assert session.reference_title().split("<br>")[1] == "metrics over its foreground"
