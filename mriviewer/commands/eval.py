@@ -11,7 +11,8 @@ over the slices (coil-map estimation excluded). JSON (``--json``)::
 
     {"cases": {CASE: {METHOD: {"psnr": .., "ssim": .., "nmse": .., "seconds": ..}}},
      "settings": {..., "reference": "rss"|"sense", "metrics_region": "all"|"foreground",
-                  "cases": {CASE: {..., "warnings": [...]}}},
+                  "cases": {CASE: {..., "warnings": [...],
+                                   "resolved": {METHOD: {what an "auto" setting became}}}}},
      "failures": [{"case": CASE, "file": .., "error": ..}]}
 
 Each file is evaluated on its own: a file that fails (unreadable, implausible layout, NaN/Inf,
