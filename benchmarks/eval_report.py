@@ -58,7 +58,8 @@ def relative_to_repo(path: Path) -> str:
     path of the machine the report ran on."""
     import os
 
-    return os.path.relpath(Path(path).resolve(), REPO)
+    # abspath, not resolve(): ../shared is often a symlink, and the report names it as given
+    return os.path.relpath(os.path.abspath(path), REPO)
 
 
 def model_summary(method: Any) -> dict[str, Any]:
