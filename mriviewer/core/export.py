@@ -318,26 +318,18 @@ def write_reconstructions(
         if name in used:
             name = f"{name}-{number}"
         used.add(name)
-        if np.ndim(image) == 3:
-            one = write_cine_reconstruction(
-                path.with_name(f"{stem}_{name}{suffix}"),
-                image,
-                attrs=attrs.get(key, {"method": key}),
-                header=header,
-                time_spacing_s=time_spacing_s,
-                study=study,
-                series_number=number,
-            )
-        else:
-            one = write_reconstruction(
-                path.with_name(f"{stem}_{name}{suffix}"),
-                image,
-                attrs=attrs.get(key, {"method": key}),
-                header=header,
-                complex_values=complex_values,
-                study=study,
-                series_number=number,
-            )
+        cine = np.ndim(image) == 3  # a (T, h, w) series: a DICOM series or a 4-D NIfTI
+        writer = write_cine_reconstruction if cine else write_reconstruction
+        extra = {"time_spacing_s": time_spacing_s} if cine else {"complex_values": complex_values}
+        one = writer(
+            path.with_name(f"{stem}_{name}{suffix}"),
+            image,
+            attrs=attrs.get(key, {"method": key}),
+            header=header,
+            study=study,
+            series_number=number,
+            **extra,
+        )
         result.paths += one.paths
         result.notes += [n for n in one.notes if n not in result.notes]
         result.description = one.description
