@@ -179,11 +179,11 @@ def prepare_cine_problem(
     under = (kspace * mask[:, None]).astype(np.complex64)
     compression = matrix = None
     if virtual_coils is not None and 0 < int(virtual_coils) < c:
-        from mriviewer.core.physics.coil_compression import compression_matrix
+        from mriviewer.core.physics.coil_compression import apply_compression, compression_matrix
 
         coils_first = np.moveaxis(under, 1, 0).reshape(c, t * h, w)  # every frame's samples
         matrix = compression_matrix(coils_first, int(virtual_coils))
-        compressed = np.moveaxis(np.tensordot(matrix, under, axes=([1], [1])), 0, 1)
+        compressed = apply_compression(under, matrix, axis=1)
         energy = float(np.linalg.norm(compressed) ** 2 / np.linalg.norm(under) ** 2)
         compression = {"from": int(c), "to": int(virtual_coils), "energy": energy}
         under = np.ascontiguousarray(compressed, dtype=np.complex64)

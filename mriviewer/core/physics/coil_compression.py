@@ -49,10 +49,11 @@ def compression_matrix(
     return np.ascontiguousarray(u[:, :v].conj().T).astype(np.complex64)
 
 
-def apply_compression(data: np.ndarray, matrix: np.ndarray) -> np.ndarray:
-    """``(C, ...)`` k-space, coil images or coil maps -> ``(V, ...)`` virtual coils."""
+def apply_compression(data: np.ndarray, matrix: np.ndarray, axis: int = 0) -> np.ndarray:
+    """``(C, ...)`` k-space, coil images or coil maps -> ``(V, ...)`` virtual coils (the coils
+    on ``axis``, e.g. 1 for a ``(T, C, H, W)`` cine series)."""
     data = np.asarray(data)
-    out = np.tensordot(matrix, data, axes=([1], [0]))
+    out = np.moveaxis(np.tensordot(matrix, data, axes=([1], [axis])), 0, axis)
     return out.astype(np.result_type(data.dtype, np.complex64))
 
 

@@ -143,6 +143,7 @@ class CineDataset:
         ``(C, H, W)``, mask ``(T, H, W)``, target
         ``(T, H, W)``, reference ``(T, h, w)``. ``crop`` is accepted and ignored (no crops)."""
         from mriviewer.core.cine import prepare_cine_problem
+        from mriviewer.core.physics.coil_compression import apply_compression
         from mriviewer.core.physics.fft import ifft2c_np
         from mriviewer.core.physics.kt_masks import make_kt_mask
 
@@ -177,7 +178,7 @@ class CineDataset:
             raise ConfigError(f"cine slice {ref.index}: " + "; ".join(problem.warnings), ref.path)
         maps = problem.coil_maps.astype(np.complex64)
         if problem.compression is not None:  # the fully sampled data in the same virtual coils
-            kspace = np.moveaxis(np.tensordot(problem.compression, kspace, axes=([1], [1])), 0, 1)
+            kspace = apply_compression(kspace, problem.compression, axis=1)
         target = (maps.conj()[None] * ifft2c_np(kspace)).sum(1) / problem.scale
         return Sample(
             kspace=problem.kspace.astype(np.complex64),
