@@ -74,7 +74,11 @@ def run_cine(args: argparse.Namespace) -> int:
         stream_cine,
     )
     from mriviewer.core.compare import resolved_settings
-    from mriviewer.core.export import frame_interval_s, write_cine_reconstruction
+    from mriviewer.core.export import (
+        cine_dicom_paths,
+        frame_interval_s,
+        write_cine_reconstruction,
+    )
     from mriviewer.core.images import center_crop
     from mriviewer.core.io.cine import open_cine
     from mriviewer.core.reference import describe_reference
@@ -121,7 +125,8 @@ def run_cine(args: argparse.Namespace) -> int:
             "kind": kind,
             "acceleration": accel_of(args, cine=True),
             "center_fraction": float(args.center_fraction),
-            "seed": int(args.seed) if args.seed is not None else "stable_seed(file name, slice)",
+            "seed": _seed(args, index),
+            "seed_from": "--seed" if args.seed is not None else "stable_seed(file name, slice)",
         }
         mask_info["seed"] = _seed(args, index)
     attrs: dict[str, Any] = {
@@ -170,8 +175,8 @@ def run_cine(args: argparse.Namespace) -> int:
             time_spacing_s=frame_interval_s(volume.header),
         )
         written_notes, description = written.notes, written.description
-        if suffix == ".dcm":  # one file per frame: name the folder they are in
-            shown = out.parent / f"{out.stem}_frame*.dcm"
+        if suffix == ".dcm":  # one file per frame (the description names them): the folder
+            shown = cine_dicom_paths(out, series.shape[0])[0].parent
     accel = problem.info["mask"]
     per = accel["acceleration_per_frame"]
     spread = f" (per frame {min(per):.2f}-{max(per):.2f})" if max(per) - min(per) > 1e-6 else ""
