@@ -127,6 +127,7 @@ PRUNE_FLAGS = {  # flag dest -> [prune] setting (mriviewer.core.pruning.PruneSet
     "prune_search_steps": "search_steps",
     "prune_search_lr": "search_lr",
     "prune_straight_through": "straight_through",
+    "prune_init_scale": "init_scale",
     "prune_schedule": "schedule",
     "prune_every": "every",
     "prune_rounds": "rounds",
@@ -173,6 +174,12 @@ def add_prune_arguments(parser: argparse.ArgumentParser) -> None:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="PUN-IT: hard 0/1 mask forward, relaxed gradient",
+    )
+    g.add_argument(
+        "--prune-init-scale",
+        choices=["dense", "fan-in"],
+        help="PUN-IT: train from the kept initial weights as they are (dense) or scaled per "
+        "output channel by sqrt(fan-in / kept fan-in) (fan-in; Evci et al. 2022)",
     )
     g.add_argument("--prune-schedule", choices=["cubic", "linear"], help="PUN-WT density schedule")
     g.add_argument("--prune-every", type=int, help="PUN-WT: prune every this many steps")

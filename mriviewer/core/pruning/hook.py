@@ -32,6 +32,7 @@ from mriviewer.core.pruning.masks import (
     apply_masks,
     dense_masks,
     density_report,
+    fan_in_rescale,
     select_prunable,
     set_info,
 )
@@ -107,6 +108,9 @@ class TrainerPruning(Callback):
             generator_seed=stable_seed("pun-it noise", c.seed),
         )
         apply_masks(self.model, result.masks)
+        if self.settings.init_scale == "fan-in":
+            scales = fan_in_rescale(self.model, list(result.masks))
+            log({"phase": "pun-it init scale", "mean_scale": sum(scales.values()) / len(scales)})
         trainer.optimisers = make_optimisers(self.model, c.strategy, trainer.modules, c.lr)
         report = density_report(self.model, self.names)
         log(

@@ -296,3 +296,30 @@ def set_info(model: nn.Module, method: str, settings: dict[str, Any] | None = No
 def get_info(model: nn.Module) -> dict[str, Any] | None:
     """What :func:`set_info` recorded, or None."""
     return getattr(model, INFO_ATTR, None)
+
+
+def fan_in_rescale(model: nn.Module, names: list[str]) -> dict[str, float]:
+    """Sparsity-aware initialisation of masked conv weights, in place.
+
+    Each output channel's kept weights (``weight_orig`` where ``weight_mask`` is 1) are scaled
+    by ``sqrt(fan_in / kept_fan_in)`` (fan_in = in_channels * kh * kw of the dense layer;
+    channels with nothing kept are left alone), so the pruned layer's output variance at
+    initialisation equals the dense layer's (Evci et al., AAAI 2022, "Gradient flow in sparse
+    neural networks and how lottery tickets win"). Returns ``{name: mean scale}`` over
+    channels with kept weights. Raises ConfigError for a name without a mask.
+    """
+    scales: dict[str, float] = {}
+    for name in names:
+        module = _module_of(model, name)
+        if not is_masked(module):
+            raise ConfigError(f"{name} has no pruning mask to rescale")
+        mask = module.weight_mask.detach()
+        fan_in = mask[0].numel()
+        kept = mask.reshape(mask.shape[0], -1).sum(dim=1)
+        factor = torch.where(kept > 0, (fan_in / kept.clamp(min=1)).sqrt(), torch.ones_like(kept))
+        with torch.no_grad():
+            module.weight_orig.mul_(factor.view(-1, *([1] * (mask.dim() - 1))).to(mask.dtype))
+            module.weight = module.weight_orig * module.weight_mask
+        used = factor[kept > 0]
+        scales[name] = float(used.mean()) if used.numel() else 1.0
+    return scales

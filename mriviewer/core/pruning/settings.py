@@ -16,6 +16,7 @@ METHODS = ("it", "wt", "at")
 METHOD_NAMES = {"it": "pun-it", "wt": "pun-wt", "at": "pun-at"}
 REWINDS = ("none", "init")
 SCHEDULES = ("cubic", "linear")
+INIT_SCALES = ("dense", "fan-in")
 
 
 def check_density(density: Any, what: str = "density") -> float:
@@ -48,6 +49,11 @@ class PruneSettings:
     search_steps, search_lr (Adam on the logits), init_prob (initial keep probability;
     default the target density, so the relaxed net starts at the target density in expectation),
     straight_through (hard 0/1 mask forward, relaxed gradient), log_every (hard-mask loss).
+    init_scale: ``dense`` (train from the kept initial weights as they are) or ``fan-in``
+    (sparsity-aware initialisation, Evci et al., AAAI 2022, "Gradient flow in sparse neural
+    networks and how lottery tickets win": each output channel's kept weights are scaled by
+    ``sqrt(dense fan-in / kept fan-in)``, so a pruned layer's output variance at initialisation
+    is the dense layer's).
 
     PUN-WT: schedule (cubic | linear), start_fraction/end_fraction of the run between which
     density falls from 1 to the target, every (steps between pruning events).
@@ -68,6 +74,7 @@ class PruneSettings:
     search_lr: float = 0.1
     init_prob: float | None = None
     straight_through: bool = False
+    init_scale: str = "dense"
     log_every: int = 10
     schedule: str = "cubic"
     start_fraction: float = 0.1
@@ -142,6 +149,10 @@ class PruneSettings:
                 raise ConfigError(f"prune {name} must be >= 1, got {getattr(self, name)!r}")
         if int(self.finetune_steps) < 0:
             raise ConfigError(f"prune finetune_steps must be >= 0, got {self.finetune_steps!r}")
+        if self.init_scale not in INIT_SCALES:
+            raise ConfigError(
+                f"unknown prune init_scale {self.init_scale!r}; use one of {', '.join(INIT_SCALES)}"
+            )
         if self.schedule not in SCHEDULES:
             raise ConfigError(
                 f"unknown prune schedule {self.schedule!r}; use one of {', '.join(SCHEDULES)}"

@@ -36,7 +36,7 @@ from mriviewer.core.pruning import (
     select_prunable,
     wt_density,
 )
-from mriviewer.core.pruning.masks import effective_weight, param_key, set_info
+from mriviewer.core.pruning.masks import effective_weight, fan_in_rescale, param_key, set_info
 from mriviewer.core.pruning.pun_it import masked_loss
 from mriviewer.core.training import load_config
 from tests.conftest import phantom_case
@@ -473,3 +473,45 @@ def test_min_layer_density_prevents_layer_collapse():
     total = sum(m.numel() for m in masks.values())
     assert sum(int(m.sum()) for m in masks.values()) == kept_count(total, 0.05)
     assert all(m.float().mean() >= 0.02 for m in masks.values())
+
+
+def test_fan_in_rescale_preserves_each_channels_output_variance():
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(16, 4, 3, padding=1, bias=False)
+    dense = conv.weight.detach().clone()
+    mask = torch.zeros_like(dense, dtype=torch.bool)
+    mask[0].view(-1)[:36] = True  # 36 of 144 kept: scale 2
+    mask[1].view(-1)[:9] = True  # 9 of 144: scale 4
+    mask[2].view(-1)[:144] = True  # dense channel: scale 1
+    model = torch.nn.Sequential(conv)  # channel 3 keeps nothing
+    apply_masks(model, {"0.weight": mask})
+    scales = fan_in_rescale(model, ["0.weight"])
+    weight = effective_weight(model, "0.weight").detach()
+    torch.testing.assert_close(weight[0], 2 * dense[0] * mask[0])
+    torch.testing.assert_close(weight[1], 4 * dense[1] * mask[1])
+    torch.testing.assert_close(weight[2], dense[2])
+    assert not weight[3].any()
+    assert scales["0.weight"] == pytest.approx((2 + 4 + 1) / 3)
+    # output variance on white input: the pruned channels match the dense layer's
+    x = torch.randn(64, 16, 24, 24)
+    with torch.no_grad():
+        dense_out = torch.nn.functional.conv2d(x, dense, padding=1)[:, :3].var(dim=(0, 2, 3))
+        sparse_out = model(x)[:, :3].var(dim=(0, 2, 3))
+    ratio = sparse_out / dense_out
+    assert ratio[2] == pytest.approx(1.0)
+    assert 0.6 < float(ratio[0]) < 1.6 and 0.3 < float(ratio[1]) < 3.0
+    with pytest.raises(ConfigError, match="no pruning mask"):
+        fan_in_rescale(torch.nn.Sequential(torch.nn.Conv2d(2, 2, 3)), ["0.weight"])
+    with pytest.raises(ConfigError, match="unknown prune init_scale"):
+        PruneSettings(init_scale="kaiming").validate()
+
+
+def test_train_prune_it_fan_in_init_scale(data, tmp_path):
+    out = tmp_path / "it-fan-in"
+    args = _train_args(data, out, "--prune", "it", "--density", "0.2", "--prune-search-steps", "2")
+    assert main(args + ["--prune-init-scale", "fan-in", "--steps", "1"]) == 0
+    card = read_card(out / "model.safetensors")
+    assert card.extra["pruning"]["settings"]["init_scale"] == "fan-in"
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    (scale,) = [r for r in log if r.get("phase") == "pun-it init scale"]
+    assert scale["mean_scale"] > 1.5  # about sqrt(1 / 0.2) = 2.2 per kept channel
