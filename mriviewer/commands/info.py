@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -270,4 +271,8 @@ def _text(value: Any) -> str:
         return ", ".join(_text(v) for v in value)
     if isinstance(value, bool):
         return "yes" if value else "no"
+    if isinstance(value, float) and math.isfinite(value):
+        # six significant digits (a card's 0.030002170138888888 reads 0.0300022); large
+        # values such as FLOP counts rounded to integers (--json keeps full precision)
+        return f"{value:.0f}" if abs(value) >= 1e5 else f"{value:.6g}"
     return str(value)

@@ -107,6 +107,9 @@ def fake_checkpoints(monkeypatch):
             "unrolls": 4,
             "trained_on": {"data": "simulated"},
             "flops": {"dense": 10, "conv_macs": {"dense": 4, "pruned": 2}},
+            "density": 0.030002170138888888,
+            "reduction": 22341592072.454758,
+            "cg_tol": 1e-06,
         }
 
     module = types.ModuleType("mriviewer.core.checkpoints")
@@ -129,6 +132,9 @@ def test_info_delegates_model_targets(capsys, tmp_path, fake_checkpoints):
     assert "name:       tiny-modl" in out and "trained_on:\n  data: simulated\n" in out
     # nested dicts: one indented, aligned ``key: value`` line per entry (recursively)
     assert "flops:\n  dense:     10\n  conv_macs:\n    dense:  4\n    pruned: 2\n" in out
+    # floats: six significant digits, large ones as integers (--json keeps them exact)
+    assert "density:    0.0300022\n" in out and "reduction:  22341592072\n" in out
+    assert "cg_tol:     1e-06" in out
 
 
 def test_convert_writes_fastmri_and_prints_what_it_wrote(capsys, tmp_path):
