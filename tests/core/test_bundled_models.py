@@ -48,7 +48,9 @@ def test_bundled_models_are_listed_with_their_cards():
             assert ".." not in card["training_data"][split]["folder"]
         config = card["extra"]["config"]
         assert (REPO / config).is_file() and card["extra"]["training_seconds"] > 0
-    assert describe_model("model:pun-it")["density"] == pytest.approx(0.03, abs=0.005)
+    pun = describe_model("model:pun-it")
+    assert pun["density"] == pytest.approx(0.03, abs=0.005)
+    assert pun["card"]["extra"]["pruning"]["settings"]["init_scale"] == "fan-in"
 
 
 def test_contract_models_are_the_issue_16_recipe():
@@ -84,12 +86,12 @@ def test_bundled_model_reconstructs_the_demo(demo_problem, name):
     ("reference", "region"), [("rss", "all"), ("rss", "foreground"), ("sense", "all")]
 )
 def test_contract_models_beat_default_l1_wavelet_on_the_demo(reference, region):
-    """Issue 16: on the demo at R 4, dense, gleam and pgd are above l1-wavelet with its default
-    settings in PSNR under either reference convention (pun-it is not: below), and in SSIM under the SENSE convention
-    the models are trained for (the MoDL / GLEAM / PUN papers') and over the foreground under
-    fastMRI's RSS convention. Over the whole RSS image the models' SSIM is below l1-wavelet's
-    (README, "Bundled models"): their near-zero background does not match the RSS image's
-    noise floor."""
+    """Issue 16: on the demo at R 4, dense, gleam, pun-it and pgd are above l1-wavelet with its
+    default settings in PSNR under either reference convention, and in SSIM under the SENSE
+    convention the models are trained for (the MoDL / GLEAM / PUN papers') and over the
+    foreground under fastMRI's RSS convention. Over the whole RSS image the models' SSIM is
+    below l1-wavelet's (README, "Bundled models"): their near-zero background does not match the
+    RSS image's noise floor. PUN-IT, with 3% of the conv weights, is 0.6-1.0 dB below dense here."""
     volume = open_kspace("demo")
     mask = make_mask(MaskSpec("random", 4.0, 0.08, seed=0), volume.matrix)
     problem = prepare_from_volume(
@@ -104,12 +106,10 @@ def test_contract_models_beat_default_l1_wavelet_on_the_demo(reference, region):
         *_, last = get_method(name).iterate(problem)
         scores[name] = evaluate_image(problem, last.image)
     l1, cg = scores.pop("l1-wavelet"), scores.pop("cg-sense")
-    # PUN-IT (3% of the weights, 800 steps) misses this target: above CG-SENSE, within 0.6 dB
-    # below l1-wavelet (README, "Bundled models"; issue 16 stays open for it)
-    pun = scores.pop("model:pun-it")
-    assert cg["psnr"] + 0.5 < pun["psnr"] < l1["psnr"] + 1.0, (pun["psnr"], cg["psnr"], l1["psnr"])
-    assert pun["psnr"] > l1["psnr"] - 0.6, (pun["psnr"], l1["psnr"])
+    dense, pun = scores["model:dense"], scores["model:pun-it"]
+    assert dense["psnr"] - 1.5 < pun["psnr"] < dense["psnr"], (pun["psnr"], dense["psnr"])
     for name, metrics in scores.items():
+        assert metrics["psnr"] > cg["psnr"] + 2.0, (name, metrics["psnr"], cg["psnr"])
         assert metrics["psnr"] > l1["psnr"], (name, metrics["psnr"], l1["psnr"])
         if (reference, region) != ("rss", "all"):
             assert metrics["ssim"] > l1["ssim"], (name, metrics["ssim"], l1["ssim"])
