@@ -322,11 +322,12 @@ def run(args: argparse.Namespace) -> int:
     out = {
         "benchmark": "generalization",
         "test_dir": str(args.test_dir),
-        "training": {
+        # the setting the others vary from; when the bench trained the models it is their
+        # training setting too (given models: their own training is models[*].card_*)
+        ("training" if args.dense is None else "base_setting"): {
             "mask": config.mask,
             "accelerations": config.accelerations,
-            "steps": config.steps,
-            "model": config.model,
+            **({"steps": config.steps, "model": config.model} if args.dense is None else {}),
         },
         "settings": settings_for(config, args.high_acceleration, args.noise),
         "models": info,

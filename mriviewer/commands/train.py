@@ -177,9 +177,9 @@ def add_prune_arguments(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--prune-init-scale",
-        choices=["dense", "fan-in"],
-        help="PUN-IT: train from the kept initial weights as they are (dense) or scaled per "
-        "output channel by sqrt(fan-in / kept fan-in) (fan-in; Evci et al. 2022)",
+        choices=["none", "fan-in"],
+        help="PUN-IT: train from the kept initial weights as they are (none, the default) or "
+        "scaled per output channel by sqrt(fan-in / kept fan-in) (fan-in; Evci et al. 2022)",
     )
     g.add_argument("--prune-schedule", choices=["cubic", "linear"], help="PUN-WT density schedule")
     g.add_argument("--prune-every", type=int, help="PUN-WT: prune every this many steps")

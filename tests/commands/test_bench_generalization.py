@@ -56,6 +56,7 @@ def test_bench_trains_both_models_and_reports_every_setting(data, tmp_path, caps
             assert r["slices"] == 2 and math.isfinite(r["psnr_mean"]) and 0 < r["ssim_mean"] <= 1
             assert r["psnr_mean"] == pytest.approx(np.mean(r["psnr"]))
     assert result["models"]["dense"]["density"] == 1.0
+    assert result["training"]["steps"] > 0 and "base_setting" not in result
     assert result["models"]["pun-it"]["density"] == pytest.approx(0.1, abs=0.01)
     # noise lowers zero-filled quality, the other settings are distinct masks
     names = list(result["results"])
@@ -66,8 +67,12 @@ def test_bench_trains_both_models_and_reports_every_setting(data, tmp_path, caps
     capsys.readouterr()
     again = ["bench", "generalization", "--test", str(data / "test"), "--coil-method", "lowres"]
     again += ["--dense", str(out / "dense"), "--pun", str(out / "pun-it")]
-    assert main(again) == 0
+    assert main(again + ["--json", str(result_json)]) == 0
     assert "other mask: equispaced 4x" in capsys.readouterr().out
+    given = json.loads(result_json.read_text())
+    # the bench did not train these: no "training" block, the setting it varies is named so
+    assert "training" not in given and given["base_setting"]["accelerations"] == [4.0]
+    assert given["models"]["dense"]["card_accelerations"]
 
 
 def test_bench_refuses_one_model_only(data, capsys):

@@ -109,8 +109,16 @@ class TrainerPruning(Callback):
         )
         apply_masks(self.model, result.masks)
         if self.settings.init_scale == "fan-in":
-            scales = fan_in_rescale(self.model, list(result.masks))
-            log({"phase": "pun-it init scale", "mean_scale": sum(scales.values()) / len(scales)})
+            scales = fan_in_rescale(self.model, list(result.masks)).values()
+            live = sum(n for n, _, _ in scales)
+            log(
+                {
+                    "phase": "pun-it init scale",
+                    "mean_scale": sum(t for _, _, t in scales) / max(1, live),
+                    "channels_kept": live,
+                    "channels_empty": sum(d for _, d, _ in scales),
+                }
+            )
         trainer.optimisers = make_optimisers(self.model, c.strategy, trainer.modules, c.lr)
         report = density_report(self.model, self.names)
         log(

@@ -305,10 +305,10 @@ def fan_in_rescale(model: nn.Module, names: list[str]) -> dict[str, float]:
     by ``sqrt(fan_in / kept_fan_in)`` (fan_in = in_channels * kh * kw of the dense layer;
     channels with nothing kept are left alone), so the pruned layer's output variance at
     initialisation equals the dense layer's (Evci et al., AAAI 2022, "Gradient flow in sparse
-    neural networks and how lottery tickets win"). Returns ``{name: mean scale}`` over
-    channels with kept weights. Raises ConfigError for a name without a mask.
+    neural networks and how lottery tickets win"). Returns ``{name: (channels with kept weights,
+    channels with none, sum of their scales)}``. Raises ConfigError for a name without a mask.
     """
-    scales: dict[str, float] = {}
+    scales: dict[str, tuple[int, int, float]] = {}
     for name in names:
         module = _module_of(model, name)
         if not is_masked(module):
@@ -321,5 +321,5 @@ def fan_in_rescale(model: nn.Module, names: list[str]) -> dict[str, float]:
             module.weight_orig.mul_(factor.view(-1, *([1] * (mask.dim() - 1))).to(mask.dtype))
             module.weight = module.weight_orig * module.weight_mask
         used = factor[kept > 0]
-        scales[name] = float(used.mean()) if used.numel() else 1.0
+        scales[name] = (int(used.numel()), int((kept == 0).sum()), float(used.sum()))
     return scales

@@ -16,7 +16,7 @@ METHODS = ("it", "wt", "at")
 METHOD_NAMES = {"it": "pun-it", "wt": "pun-wt", "at": "pun-at"}
 REWINDS = ("none", "init")
 SCHEDULES = ("cubic", "linear")
-INIT_SCALES = ("dense", "fan-in")
+INIT_SCALES = ("none", "fan-in")
 
 
 def check_density(density: Any, what: str = "density") -> float:
@@ -49,7 +49,7 @@ class PruneSettings:
     search_steps, search_lr (Adam on the logits), init_prob (initial keep probability;
     default the target density, so the relaxed net starts at the target density in expectation),
     straight_through (hard 0/1 mask forward, relaxed gradient), log_every (hard-mask loss).
-    init_scale: ``dense`` (train from the kept initial weights as they are) or ``fan-in``
+    init_scale (PUN-IT only): ``none`` (train from the kept initial weights as they are) or ``fan-in``
     (sparsity-aware initialisation, Evci et al., AAAI 2022, "Gradient flow in sparse neural
     networks and how lottery tickets win": each output channel's kept weights are scaled by
     ``sqrt(dense fan-in / kept fan-in)``, so a pruned layer's output variance at initialisation
@@ -74,7 +74,7 @@ class PruneSettings:
     search_lr: float = 0.1
     init_prob: float | None = None
     straight_through: bool = False
-    init_scale: str = "dense"
+    init_scale: str = "none"
     log_every: int = 10
     schedule: str = "cubic"
     start_fraction: float = 0.1
@@ -152,6 +152,11 @@ class PruneSettings:
         if self.init_scale not in INIT_SCALES:
             raise ConfigError(
                 f"unknown prune init_scale {self.init_scale!r}; use one of {', '.join(INIT_SCALES)}"
+            )
+        if self.init_scale != "none" and self.method != "it":
+            raise ConfigError(
+                f"prune init_scale {self.init_scale!r} applies to PUN-IT (method it) only, "
+                f"not {METHOD_NAMES.get(self.method, self.method)}"
             )
         if self.schedule not in SCHEDULES:
             raise ConfigError(

@@ -491,7 +491,7 @@ def test_fan_in_rescale_preserves_each_channels_output_variance():
     torch.testing.assert_close(weight[1], 4 * dense[1] * mask[1])
     torch.testing.assert_close(weight[2], dense[2])
     assert not weight[3].any()
-    assert scales["0.weight"] == pytest.approx((2 + 4 + 1) / 3)
+    assert scales["0.weight"] == (3, 1, pytest.approx(2 + 4 + 1))
     # output variance on white input: the pruned channels match the dense layer's
     x = torch.randn(64, 16, 24, 24)
     with torch.no_grad():
@@ -504,6 +504,9 @@ def test_fan_in_rescale_preserves_each_channels_output_variance():
         fan_in_rescale(torch.nn.Sequential(torch.nn.Conv2d(2, 2, 3)), ["0.weight"])
     with pytest.raises(ConfigError, match="unknown prune init_scale"):
         PruneSettings(init_scale="kaiming").validate()
+    with pytest.raises(ConfigError, match="applies to PUN-IT .method it. only, not pun-wt"):
+        PruneSettings(method="wt", init_scale="fan-in").validate()
+    assert PruneSettings(method="wt").init_scale == "none"
 
 
 def test_train_prune_it_fan_in_init_scale(data, tmp_path):
@@ -515,3 +518,4 @@ def test_train_prune_it_fan_in_init_scale(data, tmp_path):
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     (scale,) = [r for r in log if r.get("phase") == "pun-it init scale"]
     assert scale["mean_scale"] > 1.5  # about sqrt(1 / 0.2) = 2.2 per kept channel
+    assert scale["channels_kept"] > 0 and scale["channels_empty"] >= 0
