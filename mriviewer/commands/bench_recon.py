@@ -437,7 +437,11 @@ def neighbour_rows(case: Case, args) -> list[dict[str, Any]]:
     from mriviewer.core.threads import pick_threads
 
     cg = _cg_runner(SenseOperator, case)
-    work = {"CG-SENSE 10 its": lambda: cg(10), "MoDL pass": _modl(case, False)[1]}
+    work = {
+        "CG-SENSE 10 its": lambda: cg(10),
+        "MoDL pass": _modl(case, False)[1],
+        "training step": _modl(case, True)[1],
+    }
     fixed = torch.get_num_threads()
 
     def timed(fn) -> tuple[float, int]:
@@ -526,7 +530,8 @@ def bench_case(name: str, stages: list[str], args) -> dict[str, Any]:
         "header": (
             f"case {name}: {c} coils {h} x {w}, 1-D random mask R 4 cf 0.08, calib "
             f"{case.calib}; torch {torch.__version__}, {_threads(torch.get_num_threads())}, "
-            f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}, {malloc_description()}"
+            f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')} "
+            f"GOMP_SPINCOUNT={os.environ.get('GOMP_SPINCOUNT', '(unset)')}, {malloc_description()}"
         ),
         "stages": {},
     }

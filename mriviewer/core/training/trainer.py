@@ -183,6 +183,13 @@ class Trainer:
         self.device = resolve_device(config.device)
         if config.threads is not None:
             torch.set_num_threads(int(config.threads))
+        from mriviewer.core.threads import ThreadGovernor
+
+        #: without ``threads``, CPU training follows the free cores step by step (a neighbour
+        #: that starts mid-run gets its core back within seconds)
+        self.thread_governor = ThreadGovernor(
+            enabled=config.threads is None and torch.device(self.device).type == "cpu"
+        )
         self.output = Path(config.output)
         self.resume = resume
         torch.manual_seed(config.seed)
@@ -485,6 +492,7 @@ class Trainer:
         )
         try:
             while self.step < self.total_steps:
+                self.thread_governor.update()
                 started = time.perf_counter()
                 self.before_step(self.step + 1)
                 self.set_lr(c.lr_at(self.step, self.total_steps))

@@ -120,3 +120,35 @@ def test_pruning_is_a_callback_of_a_pruning_run(data, tmp_path):
     result = trainer.run()
     log = [json.loads(line) for line in (tmp_path / "wt" / "log.jsonl").read_text().splitlines()]
     assert log[-1]["density"] == pytest.approx(0.5, abs=0.01) and result.steps == 4
+
+
+def test_cpu_training_follows_the_free_cores_unless_threads_is_fixed(data, tmp_path, monkeypatch):
+    """Without ``threads`` the run re-picks torch's thread count between steps (issue 14);
+    an explicit ``threads`` fixes it."""
+    import torch
+
+    from mriviewer.core import threads
+
+    monkeypatch.delenv(threads.THREADS_ENV, raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    picks = []
+
+    def pick(reserve=0, samples=9):
+        picks.append(samples)
+        return 1
+
+    monkeypatch.setattr(threads, "pick_threads", pick)
+    before = torch.get_num_threads()
+    try:
+        trainer = Trainer(_config(data, tmp_path / "auto"))
+        trainer.thread_governor.interval_s = 0.0  # every step
+        trainer.run()
+        assert trainer.thread_governor.enabled and len(picks) == 4
+        assert torch.get_num_threads() == 1
+        picks.clear()
+        fixed = Trainer(_config(data, tmp_path / "fixed", threads=2))
+        fixed.run()
+        assert not fixed.thread_governor.enabled and picks == []
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
