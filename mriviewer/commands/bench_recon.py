@@ -63,10 +63,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--neighbour",
         action="store_true",
-        help="CG and MoDL quiet and beside a busy-loop process on one core",
+        help="CG, a MoDL pass and a training step quiet and beside a busy-loop process on one "
+        "core (each run picks its threads from the free cores unless --threads fixes them)",
     )
     parser.add_argument("--repeats", type=int, default=3, help="best of N (default 3)")
-    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        help="torch CPU threads (default: the free cores, as every mriviewer command picks them)",
+    )
     parser.add_argument("--json", metavar="OUT.json", help="also write the results as JSON")
     parser.set_defaults(func=run)
 

@@ -105,7 +105,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--coil-method", choices=["espirit", "jsense", "lowres"])
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     g.add_argument(
-        "--threads", type=int, help="torch CPU threads (1 is often fastest on a busy machine)"
+        "--threads",
+        type=int,
+        help="torch CPU threads (default: the free cores, re-checked every 2 s during training)",
     )
     add_prune_arguments(parser)
     parser.set_defaults(func=run)

@@ -64,20 +64,22 @@ def other_running(samples: int = 9, interval: float = 0.005) -> int | None:
 
 
 def fixed_threads() -> int | None:
-    """``MRIVIEWER_THREADS`` if it is a number, else None (``auto``)."""
-    raw = os.environ.get(THREADS_ENV, "auto").strip().lower()
-    if raw not in ("", "auto"):
-        try:
-            return max(1, int(raw))
-        except ValueError:
-            pass
+    """A thread count fixed by the user: ``MRIVIEWER_THREADS`` if it is a number, else
+    ``OMP_NUM_THREADS`` if it is one, else None (``auto``)."""
+    for name in (THREADS_ENV, "OMP_NUM_THREADS"):
+        raw = os.environ.get(name, "").strip().lower()
+        if raw not in ("", "auto"):
+            try:
+                return max(1, int(raw))
+            except ValueError:
+                pass
     return None
 
 
 def pick_threads(reserve: int = 0, samples: int = 9) -> int:
-    """Threads for a computation starting now: ``MRIVIEWER_THREADS`` if it is a number, else
-    the cores not taken by other running processes, minus ``reserve`` (e.g. 1 for a UI), at
-    least 1."""
+    """Threads for a computation starting now: the user's fixed count (:func:`fixed_threads`:
+    ``MRIVIEWER_THREADS``, then ``OMP_NUM_THREADS``), else the cores not taken by other running
+    processes, minus ``reserve`` (e.g. 1 for a UI), at least 1."""
     fixed = fixed_threads()
     if fixed is not None:
         return fixed
@@ -99,11 +101,7 @@ class ThreadGovernor:
     def __init__(self, reserve: int = 0, interval_s: float = 2.0, enabled: bool = True) -> None:
         self.reserve = reserve
         self.interval_s = float(interval_s)
-        self.enabled = (
-            enabled
-            and fixed_threads() is None
-            and not os.environ.get("OMP_NUM_THREADS", "").strip()
-        )
+        self.enabled = enabled and fixed_threads() is None
         self.changes = 0
         self._last = -float("inf")
 

@@ -109,10 +109,13 @@ def test_pick_threads_bounds_and_override(monkeypatch):
     from mriviewer.core import threads
 
     monkeypatch.delenv(threads.THREADS_ENV, raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     n = threads.pick_threads()
     assert 1 <= n <= threads.available_cores()
     assert threads.pick_threads(reserve=99) == 1
     monkeypatch.setattr(threads, "other_running", lambda samples=9: 0)
     assert threads.pick_threads() == threads.available_cores()
-    monkeypatch.setenv(threads.THREADS_ENV, "3")
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")  # the user's OpenMP setting fixes it too
+    assert threads.pick_threads() == threads.pick_threads(reserve=1) == 2
+    monkeypatch.setenv(threads.THREADS_ENV, "3")  # mriviewer's own variable wins
     assert threads.pick_threads() == 3
