@@ -22,12 +22,22 @@ METHODS = ["zero-filled", "cg-sense"]
 
 @pytest.fixture(scope="module")
 def demo_session():
-    session = ComparisonSession()
-    session.open("demo", 0)
-    session.make_mask(SPEC)
-    traces = session.run(METHODS)
-    assert all(t.complete and not t.error for t in traces.values())
-    return session
+    """The session on one torch thread, and every CLI call of this module too (MRIVIEWER_THREADS):
+    the same arithmetic gives the same images to the bit, while another thread count changes
+    the order of parallel sums (CG-SENSE differs by up to 1e-4 between one and two threads)."""
+    import torch
+
+    before = torch.get_num_threads()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MRIVIEWER_THREADS", "1")
+        torch.set_num_threads(1)
+        session = ComparisonSession()
+        session.open("demo", 0)
+        session.make_mask(SPEC)
+        traces = session.run(METHODS)
+        assert all(t.complete and not t.error for t in traces.values())
+        yield session
+    torch.set_num_threads(before)
 
 
 def test_session_cli_eval_and_recon_agree_on_the_demo(demo_session, tmp_path):

@@ -127,12 +127,18 @@ def cache_dir() -> Path:
     return base / "coilmaps"
 
 
+#: bumped whenever an estimator's result changes, so that disk-cache entries written by an
+#: earlier version are not read back as today's maps (2: ESPIRiT's slow pixels finished by eigh)
+MAPS_VERSION = 2
+
+
 def _key(
     kspace: np.ndarray, method: str, calib: tuple[int, int], crop: float, source: str | None
 ) -> str:
     h = hashlib.sha256()
     region = calib[0] if calib[0] == calib[1] else calib  # square keys as before
     h.update(f"{method}|{region}|{crop:.4f}|{source}|{kspace.shape}".encode())
+    h.update(f"|v{MAPS_VERSION}".encode())
     # Always hash the calibration data too: the same file and slice may be read differently
     # (prewhitened or not, another encoding), and the source name alone would hit stale maps.
     c, hh, ww = kspace.shape

@@ -16,8 +16,9 @@ outer products, then runs 100 power iterations. Here:
    that stops when the maps stop changing where they are kept (``|x_new - x_old| < tol``
    wherever the eigenvalue is above ``crop``), at most ``max_iter`` (sigpy: always 100); after
    24 iterations the few kept pixels still moving (near-equal leading eigenvalues, which the
-   power iteration needs hundreds of iterations for) get a dense ``eigh`` of their ``C x C``
-   matrix, BART ``ecalib``'s method.
+   power iteration needs hundreds of iterations for) get their remaining iterations in closed
+   form, ``V diag(lambda^k) V^H x`` from a dense ``eigh`` of their ``C x C`` matrix (BART's
+   ``ecalib`` decomposes every pixel's matrix), so they end where sigpy's 100 iterations do.
 
 The result is sigpy's up to float32 rounding and the power iteration's convergence: per pixel
 ``|<s_torch, s_sigpy>| / (|s_torch| |s_sigpy|)`` is 1 to within 1e-3 inside the support
@@ -100,15 +101,29 @@ def _norm(x: torch.Tensor) -> torch.Tensor:
     return torch.view_as_real(x).square().sum(dim=(0, -1)).sqrt()
 
 
-def _top_eigenpairs(aha: torch.Tensor, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Leading eigenvector ``(C, k)`` and eigenvalue ``(k,)`` of the per-pixel matrices at the
-    flat pixel indices ``pixels`` by a dense Hermitian eigendecomposition (as BART's ``ecalib``
-    does for every pixel)."""
+def _remaining_iterations(
+    aha: torch.Tensor, x: torch.Tensor, pixels: torch.Tensor, steps: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``steps`` more power iterations at the flat pixel indices ``pixels`` in closed form:
+    ``A^steps x = V diag(lambda^steps) V^H x`` from a dense Hermitian eigendecomposition of each
+    ``C x C`` matrix. Returns the normalised vectors ``(C, k)`` and ``|A v|`` ``(k,)``, what
+    ``steps`` iterations of :func:`power_iteration` would give, to rounding. A smooth function
+    of the data (unlike the leading eigenvector alone, which turns arbitrarily inside a cluster
+    of nearly equal eigenvalues), so it is as reproducible as the iteration itself."""
     c = aha.shape[0]
-    mats = aha.reshape(c, c, -1)[:, :, pixels].permute(2, 0, 1)
+    mats = aha.reshape(c, c, -1)[:, :, pixels].permute(2, 0, 1).to(torch.complex128)
     mats = 0.5 * (mats + mats.conj().transpose(1, 2))  # Hermitian to rounding
-    values, vectors = torch.linalg.eigh(mats.to(torch.complex128))
-    return vectors[:, :, -1].T.to(aha.dtype), values[:, -1].to(aha.real.dtype)
+    values, vectors = torch.linalg.eigh(mats)
+    top = values[:, -1:].clamp_min(torch.finfo(torch.float64).tiny)
+    steps = max(int(steps), 1)
+    gain = (values / top).clamp(-1.0, 1.0).pow(steps - 1)
+    start = x.reshape(c, -1)[:, pixels].T.to(torch.complex128)  # (k, C)
+    coefficients = (vectors.conj().transpose(1, 2) @ start.unsqueeze(-1)).squeeze(-1) * gain
+    v = (vectors @ coefficients.unsqueeze(-1)).squeeze(-1)  # after steps - 1 iterations
+    v = v / v.norm(dim=1, keepdim=True).clamp_min(1e-300)
+    y = (mats @ v.unsqueeze(-1)).squeeze(-1)  # the last one as the iteration does it
+    eig = y.norm(dim=1)
+    return (y / eig.clamp_min(1e-300).unsqueeze(1)).T.to(aha.dtype), eig.to(aha.real.dtype)
 
 
 def power_iteration(
@@ -125,8 +140,10 @@ def power_iteration(
     the maps moved by less than ``tol`` wherever the eigenvalue is above ``crop``; at most
     ``max_iter``. Pixels whose two leading eigenvalues are close converge slowly (a few in a
     thousand may still move by 4e-3 per iteration after 100): after ``direct_after`` iterations,
-    if at most ``direct_fraction`` of the kept pixels have not converged, those are solved by a
-    dense eigendecomposition instead (``None``: never; sigpy always runs 100 iterations).
+    if at most ``direct_fraction`` of the kept pixels have not converged, those get their
+    remaining ``max_iter - direct_after`` iterations in closed form from a dense
+    eigendecomposition (:func:`_remaining_iterations`; ``None``: never). Either way every pixel
+    ends where ``max_iter`` iterations (sigpy: always 100) or convergence would leave it.
     (Repeated squaring of the per-pixel matrices costs ``C^3`` per pixel against ``C^2`` per
     iteration: it only pays for fewer coils than ``2^s / s``.)"""
     tiny = torch.finfo(aha.real.dtype).tiny
@@ -145,7 +162,7 @@ def power_iteration(
                 return y, eig, done
             if direct and left <= direct_fraction * int(kept.sum()):
                 pixels = moving.reshape(-1).nonzero().squeeze(1)
-                vectors, values = _top_eigenpairs(aha, pixels)
+                vectors, values = _remaining_iterations(aha, y, pixels, int(max_iter) - done)
                 y.reshape(y.shape[0], -1)[:, pixels] = vectors
                 eig.reshape(-1)[pixels] = values
                 return y, eig, done
