@@ -272,7 +272,9 @@ def run(args: argparse.Namespace) -> int:
         config, plan = plan_for_config(config, budget)
         print(choice_line(plan).replace("choice:", "memory budget: chose", 1), flush=True)
         memory_plan = plan.record()
-    trainer = Trainer(config, resume=args.resume, memory_plan=memory_plan)
+    # without --threads the run follows the free cores (a fixed count keeps it bit-for-bit
+    # repeatable, --resume included)
+    trainer = Trainer(config, resume=args.resume, memory_plan=memory_plan, follow_load=True)
     m = config.model
     print(
         f"training {m['name']} N={trainer.model.num_unrolls} "

@@ -164,7 +164,9 @@ class Trainer:
     with its masks, for PUN-AT fine-tuning). callbacks: extra :class:`Callback` objects, called
     after the run's own (pruning from ``config.prune``, then keep-best). memory_plan: the
     choice of ``train --memory-budget`` (:meth:`mriviewer.benchmarks.plan.Plan.record`), kept in
-    ``config.json`` and in the model cards' ``extra``.
+    ``config.json`` and in the model cards' ``extra``. follow_load: on CPU without
+    ``config.threads``, re-pick torch's thread count from the free cores every 2 s
+    (:class:`mriviewer.core.threads.ThreadGovernor`).
     """
 
     def __init__(
@@ -175,6 +177,7 @@ class Trainer:
         model: UnrolledNet | None = None,
         callbacks: Iterable[Callback] = (),
         memory_plan: dict[str, Any] | None = None,
+        follow_load: bool = False,
     ) -> None:
         self.config = config.validate()
         #: what ``train --memory-budget`` chose (budget, device, N, M, peak): recorded in
@@ -185,10 +188,14 @@ class Trainer:
             torch.set_num_threads(int(config.threads))
         from mriviewer.core.threads import ThreadGovernor
 
-        #: without ``threads``, CPU training follows the free cores step by step (a neighbour
-        #: that starts mid-run gets its core back within seconds)
+        #: with ``follow_load`` (``mriviewer train`` without ``--threads``) CPU training follows
+        #: the free cores step by step, so a neighbour that starts mid-run gets its core back
+        #: within seconds; off by default, since another thread count changes the order of
+        #: parallel sums and a run is then no longer bit-for-bit repeatable
         self.thread_governor = ThreadGovernor(
-            enabled=config.threads is None and torch.device(self.device).type == "cpu"
+            enabled=follow_load
+            and config.threads is None
+            and torch.device(self.device).type == "cpu"
         )
         self.output = Path(config.output)
         self.resume = resume

@@ -123,8 +123,8 @@ def test_pruning_is_a_callback_of_a_pruning_run(data, tmp_path):
 
 
 def test_cpu_training_follows_the_free_cores_unless_threads_is_fixed(data, tmp_path, monkeypatch):
-    """Without ``threads`` the run re-picks torch's thread count between steps (issue 14);
-    an explicit ``threads`` fixes it."""
+    """With follow_load (``mriviewer train``) and without ``threads`` the run re-picks torch's
+    thread count between steps (issue 14); an explicit ``threads`` fixes it."""
     import torch
 
     from mriviewer.core import threads
@@ -140,15 +140,17 @@ def test_cpu_training_follows_the_free_cores_unless_threads_is_fixed(data, tmp_p
     monkeypatch.setattr(threads, "pick_threads", pick)
     before = torch.get_num_threads()
     try:
-        trainer = Trainer(_config(data, tmp_path / "auto"))
+        trainer = Trainer(_config(data, tmp_path / "auto"), follow_load=True)
         trainer.thread_governor.interval_s = 0.0  # every step
         trainer.run()
         assert trainer.thread_governor.enabled and len(picks) == 4
         assert torch.get_num_threads() == 1
         picks.clear()
-        fixed = Trainer(_config(data, tmp_path / "fixed", threads=2))
+        fixed = Trainer(_config(data, tmp_path / "fixed", threads=2), follow_load=True)
         fixed.run()
         assert not fixed.thread_governor.enabled and picks == []
         assert torch.get_num_threads() == 2
+        # the Python API keeps the thread count unless asked (bit-for-bit repeatable runs)
+        assert not Trainer(_config(data, tmp_path / "api")).thread_governor.enabled
     finally:
         torch.set_num_threads(before)
