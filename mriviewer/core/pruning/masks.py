@@ -298,7 +298,7 @@ def get_info(model: nn.Module) -> dict[str, Any] | None:
     return getattr(model, INFO_ATTR, None)
 
 
-def fan_in_rescale(model: nn.Module, names: list[str]) -> dict[str, float]:
+def fan_in_rescale(model: nn.Module, names: list[str]) -> dict[str, tuple[int, int, float]]:
     """Sparsity-aware initialisation of masked conv weights, in place.
 
     Each output channel's kept weights (``weight_orig`` where ``weight_mask`` is 1) are scaled
